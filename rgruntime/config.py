@@ -1,0 +1,273 @@
+"""Configuration of the runtime and its layers.
+
+Two equivalent forms are accepted everywhere: the attrs classes below, and the plain dicts the
+caching guide writes (``{"enabled": True, "default_ttl": 3600, "max_size": "100MB", "strategy":
+"lru"}``). Dicts are validated key by key: an unknown key, a bad unit, a negative TTL or an unknown
+strategy raises :class:`~rgruntime.ConfigError` naming the field, the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import attrs
+
+from rgruntime.errors import ConfigError
+from rgruntime.units import parse_duration, parse_size
+
+__all__ = [
+    "BUILTIN_LAYERS",
+    "STRATEGIES",
+    "LayerConfig",
+    "RuntimeConfig",
+]
+
+#: Eviction strategies this version implements. ``lfu`` and ``tiered`` are planned.
+STRATEGIES: Final = ("lru", "ttl")
+
+_T = TypeVar("_T")
+
+
+def _check_name(name: object, field: str) -> str:
+    if not isinstance(name, str) or not name or not name.isidentifier():
+        raise ConfigError(field, name, "a non-empty identifier such as 'response' or 'embeddings'")
+    return name
+
+
+def _optional(
+    parse: Callable[..., _T],
+) -> Callable[[object, str], _T | None]:
+    def parse_optional(value: object, field: str) -> _T | None:
+        return None if value is None else parse(value, field=field)
+
+    return parse_optional
+
+
+def _positive_int(value: object, *, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(field, value, "a positive whole number")
+    return value
+
+
+def _boolean(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(field, value, "True or False")
+    return value
+
+
+def _strategy(value: object, field: str) -> str:
+    if value not in STRATEGIES:
+        raise ConfigError(field, value, f"one of {', '.join(map(repr, STRATEGIES))}")
+    return str(value)
+
+
+def _share(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(field, value, "a positive number (a relative share of max_size)")
+    return float(value)
+
+
+_duration = _optional(parse_duration)
+_size = _optional(parse_size)
+_count = _optional(_positive_int)
+
+
+_LAYER_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
+    "ttl": _duration,
+    "default_ttl": _duration,
+    "max_ttl": _duration,
+    "max_entries": _count,
+    "max_size": _size,
+    "strategy": _strategy,
+    "sliding_ttl": _boolean,
+    "enabled": _boolean,
+    "budget_share": _share,
+    "write_buffer_size": lambda v, field: _positive_int(v, field=field),
+}
+
+
+@attrs.frozen(kw_only=True)
+class LayerConfig:
+    """The settings of one cache layer, fully resolved.
+
+    ``ttl`` is the default time to live in seconds (``None``: entries never expire on their own);
+    ``max_ttl`` caps the TTL a single entry may ask for. ``max_entries`` and ``max_size`` (bytes)
+    bound the layer; ``strategy`` picks what leaves first when it is over a bound. With
+    ``sliding_ttl`` a hit restarts the entry's TTL. ``enabled=False`` makes the layer a
+    pass-through: loads run, nothing is stored.
+    """
+
+    name: str
+    ttl: float | None = None
+    max_ttl: float | None = None
+    max_entries: int | None = None
+    max_size: int | None = None
+    strategy: str = "lru"
+    sliding_ttl: bool = False
+    enabled: bool = True
+    budget_share: float = 1.0
+    #: Pending writes after which a writer waits for the actor to catch up (backpressure).
+    write_buffer_size: int = 4096
+
+    def __attrs_post_init__(self) -> None:
+        where = f"layers.{self.name}"
+        _check_name(self.name, f"{where}.name")
+        # Built directly (not from a dict), the fields have not been through the parsers yet.
+        for field in attrs.fields(LayerConfig):
+            if field.name in _LAYER_KEYS:
+                _LAYER_KEYS[field.name](getattr(self, field.name), f"{where}.{field.name}")
+        if self.ttl is not None and self.max_ttl is not None and self.ttl > self.max_ttl:
+            raise ConfigError(f"{where}.ttl", self.ttl, f"at most max_ttl ({self.max_ttl:g} s)")
+
+    @classmethod
+    def parse_overrides(cls, name: str, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """Validate a layer's dict form into keyword arguments (``default_ttl`` means ``ttl``)."""
+        if not isinstance(options, Mapping):
+            raise ConfigError(where, options, "a dict of layer settings")
+        parsed: dict[str, Any] = {}
+        for key, value in options.items():
+            parse = _LAYER_KEYS.get(key)
+            if parse is None:
+                known = ", ".join(sorted(_LAYER_KEYS))
+                raise ConfigError(f"{where}.{key}", value, f"a known layer setting: {known}")
+            parsed["ttl" if key == "default_ttl" else key] = parse(value, f"{where}.{key}")
+        return parsed
+
+
+#: The guide's five layers and their defaults (TTL and the longest TTL an entry may ask for).
+BUILTIN_LAYERS: Final[Mapping[str, Mapping[str, float | None]]] = {
+    "response": {"ttl": 3600.0, "max_ttl": 86400.0},
+    "session": {"ttl": None, "max_ttl": None},
+    "model": {"ttl": 86400.0, "max_ttl": 7 * 86400.0},
+    "tool": {"ttl": 300.0, "max_ttl": 3600.0},
+    "memory": {"ttl": 900.0, "max_ttl": None},
+}
+
+_RUNTIME_KEYS: Final = (
+    "enabled",
+    "default_ttl",
+    "max_size",
+    "max_entries",
+    "strategy",
+    "sliding_ttl",
+    "layers",
+)
+
+
+@attrs.frozen(kw_only=True)
+class RuntimeConfig:
+    """The settings of a runtime: global defaults and one :class:`LayerConfig` per layer.
+
+    Build it from the guide's dict with :meth:`from_mapping`, or let :func:`open_runtime` do it.
+    Global settings are defaults that a layer's own settings override:
+
+    - ``default_ttl``: the TTL of custom layers that set none (the built-in layers keep the
+      guide's table: response 1 h, session none, model 1 d, tool 5 min, memory 15 min);
+    - ``max_size``: the byte budget of the whole runtime, split across the layers that set no
+      ``max_size`` of their own in proportion to their ``budget_share``;
+    - ``max_entries``, ``strategy``, ``sliding_ttl``: per-layer defaults.
+    """
+
+    enabled: bool = True
+    default_ttl: float | None = 3600.0
+    max_size: int | None = None
+    max_entries: int | None = None
+    strategy: str = "lru"
+    sliding_ttl: bool = False
+    layers: Mapping[str, LayerConfig] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_size is None:
+            return
+        fixed = sum(layer.max_size or 0 for layer in self.layers.values())
+        if fixed > self.max_size:
+            raise ConfigError(
+                "cache_config.layers.*.max_size",
+                fixed,
+                f"a total no larger than cache_config.max_size ({self.max_size} bytes)",
+            )
+
+    @classmethod
+    def from_mapping(
+        cls, options: Mapping[str, Any] | None = None, *, where: str = "cache_config"
+    ) -> RuntimeConfig:
+        """Validate the guide's dict form and resolve every layer's settings."""
+        options = {} if options is None else options
+        if not isinstance(options, Mapping):
+            raise ConfigError(where, options, "a dict such as {'max_size': '100MB'}")
+        for key, value in options.items():
+            if key not in _RUNTIME_KEYS:
+                raise ConfigError(
+                    f"{where}.{key}", value, f"a known setting: {', '.join(_RUNTIME_KEYS)}"
+                )
+        enabled = _boolean(options.get("enabled", True), f"{where}.enabled")
+        default_ttl = _duration(options.get("default_ttl", 3600.0), f"{where}.default_ttl")
+        max_size = _size(options.get("max_size"), f"{where}.max_size")
+        max_entries = _count(options.get("max_entries"), f"{where}.max_entries")
+        strategy = _strategy(options.get("strategy", "lru"), f"{where}.strategy")
+        sliding = _boolean(options.get("sliding_ttl", False), f"{where}.sliding_ttl")
+        layer_options = options.get("layers", {})
+        if not isinstance(layer_options, Mapping):
+            raise ConfigError(f"{where}.layers", layer_options, "a dict of layer name to settings")
+
+        overrides: dict[str, dict[str, Any]] = {name: {} for name in BUILTIN_LAYERS}
+        for name, layer in layer_options.items():
+            layer_where = f"{where}.layers.{_check_name(name, f'{where}.layers')}"
+            if isinstance(layer, LayerConfig):
+                overrides[name] = attrs.asdict(layer, recurse=False)
+            else:
+                overrides[name] = LayerConfig.parse_overrides(name, layer, layer_where)
+
+        layers: dict[str, LayerConfig] = {}
+        for name, given in overrides.items():
+            settings: dict[str, Any] = {
+                "ttl": default_ttl,
+                "max_entries": max_entries,
+                "strategy": strategy,
+                "sliding_ttl": sliding,
+                "enabled": enabled,
+            }
+            settings.update(BUILTIN_LAYERS.get(name, {}))
+            settings.update(given)
+            settings["name"] = name
+            settings["enabled"] = enabled and settings["enabled"]
+            layers[name] = LayerConfig(**settings)
+        return cls(
+            enabled=enabled,
+            default_ttl=default_ttl,
+            max_size=max_size,
+            max_entries=max_entries,
+            strategy=strategy,
+            sliding_ttl=sliding,
+            layers=_split_budget(layers, max_size),
+        )
+
+    @classmethod
+    def coerce(cls, config: RuntimeConfig | Mapping[str, Any] | None) -> RuntimeConfig:
+        """Accept a :class:`RuntimeConfig`, the guide's dict, or ``None`` (all defaults)."""
+        if isinstance(config, RuntimeConfig):
+            return config
+        return cls.from_mapping(config)
+
+
+def _split_budget(layers: dict[str, LayerConfig], total: int | None) -> dict[str, LayerConfig]:
+    """Give each layer without a byte budget of its own a share of the runtime's budget."""
+    if total is None:
+        return layers
+    fixed = sum(layer.max_size or 0 for layer in layers.values())
+    open_layers = [layer for layer in layers.values() if layer.max_size is None]
+    shares = sum(layer.budget_share for layer in open_layers)
+    remaining = total - fixed
+    if open_layers and remaining < len(open_layers):
+        raise ConfigError(
+            "cache_config.max_size",
+            total,
+            f"more than the layers' own max_size total ({fixed} bytes), to leave room for "
+            f"{', '.join(layer.name for layer in open_layers)}",
+        )
+    split = dict(layers)
+    for layer in open_layers:
+        budget = max(1, int(remaining * layer.budget_share / shares))
+        split[layer.name] = attrs.evolve(layer, max_size=budget)
+    return split

@@ -1,0 +1,43 @@
+"""The interface between a layer's actor and its eviction policy.
+
+A policy is a plain synchronous data structure: no anyio, no clock, no I/O. The actor tells it
+about writes and removals in batches and asks it for a victim when the layer is over a bound, so
+the same object can replay a trace of millions of requests at full speed in a benchmark.
+
+Hits reach a live layer's policy lazily: readers only count hits on the entry, and when the
+policy names a victim that was hit since the actor last looked, the actor reports the access
+(``record_access``) and asks again instead of evicting it. A trace replay calls
+``record_access`` on every hit instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Protocol, TypeVar
+
+__all__ = ["EvictionPolicy"]
+
+K = TypeVar("K", bound=Hashable)
+
+
+class EvictionPolicy(Protocol[K]):
+    """What a layer's actor needs from a policy. Keys are tracked from write until removal."""
+
+    def record_access(self, key: K, expires_at: float) -> None:
+        """``key`` was read (a hit). ``expires_at`` is its deadline now (sliding TTLs move it).
+
+        Keys the policy does not track are ignored: an access record may arrive after the entry
+        it names was removed.
+        """
+
+    def record_write(self, key: K, size: int, expires_at: float) -> None:
+        """``key`` was inserted or overwritten with an entry of ``size`` bytes."""
+
+    def remove(self, key: K) -> None:
+        """``key`` left the layer (evicted, deleted, expired or invalidated): stop tracking it."""
+
+    def victim(self) -> K:
+        """The key to evict next (still tracked until ``remove``). ``KeyError`` if none."""
+
+    def __len__(self) -> int:
+        """How many keys the policy tracks."""

@@ -1,0 +1,60 @@
+"""One cached value and what the layer knows about it."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Final
+
+__all__ = ["NEVER", "Entry"]
+
+#: The deadline of an entry that does not expire on its own.
+NEVER: Final = math.inf
+
+_sequence = itertools.count()
+
+
+class Entry:
+    """A cached value. Readers see ``value`` and ``expires_at``; the rest is the actor's.
+
+    ``hits`` counts the hits on this entry (the reader's side of the access record);
+    ``seen_hits`` is how many of them the eviction policy has been told about. ``timer`` is the
+    entry's position in the layer's timer index while it has one; ``sequence`` orders entries by
+    creation and breaks ties between equal deadlines.
+    """
+
+    __slots__ = (
+        "expires_at",
+        "hits",
+        "key",
+        "seen_hits",
+        "sequence",
+        "size",
+        "tags",
+        "timer",
+        "ttl",
+        "value",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        value: Any,
+        expires_at: float,
+        ttl: float | None,
+        size: int,
+        tags: frozenset[str],
+    ) -> None:
+        self.key = key
+        self.value = value
+        self.expires_at = expires_at
+        self.ttl = ttl
+        self.size = size
+        self.tags = tags
+        self.hits = 0
+        self.seen_hits = 0
+        self.sequence = next(_sequence)
+        self.timer: tuple[float, int, Entry] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Entry {self.key!r} size={self.size} expires_at={self.expires_at:g}>"

@@ -1,0 +1,139 @@
+"""The indices a layer's actor keeps beside its entries: deadlines, tags and sorted keys.
+
+They belong to the actor alone (no locking); readers never touch them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Iterator
+
+from sortedcontainers import SortedList
+
+from rgruntime.runtime.entry import NEVER, Entry
+
+__all__ = ["TAG_SEPARATOR", "KeyIndex", "TagIndex", "TimerIndex", "literal_prefix"]
+
+#: Separates the levels of a hierarchical tag: ``products:electronics:phones``.
+TAG_SEPARATOR = ":"
+# The character right after the separator: [tag + ":", tag + ";") spans exactly the children.
+_AFTER_SEPARATOR = chr(ord(TAG_SEPARATOR) + 1)
+_GLOB_SPECIALS = re.compile(r"[*?\[]")
+
+
+class TimerIndex:
+    """Entries with a deadline, in deadline order (ties broken by creation order)."""
+
+    __slots__ = ("_timers",)
+
+    def __init__(self) -> None:
+        self._timers: SortedList[tuple[float, int, Entry]] = SortedList()
+
+    def add(self, entry: Entry) -> None:
+        if entry.expires_at != NEVER:
+            entry.timer = (entry.expires_at, entry.sequence, entry)
+            self._timers.add(entry.timer)
+
+    def discard(self, entry: Entry) -> None:
+        if entry.timer is not None:
+            self._timers.remove(entry.timer)
+            entry.timer = None
+
+    def next_deadline(self) -> float:
+        """The earliest deadline, or ``NEVER`` when nothing is timed."""
+        return self._timers[0][0] if self._timers else NEVER
+
+    def pop_due(self, now: float) -> Iterator[Entry]:
+        """Remove and yield the entries whose timer is at or before ``now``.
+
+        A sliding TTL may have moved an entry's deadline since its timer was set: the caller
+        checks ``entry.expires_at`` and re-adds the entries that are still live.
+        """
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            entry: Entry = timers.pop(0)[2]
+            entry.timer = None
+            yield entry
+
+    def __len__(self) -> int:
+        return len(self._timers)
+
+
+class TagIndex:
+    """Tag to keys, with hierarchical lookup: ``products`` finds ``products:electronics:phones``."""
+
+    __slots__ = ("_keys_by_tag", "_tags")
+
+    def __init__(self) -> None:
+        self._keys_by_tag: dict[str, set[str]] = {}
+        self._tags: SortedList[str] = SortedList()
+
+    def add(self, key: str, tags: Iterable[str]) -> None:
+        for tag in tags:
+            keys = self._keys_by_tag.get(tag)
+            if keys is None:
+                keys = self._keys_by_tag[tag] = set()
+                self._tags.add(tag)
+            keys.add(key)
+
+    def discard(self, key: str, tags: Iterable[str]) -> None:
+        for tag in tags:
+            keys = self._keys_by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._keys_by_tag[tag]
+                    self._tags.remove(tag)
+
+    def keys_under(self, tag: str) -> set[str]:
+        """Keys tagged ``tag`` or any tag below it (``tag:...``), but not ``tagX``."""
+        found = set(self._keys_by_tag.get(tag, ()))
+        children = self._tags.irange(
+            tag + TAG_SEPARATOR, tag + _AFTER_SEPARATOR, inclusive=(True, False)
+        )
+        for child in children:
+            found.update(self._keys_by_tag[child])
+        return found
+
+    def __len__(self) -> int:
+        return len(self._keys_by_tag)
+
+
+def literal_prefix(pattern: str) -> str:
+    """The part of a glob pattern before its first wildcard: ``weather_*`` gives ``weather_``."""
+    special = _GLOB_SPECIALS.search(pattern)
+    return pattern if special is None else pattern[: special.start()]
+
+
+class KeyIndex:
+    """The layer's keys in sorted order, so a glob with a literal prefix visits only that range."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: SortedList[str] = SortedList()
+
+    def add(self, key: str) -> None:
+        self._keys.add(key)
+
+    def discard(self, key: str) -> None:
+        self._keys.discard(key)
+
+    def matching(self, pattern: str) -> list[str]:
+        """Keys matching the glob ``pattern`` (``*``, ``?``, ``[...]``; case-sensitive)."""
+        prefix = literal_prefix(pattern)
+        if prefix == pattern:
+            return [pattern] if pattern in self._keys else []
+        match = re.compile(fnmatch.translate(pattern)).match
+        candidates: Iterable[str] = self._keys.irange(minimum=prefix) if prefix else self._keys
+        found = []
+        for key in candidates:
+            if not key.startswith(prefix):
+                break
+            if match(key):
+                found.append(key)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._keys)

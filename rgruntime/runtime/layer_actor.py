@@ -1,0 +1,295 @@
+"""The actor that owns a layer's policy state.
+
+One task per layer. It owns the eviction policy, the timer, tag and key indices and the byte
+accounting, and it alone removes entries on its own account (expiry, eviction, invalidation).
+Callers reach it through its inbox, an anyio memory object stream carrying:
+
+- ``WAKE``: "there are buffered accesses or writes": sent at most once per maintenance pass;
+- ``Invalidate``, ``Clear``, ``Maintain``: requests that carry a reply.
+
+Before handling any message, and whenever its next timer is due, the actor runs one maintenance
+pass, synchronously, in this order: apply writes, expire, evict to the bounds. Because the pass
+never suspends, it always sees every write made before it: the entry map and the indices agree
+whenever the actor acts.
+
+Hits are not sent at all: each entry counts its own. When the policy names a victim whose count
+moved since the actor last looked, the actor tells the policy about the access and asks again
+(a second chance, as in CLOCK): the policy learns every hit that could change a decision, at the
+moment it makes one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+
+from rgruntime.errors import RuntimeClosedError
+from rgruntime.policies import make_policy
+from rgruntime.runtime.arguments import Selection
+from rgruntime.runtime.entry import Entry
+from rgruntime.runtime.indices import KeyIndex, TagIndex, TimerIndex
+from rgruntime.runtime.layer import Layer
+
+__all__ = ["LayerActor"]
+
+#: Inbox capacity. Wake-ups are deduplicated, so this bounds only concurrent requests.
+_INBOX_SIZE: Final = 64
+
+
+class _Request:
+    """A message that expects an answer."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = anyio.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def answer(self, value: Any = None, error: BaseException | None = None) -> None:
+        self._value, self._error = value, error
+        self._done.set()
+
+    async def answer_received(self) -> Any:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Invalidate(_Request):
+    __slots__ = ("selection",)
+
+    def __init__(self, selection: Selection) -> None:
+        super().__init__()
+        self.selection = selection
+
+
+class _Clear(_Request):
+    __slots__ = ()
+
+
+class _Maintain(_Request):
+    __slots__ = ()
+
+
+_WAKE: Final = object()
+_Message = object  # a _Request, or _WAKE
+
+
+class LayerActor:
+    """Runs one layer's maintenance and answers its requests (see the module documentation)."""
+
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+        self._policy = make_policy(layer.config.strategy)
+        self._timers = TimerIndex()
+        self._tags = TagIndex()
+        self._keys = KeyIndex()
+        self._max_entries = layer.config.max_entries
+        self._max_size = layer.config.max_size
+        self._send, self._receive = anyio.create_memory_object_stream[_Message](_INBOX_SIZE)
+        self._wake_pending = False
+        self.size_bytes = 0
+        self.second_chances = 0
+        self.evictions = 0
+        self.expirations = 0
+        self.invalidations = 0
+        self.maintenance_runs = 0
+
+    # -- the callers' side ---------------------------------------------------------------------
+
+    def request_maintenance(self) -> None:
+        """Ask for a maintenance pass soon. Never suspends; repeated calls send one wake-up."""
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        try:
+            self._send.send_nowait(_WAKE)
+        except anyio.WouldBlock:
+            pass  # the inbox is full: a pass runs before each of those messages anyway
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # the actor has stopped: there is nothing left to maintain
+
+    async def maintained(self) -> None:
+        """Return once a maintenance pass has run after this call."""
+        await self._request(_Maintain())
+
+    async def invalidate(self, selection: Selection) -> int:
+        return int(await self._request(_Invalidate(selection)))
+
+    async def clear(self) -> int:
+        return int(await self._request(_Clear()))
+
+    def inbox_depth(self) -> int:
+        return self._send.statistics().current_buffer_used
+
+    def timer_count(self) -> int:
+        return len(self._timers)
+
+    def tag_count(self) -> int:
+        return len(self._tags)
+
+    def policy_size(self) -> int:
+        return len(self._policy)
+
+    async def _request(self, request: _Request) -> Any:
+        try:
+            await self._send.send(request)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise RuntimeClosedError(f"cache layer {self.layer.name!r} is closed") from None
+        return await request.answer_received()
+
+    # -- the actor's task ----------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled; loads run in a task group nested here and end with the actor."""
+        try:
+            async with anyio.create_task_group() as service:
+                self.layer._attach(self, service)
+                task_status.started()
+                await self._serve()
+        finally:
+            self.layer._close()
+            self._refuse_pending()
+
+    async def _serve(self) -> None:
+        receive = self._receive
+        while True:
+            message: _Message | None = None
+            deadline = self.layer._clock.to_backend(self._timers.next_deadline())
+            with anyio.CancelScope(deadline=deadline):
+                message = await receive.receive()
+            self._maintain()
+            if isinstance(message, _Request):
+                self._handle(message)
+
+    def _handle(self, request: _Request) -> None:
+        if isinstance(request, _Invalidate):
+            request.answer(self._invalidate(request.selection))
+        elif isinstance(request, _Clear):
+            request.answer(self._clear())
+        else:
+            request.answer()
+
+    def _refuse_pending(self) -> None:
+        """Answer the requests still queued with an error, then close the inbox."""
+        closed = RuntimeClosedError(f"cache layer {self.layer.name!r} closed")
+        while True:
+            try:
+                message = self._receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            if isinstance(message, _Request):
+                message.answer(error=closed)
+        self._receive.close()
+        self._send.close()
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        layer = self.layer
+        self._wake_pending = False
+        self.maintenance_runs += 1
+        if layer._writes:
+            writes, layer._writes = layer._writes, []
+            for old, new in writes:
+                self._apply_write(old, new)
+        self._expire(layer._now())
+        self._evict()
+
+    def _apply_write(self, old: Entry | None, new: Entry | None) -> None:
+        if old is not None:
+            self._unindex(old)
+            if new is None:
+                self._policy.remove(old.key)
+                self._keys.discard(old.key)
+                self.invalidations += 1
+        if new is not None:
+            self._index(new)
+            if old is None:
+                self._keys.add(new.key)
+            self._policy.record_write(new.key, new.size, new.expires_at)
+
+    def _expire(self, now: float) -> None:
+        for entry in list(self._timers.pop_due(now)):
+            if entry.expires_at > now:
+                self._timers.add(entry)  # a sliding TTL moved the deadline: not due yet
+            else:
+                self._remove(entry)
+                self.expirations += 1
+
+    def _evict(self) -> None:
+        entries = self.layer._entries
+        policy = self._policy
+        max_entries, max_size = self._max_entries, self._max_size
+        while (max_entries is not None and len(entries) > max_entries) or (
+            max_size is not None and self.size_bytes > max_size
+        ):
+            key = policy.victim()
+            entry = entries[key]
+            if entry.hits != entry.seen_hits:
+                # Hit since the policy last heard of it: report the access, ask again. Ends:
+                # nothing can hit during this (synchronous) pass, so every key gets one chance.
+                entry.seen_hits = entry.hits
+                policy.record_access(key, entry.expires_at)
+                self.second_chances += 1
+                continue
+            self._remove(entry)
+            self.evictions += 1
+
+    def _invalidate(self, selection: Selection) -> int:
+        found = set(selection.keys)
+        if selection.pattern is not None:
+            found.update(self._keys.matching(selection.pattern))
+        for tag in selection.tags:
+            found.update(self._tags.keys_under(tag))
+        removed = self._remove_keys(found)
+        for load in list(self.layer._loads.values()):
+            if selection.matches(load.key, load.tags):
+                load.discarded = True
+                load.detach()
+        return removed
+
+    def _clear(self) -> int:
+        removed = self._remove_keys(list(self.layer._entries))
+        for load in list(self.layer._loads.values()):
+            load.discarded = True
+            load.detach()
+        return removed
+
+    def _remove_keys(self, keys: set[str] | list[str]) -> int:
+        """Remove the entries under ``keys``; return how many of them were live."""
+        entries = self.layer._entries
+        now = self.layer._now()
+        live = 0
+        for key in keys:
+            entry = entries.get(key)
+            if entry is not None:
+                live += entry.expires_at > now
+                self._remove(entry)
+        self.invalidations += live
+        return live
+
+    def _remove(self, entry: Entry) -> None:
+        del self.layer._entries[entry.key]
+        self.layer._retired_hits += entry.hits
+        self._unindex(entry)
+        self._keys.discard(entry.key)
+        self._policy.remove(entry.key)
+
+    def _index(self, entry: Entry) -> None:
+        self._timers.add(entry)
+        if entry.tags:
+            self._tags.add(entry.key, entry.tags)
+        self.size_bytes += entry.size
+
+    def _unindex(self, entry: Entry) -> None:
+        self._timers.discard(entry)
+        if entry.tags:
+            self._tags.discard(entry.key, entry.tags)
+        self.size_bytes -= entry.size

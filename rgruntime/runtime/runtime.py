@@ -1,0 +1,145 @@
+"""The runtime: a supervisor and its layer actors, living inside one task group.
+
+``async with open_runtime(config) as runtime:`` starts them; leaving the block cancels them all
+(loads in flight included) and returns once every task has ended. Nothing starts at import time,
+and nothing binds to an event loop before the block is entered.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from rgruntime.config import LayerConfig, RuntimeConfig
+from rgruntime.errors import LayerNotFoundError, RuntimeClosedError
+from rgruntime.runtime.arguments import Selection
+from rgruntime.runtime.clock import backend_clock
+from rgruntime.runtime.layer import Layer
+from rgruntime.runtime.stats import CacheStats, LayerStatistics
+from rgruntime.runtime.supervisor import Supervisor
+
+__all__ = ["Runtime", "open_runtime"]
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Runtime:
+    """An in-process cache runtime: five layers by default, more by name.
+
+    Use it as an async context manager (``open_runtime`` builds one). The same object cannot be
+    opened twice; open a new one instead.
+    """
+
+    def __init__(self, config: RuntimeConfig | Mapping[str, Any] | None = None) -> None:
+        self.config = RuntimeConfig.coerce(config)
+        self._state = _State.NEW
+        self._supervisor: Supervisor | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    def __repr__(self) -> str:
+        return f"<Runtime {self._state.value} layers={list(self.config.layers)}>"
+
+    async def __aenter__(self) -> Runtime:
+        if self._state is not _State.NEW:
+            raise RuntimeError(f"this Runtime is {self._state.value}; a Runtime opens only once")
+        self._state = _State.OPEN
+        self._supervisor = Supervisor(dict(self.config.layers), backend_clock())
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        try:
+            await task_group.start(self._supervisor.run, name="rgruntime supervisor")
+        except BaseException as error:
+            self._state = _State.CLOSED
+            task_group.cancel_scope.cancel()
+            await task_group.__aexit__(type(error), error, error.__traceback__)
+            raise
+        self._task_group = task_group
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        self._state = _State.CLOSED
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        return await self._task_group.__aexit__(exc_type, exc, traceback)
+
+    @property
+    def is_open(self) -> bool:
+        return self._state is _State.OPEN
+
+    @property
+    def layers(self) -> Mapping[str, Layer]:
+        """The running layers by name (a read-only view)."""
+        return MappingProxyType(self._require_supervisor().layers)
+
+    def layer(self, name: str) -> Layer:
+        """The layer called ``name``; :class:`~rgruntime.LayerNotFoundError` if there is none."""
+        layers = self._require_supervisor().layers
+        try:
+            return layers[name]
+        except KeyError:
+            raise LayerNotFoundError(name, tuple(layers)) from None
+
+    async def add_layer(self, name: str, **settings: Any) -> Layer:
+        """Start one more layer while running, with the settings a layer dict accepts.
+
+        Settings not given come from the runtime's defaults (``default_ttl``, ``max_entries``,
+        ``strategy``...). A new layer does not take a share of the runtime's ``max_size``: give
+        it a ``max_size`` of its own if it must be bounded by bytes.
+        """
+        supervisor = self._require_supervisor()
+        defaults = {
+            "ttl": self.config.default_ttl,
+            "max_entries": self.config.max_entries,
+            "strategy": self.config.strategy,
+            "sliding_ttl": self.config.sliding_ttl,
+            "enabled": self.config.enabled,
+        }
+        parsed = LayerConfig.parse_overrides(name, settings, f"layers.{name}")
+        config = LayerConfig(name=name, **{**defaults, **parsed})
+        return await supervisor.add_layer(config)
+
+    async def invalidate(
+        self,
+        *,
+        key: str | None = None,
+        keys: Iterable[str] | None = None,
+        pattern: str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> int:
+        """:meth:`Layer.invalidate` over every layer; returns the total removed."""
+        selection = Selection.of(key=key, keys=keys, pattern=pattern, tags=tags)
+        return await self._require_supervisor().invalidate_all(selection)
+
+    def stats(self) -> CacheStats:
+        """Counters summed over all layers; each layer's own record is in ``.layers``."""
+        layers = self._require_supervisor().layers
+        return CacheStats.combine({name: layer.stats() for name, layer in layers.items()})
+
+    def statistics(self) -> dict[str, LayerStatistics]:
+        """Each layer actor's internals, by layer name."""
+        layers = self._require_supervisor().layers
+        return {name: layer.statistics() for name, layer in layers.items()}
+
+    def _require_supervisor(self) -> Supervisor:
+        if self._state is not _State.OPEN or self._supervisor is None:
+            raise RuntimeClosedError(f"the runtime is {self._state.value}, not open")
+        return self._supervisor
+
+
+def open_runtime(config: RuntimeConfig | Mapping[str, Any] | None = None) -> Runtime:
+    """A runtime for ``async with``: ``async with open_runtime({"max_size": "100MB"}) as rt:``."""
+    return Runtime(config)

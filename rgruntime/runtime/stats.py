@@ -1,0 +1,113 @@
+"""Immutable statistics records: what a layer did (``stats``) and how its actor is doing
+(``statistics``, after trio's naming)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["CacheStats", "LayerStatistics"]
+
+
+@attrs.frozen(kw_only=True)
+class CacheStats:
+    """Counters of one layer, or of a whole runtime (then ``layers`` holds each layer's).
+
+    ``hit_rate`` and ``miss_rate`` are percentages (0-100) of ``requests``, as the caching guide
+    prints them (``f"Hit rate: {stats.hit_rate}%"``). Times are seconds of the event loop's clock.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    load_successes: int = 0
+    load_failures: int = 0
+    total_load_time: float = 0.0
+    evictions: int = 0
+    expirations: int = 0
+    invalidations: int = 0
+    oversize_rejections: int = 0
+    entries: int = 0
+    size_bytes: int = 0
+    max_entries: int | None = None
+    max_size: int | None = None
+    layers: Mapping[str, CacheStats] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def requests(self) -> int:
+        """Lookups answered: hits plus misses."""
+        return self.hits + self.misses
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits as a percentage of requests (0.0 when there was none)."""
+        return 100.0 * self.hits / self.requests if self.requests else 0.0
+
+    @property
+    def miss_rate(self) -> float:
+        """Misses as a percentage of requests (0.0 when there was none)."""
+        return 100.0 * self.misses / self.requests if self.requests else 0.0
+
+    @property
+    def average_load_time(self) -> float:
+        """Mean seconds per finished load."""
+        loads = self.load_successes + self.load_failures
+        return self.total_load_time / loads if loads else 0.0
+
+    # The caching guide's names for three of the counters.
+    @property
+    def entry_count(self) -> int:
+        return self.entries
+
+    @property
+    def eviction_count(self) -> int:
+        return self.evictions
+
+    @property
+    def memory_usage(self) -> int:
+        return self.size_bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every counter and rate, JSON-ready (per-layer records nested under ``layers``)."""
+        record = attrs.asdict(self, recurse=False, filter=lambda field, _: field.name != "layers")
+        record.update(hit_rate=self.hit_rate, miss_rate=self.miss_rate, requests=self.requests)
+        if self.layers:
+            record["layers"] = {name: stats.as_dict() for name, stats in self.layers.items()}
+        return record
+
+    @classmethod
+    def combine(cls, layers: Mapping[str, CacheStats]) -> CacheStats:
+        """The runtime-wide record: counters summed, bounds summed where every layer has one."""
+
+        def total(values: Iterable[int | None]) -> int | None:
+            values = list(values)
+            return None if any(v is None for v in values) else sum(v or 0 for v in values)
+
+        summed = {
+            field.name: sum(getattr(stats, field.name) for stats in layers.values())
+            for field in attrs.fields(cls)
+            if field.name not in ("layers", "max_entries", "max_size")
+        }
+        return cls(
+            **summed,
+            max_entries=total(s.max_entries for s in layers.values()),
+            max_size=total(s.max_size for s in layers.values()),
+            layers=dict(layers),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class LayerStatistics:
+    """The actor's internals, for debugging and tuning (not a stable metric set)."""
+
+    name: str
+    inbox_depth: int
+    pending_writes: int
+    loads_in_flight: int
+    load_waiters: int
+    timers: int
+    tags: int
+    maintenance_runs: int
+    second_chances: int
+    policy_entries: int
