@@ -1,0 +1,7 @@
+"""``python -m rgruntime``: the same as the ``rgruntime`` command."""
+
+import sys
+
+from rgruntime.cli import main
+
+sys.exit(main())
