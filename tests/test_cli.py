@@ -12,9 +12,9 @@ from rgruntime.cli import main
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_demo_reports_every_layer(backend: str) -> None:
+    options = ["--backend", backend, "--requests", "300", "--latency-scale", "0.01", "--seed", "7"]
     result = subprocess.run(
-        [sys.executable, "-m", "rgruntime", "demo", "--backend", backend]
-        + ["--requests", "300", "--latency-scale", "0.01", "--seed", "7"],
+        [sys.executable, "-m", "rgruntime", "demo", *options],
         capture_output=True,
         text=True,
         timeout=120,
