@@ -1,7 +1,8 @@
 """The ``rgruntime`` command (also ``python -m rgruntime``).
 
-``rgruntime demo`` runs a simulated agent workload through the embedded runtime and prints what
-each cache layer saved. ``rgruntime version`` prints the version.
+``rgruntime demo`` runs a simulated agent workload (several agents; repeated, reworded and new
+goals; multi-turn sessions) through the client on the embedded runtime, and prints what each
+cache layer saved. ``rgruntime version`` prints the version.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from rgruntime._version import __version__
 from rgruntime.demo import DemoReport, WorkloadSettings, run_workload
-from rgruntime.runtime.runtime import open_runtime
+from rgruntime.errors import RGRuntimeError
 
 __all__ = ["main"]
 
@@ -63,40 +64,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "version":
         print(__version__)
         return 0
-    settings = WorkloadSettings(
-        requests=arguments.requests,
-        concurrency=arguments.concurrency,
-        seed=arguments.seed,
-        latency_scale=arguments.latency_scale,
-    )
-    console = Console()
-    report = anyio.run(_demo, settings, arguments.max_size, console, backend=arguments.backend)
+    try:
+        settings = WorkloadSettings(
+            requests=arguments.requests,
+            concurrency=arguments.concurrency,
+            seed=arguments.seed,
+            latency_scale=arguments.latency_scale,
+            max_size=arguments.max_size,
+        )
+        console = Console()
+        report = anyio.run(_demo, settings, console, backend=arguments.backend)
+    except RGRuntimeError as error:
+        print(f"rgruntime demo: {error}", file=sys.stderr)
+        return 2
     console.print(_report_table(report))
+    console.print(
+        f"{report.requests:,} requests made {report.model_calls:,} model calls; the caches "
+        f"saved {report.tokens_saved:,} tokens and ${report.cost_saved:,.4f}."
+    )
     return 0
 
 
-async def _demo(settings: WorkloadSettings, max_size: str, console: Console) -> DemoReport:
-    async with open_runtime({"max_size": max_size}) as runtime:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
-            task = progress.add_task("requests", total=settings.requests)
-            return await run_workload(
-                runtime, settings, progress=lambda n: progress.advance(task, n)
-            )
+async def _demo(settings: WorkloadSettings, console: Console) -> DemoReport:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("requests", total=settings.requests)
+        return await run_workload(settings, progress=lambda n: progress.advance(task, n))
 
 
 def _report_table(report: DemoReport) -> Table:
     table = Table(
-        title=f"rgruntime demo: {report.requests} requests on {report.backend} "
+        title=f"rgruntime demo: {report.requests:,} requests on {report.backend} "
         f"in {report.elapsed:.1f} s"
     )
-    for column in ("layer", "requests", "hits", "hit rate", "loads", "entries", "time saved"):
+    columns = ("layer", "requests", "hits", "hit rate", "tokens saved", "cost saved", "time saved")
+    for column in columns:
         table.add_column(column, justify="left" if column == "layer" else "right")
     for layer in report.layers:
         table.add_row(
@@ -104,8 +111,8 @@ def _report_table(report: DemoReport) -> Table:
             f"{layer.requests:,}",
             f"{layer.hits:,}",
             f"{layer.hit_rate:.1f}%",
-            f"{layer.loads:,}",
-            f"{layer.entries:,}",
+            f"{layer.tokens_saved:,}",
+            f"${layer.cost_saved:,.4f}",
             f"{layer.time_saved:,.1f} s",
         )
     return table

@@ -15,6 +15,11 @@ EXPECTED = {
     "quickstart.py": "london: {'temp': 17} (loader ran 1 time)",
     "invalidation.py": "by tag products:electronics: 2",
     "configuration.py": "tool entries after 5 writes: 3 (max_entries=3)",
+    "guide_blocking.py": "blocking client, second call cached: True",
+    "guide_configuration.py": "second 'Analyze document', cached: True from response",
+    "guide_response_caching.py": "10 concurrent requests, model calls: 1",
+    "guide_savings.py": "Cached responses: 4",
+    "guide_sessions.py": "resumed after 3 turns, history kept: 4 messages",
 }
 
 

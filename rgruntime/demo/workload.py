@@ -1,45 +1,67 @@
-"""A simulated agent platform's cache traffic, run through a real runtime.
+"""A simulated agent platform, run through the real client on the embedded runtime.
 
-Each request is what an agent platform does for one goal: look up the final answer in the
-``response`` layer and, on a miss, produce it: recall memories (``memory`` layer), call tools
-(``tool`` layer), call the model (``model`` layer), and keep the session state (``session``
-layer). Every producer is a ``get_or_load`` whose loader sleeps for a realistic latency; the
-report's "time saved" is each layer's hits times its measured mean load time. Keys follow
-Zipf-like popularity (a few goals are asked often, most rarely), which is what makes caching pay
-off in practice.
+Four agents answer goals through the offline :class:`~rgruntime.providers.SimulatedProvider`
+(real latency, token counts and prices; no network):
+
+- two support bots (``support_eu``, ``support_us``) configured alike, so their identical model
+  prompts share the ``model`` layer even though their answers are cached apart;
+- a research agent whose model calls a ``web_search`` tool before answering;
+- an analyst on a larger, slower, dearer model.
+
+The traffic mixes what real users send: popular goals asked again and again (Zipf-distributed),
+reworded variants of them (a few common phrasings each), brand-new goals, and multi-turn sessions
+following common flows. The report shows, per layer, the requests, the hit rate and what the hits
+saved in tokens, dollars and time (hits times the layer's measured mean load time).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from functools import partial
-from typing import Any
 
 import anyio
 import attrs
+import sniffio
 
-from rgruntime.runtime.layer import Layer
-from rgruntime.runtime.runtime import Runtime
+from rgruntime.agents.client import ResonantGenesis
+from rgruntime.providers import CompletionRequest, SimulatedProvider
 
 __all__ = ["DemoReport", "LayerReport", "WorkloadSettings", "run_workload"]
+
+_TOPICS = (
+    "business hours", "password reset", "return policy", "shipping times", "invoice copy",
+    "plan upgrade", "refund status", "account deletion", "two-factor login", "API limits",
+    "data export", "team seats", "billing address", "trial extension", "SSO setup",
+    "webhook retries", "outage status", "pricing tiers", "GDPR request", "mobile app sync",
+)  # fmt: skip
+_TEMPLATES = (
+    "What are your {}?",
+    "How do I handle {}?",
+    "Explain {} in two sentences.",
+    "Summarize the latest on {}.",
+)
+_REWORDINGS = ("Quick question: {}", "{} Thanks!", "Hi, {}")
+_FLOWS = (
+    ("I cannot log in.", "I tried resetting my password.", "The email never arrived."),
+    ("I want to upgrade.", "What does the next tier cost?", "Can I pay yearly?"),
+    ("Where is my order?", "It has been a week.", "Can you refund it?"),
+)
 
 
 @attrs.frozen(kw_only=True)
 class WorkloadSettings:
-    """What the demo runs. Latencies are seconds per loader call, before ``latency_scale``."""
+    """What the demo runs. Latencies are seconds, multiplied by ``latency_scale``."""
 
-    requests: int = 2000
+    requests: int = 3000
     concurrency: int = 32
-    agents: int = 4
-    goals_per_agent: int = 400
-    sessions: int = 200
     seed: int = 0
     latency_scale: float = 1.0
-    model_latency: float = 0.400
-    tool_latency: float = 0.080
-    memory_latency: float = 0.020
-    session_latency: float = 0.010
+    model_latency: float = 0.6
+    tool_latency: float = 0.3
+    reworded_share: float = 0.15
+    new_share: float = 0.10
+    session_share: float = 0.20
+    max_size: str = "64MB"
 
 
 @attrs.frozen(kw_only=True)
@@ -48,118 +70,158 @@ class LayerReport:
     requests: int
     hits: int
     hit_rate: float
-    loads: int
+    tokens_saved: int
+    cost_saved: float
     time_saved: float
-    entries: int
 
 
 @attrs.frozen(kw_only=True)
 class DemoReport:
     backend: str
     requests: int
+    model_calls: int
     elapsed: float
+    tokens_saved: int
+    cost_saved: float
     layers: tuple[LayerReport, ...]
 
 
-def _zipf_choice(rng: random.Random, population: int, skew: float = 1.1) -> int:
-    """An index in [0, population) with Zipf-like popularity (index 0 the most popular)."""
-    # Inverse-CDF sampling of a truncated power law: cheap and good enough for a demo.
-    u = rng.random()
-    return min(population - 1, int(population ** (u**skew)) - 1)
-
-
-async def run_workload(
-    runtime: Runtime,
-    settings: WorkloadSettings,
-    *,
-    progress: Callable[[int], None] | None = None,
-) -> DemoReport:
-    """Run ``settings.requests`` simulated requests through ``runtime``; report per layer."""
-    rng = random.Random(settings.seed)
-    plans = [_plan_request(rng, settings) for _ in range(settings.requests)]
-    limiter = anyio.CapacityLimiter(settings.concurrency)
-    response, model, tool, memory, session = (
-        runtime.layer(name) for name in ("response", "model", "tool", "memory", "session")
-    )
-    scale = settings.latency_scale
-
-    async def loader(value: Any, latency: float) -> Any:
-        await anyio.sleep(latency * scale)
-        return value
-
-    async def produce_answer(plan: _Plan) -> str:
-        await session.get_or_load(
-            plan.session, partial(loader, {"turns": 0}, settings.session_latency)
-        )
-        for query in plan.memory_queries:
-            await memory.get_or_load(query, partial(loader, [query], settings.memory_latency))
-        for call in plan.tool_calls:
-            await tool.get_or_load(call, partial(loader, {"result": call}, settings.tool_latency))
-        answer = partial(loader, f"answer {plan.goal}", settings.model_latency)
-        return str(await model.get_or_load(plan.model_key, answer))
-
-    async def one_request(plan: _Plan) -> None:
-        async with limiter:
-            await response.get_or_load(plan.goal, lambda: produce_answer(plan))
-        if progress is not None:
-            progress(1)
-
-    started = anyio.current_time()
-    async with anyio.create_task_group() as group:
-        for plan in plans:
-            group.start_soon(one_request, plan)
-    elapsed = anyio.current_time() - started
-
-    layers: list[Layer] = [response, model, tool, memory, session]
-    return DemoReport(
-        backend=_backend_name(),
-        requests=settings.requests,
-        elapsed=elapsed,
-        layers=tuple(_layer_report(layer) for layer in layers),
-    )
+@attrs.frozen
+class _Single:
+    agent: str
+    goal: str
 
 
 @attrs.frozen
-class _Plan:
-    goal: str
-    model_key: str
-    session: str
-    tool_calls: tuple[str, ...]
-    memory_queries: tuple[str, ...]
+class _Conversation:
+    agent: str
+    goals: tuple[str, ...]
 
 
-def _plan_request(rng: random.Random, settings: WorkloadSettings) -> _Plan:
-    agent = rng.randrange(settings.agents)
-    goal = _zipf_choice(rng, settings.goals_per_agent)
-    # Reworded goals miss the response cache but reach the same model prompt half the time.
-    reworded = rng.random() < 0.15
-    goal_key = f"agent-{agent}:goal-{goal}" + (f":v{rng.randrange(1000)}" if reworded else "")
-    tools = tuple(f"web_search:q-{_zipf_choice(rng, 300)}" for _ in range(rng.choice((0, 1, 1, 2))))
-    memories = tuple(f"agent-{agent}:mem-{_zipf_choice(rng, 100)}" for _ in range(2))
-    return _Plan(
-        goal=goal_key,
-        model_key=f"sim-model:agent-{agent}:goal-{goal}",
-        session=f"session-{_zipf_choice(rng, settings.sessions)}",
-        tool_calls=tools,
-        memory_queries=memories,
+def _zipf_index(rng: random.Random, population: int, skew: float = 1.2) -> int:
+    """An index in [0, population) with Zipf-like popularity (index 0 the most popular)."""
+    # Inverse-CDF sampling of a truncated power law: cheap and good enough for a demo.
+    return min(population - 1, int(population ** (rng.random() ** skew)) - 1)
+
+
+def _plan(settings: WorkloadSettings) -> list[_Single | _Conversation]:
+    """The requests, decided up front from the seed, so a run is reproducible."""
+    rng = random.Random(settings.seed)
+    goals = [template.format(topic) for topic in _TOPICS for template in _TEMPLATES]
+    rng.shuffle(goals)
+    agents = ("support_eu", "support_us", "research", "analyst")
+    plan: list[_Single | _Conversation] = []
+    planned = 0
+    while planned < settings.requests:
+        agent = rng.choice(agents)
+        kind = rng.random()
+        if kind < settings.session_share:
+            flow = rng.choice(_FLOWS)
+            turns = flow[: min(len(flow), settings.requests - planned)]
+            plan.append(_Conversation(agent, turns))
+            planned += len(turns)
+            continue
+        kind -= settings.session_share
+        goal = goals[_zipf_index(rng, len(goals))]
+        if kind < settings.new_share:
+            goal = f"{goal} (ticket {planned})"
+        elif kind < settings.new_share + settings.reworded_share:
+            goal = rng.choice(_REWORDINGS).format(goal)
+        plan.append(_Single(agent, goal))
+        planned += 1
+    return plan
+
+
+def _search_query(request: CompletionRequest) -> dict[str, str]:
+    return {"query": request.messages[-1].content or ""}
+
+
+async def run_workload(
+    settings: WorkloadSettings, *, progress: Callable[[int], None] | None = None
+) -> DemoReport:
+    """Run the workload on a fresh client; report per layer."""
+    scale = settings.latency_scale
+    provider = SimulatedProvider(
+        latency=settings.model_latency * scale,
+        seed=settings.seed,
+        tool_script={"web_search": _search_query},
     )
+    async with ResonantGenesis(
+        cache_config={"max_size": settings.max_size}, provider=provider
+    ) as client:
+        support_prompt = "You are ACME's support assistant. Answer briefly and kindly."
+        for agent_id in ("support_eu", "support_us"):
+            await client.agents.create(
+                "Support Bot",
+                agent_id=agent_id,
+                model="sim-small",
+                system_prompt=support_prompt,
+                cache_config={"response_cache": {"ttl": 86400}},
+            )
 
+        async def web_search(query: str) -> dict[str, list[str]]:
+            """Search the web (simulated)."""
+            await anyio.sleep(settings.tool_latency * scale)
+            return {"results": [f"result about {query[:40]}"]}
 
-def _layer_report(layer: Layer) -> LayerReport:
-    """The layer's counters; time saved is its hits times its measured mean load time."""
-    stats = layer.stats()
-    return LayerReport(
-        name=layer.name,
-        requests=stats.requests,
-        hits=stats.hits,
-        hit_rate=stats.hit_rate,
-        loads=stats.load_successes + stats.load_failures,
-        time_saved=stats.hits * stats.average_load_time,
-        entries=stats.entries,
-    )
+        client.tools.register(web_search)
+        await client.agents.create(
+            "Research Agent", agent_id="research", model="sim-large", tools=["web_search"]
+        )
+        await client.agents.create(
+            "Analyst", agent_id="analyst", model="sim-large", system_prompt="You analyse data."
+        )
 
+        limiter = anyio.CapacityLimiter(settings.concurrency)
 
-def _backend_name() -> str:
-    import sniffio
+        async def single(request: _Single) -> None:
+            async with limiter:
+                await client.sessions.execute(agent_id=request.agent, goal=request.goal)
+            if progress is not None:
+                progress(1)
 
-    return sniffio.current_async_library()
+        async def conversation(request: _Conversation) -> None:
+            async with limiter:
+                session = await client.sessions.create(request.agent)
+                for goal in request.goals:
+                    await client.sessions.execute(
+                        agent_id=request.agent, goal=goal, session_id=session.id
+                    )
+                    if progress is not None:
+                        progress(1)
+
+        started = anyio.current_time()
+        async with anyio.create_task_group() as group:
+            for request in _plan(settings):
+                if isinstance(request, _Single):
+                    group.start_soon(single, request)
+                else:
+                    group.start_soon(conversation, request)
+        elapsed = anyio.current_time() - started
+
+        savings = client.cache.get_savings("1d")
+        stats = client.cache.get_stats()
+        layers = []
+        for name in ("response", "model", "session", "tool", "memory"):
+            layer = stats.layers[name]
+            saved = savings.layers.get(name)
+            layers.append(
+                LayerReport(
+                    name=name,
+                    requests=layer.requests,
+                    hits=layer.hits,
+                    hit_rate=layer.hit_rate,
+                    tokens_saved=saved.tokens_saved if saved else 0,
+                    cost_saved=saved.cost_saved if saved else 0.0,
+                    time_saved=layer.hits * layer.average_load_time,
+                )
+            )
+        return DemoReport(
+            backend=sniffio.current_async_library(),
+            requests=settings.requests,
+            model_calls=provider.calls,
+            elapsed=elapsed,
+            tokens_saved=savings.tokens_saved,
+            cost_saved=savings.cost_saved,
+            layers=tuple(layers),
+        )

@@ -1,0 +1,171 @@
+"""Agents: what runs for a goal (model, temperature, tools, system prompt, runner) and how its
+answers are cached. ``client.agents`` is the :class:`AgentRegistry`."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from rgruntime.agents.config import AgentCacheConfig
+from rgruntime.errors import InvalidArgumentError, RGRuntimeError
+
+if TYPE_CHECKING:
+    from rgruntime.agents.runner import AgentOutput, RunContext
+
+__all__ = ["Agent", "AgentNotFoundError", "AgentRegistry", "Runner"]
+
+#: An agent framework's own loop: gets the goal and the cached model/tool helpers, returns the
+#: answer (a string, or an AgentOutput with usage and finish reason).
+Runner = Callable[["RunContext"], Awaitable["str | AgentOutput"]]
+
+
+class AgentNotFoundError(RGRuntimeError, LookupError):
+    """No agent has this id."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        super().__init__(f"no agent with id {agent_id!r}")
+
+
+def _temperature(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
+        raise InvalidArgumentError("temperature", value, "a number from 0 to 2")
+    return float(value)
+
+
+def _text(field: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentError(field, value, "a non-empty string")
+    return value
+
+
+def _name(value: object) -> str:
+    return _text("name", value)
+
+
+def _model(value: object) -> str:
+    return _text("model", value)
+
+
+def _tools(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise InvalidArgumentError("tools", value, "a list of tool names such as ['web_search']")
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError("tools", name, "tool names (non-empty strings)")
+    return names
+
+
+@attrs.frozen(kw_only=True)
+class Agent:
+    """One agent. Immutable: ``client.agents.update`` makes a new version."""
+
+    id: str
+    name: str = attrs.field(converter=_name)
+    version: int = 1
+    model: str = attrs.field(converter=_model)
+    temperature: float = attrs.field(default=0.0, converter=_temperature)
+    tools: tuple[str, ...] = attrs.field(default=(), converter=_tools)
+    system_prompt: str | None = None
+    cache_config: AgentCacheConfig = attrs.field(factory=AgentCacheConfig)
+    runner: Runner | None = attrs.field(default=None, eq=False, repr=False)
+    created_at: float = attrs.field(factory=time.time, eq=False)
+    updated_at: float = attrs.field(factory=time.time, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.system_prompt is not None and not isinstance(self.system_prompt, str):
+            raise InvalidArgumentError("system_prompt", self.system_prompt, "a string or None")
+        if self.runner is not None and not callable(self.runner):
+            raise InvalidArgumentError("runner", self.runner, "an async callable or None")
+
+
+_UPDATABLE = ("name", "model", "temperature", "tools", "system_prompt", "cache_config", "runner")
+
+
+class AgentRegistry:
+    """``client.agents``: create, get, list, update and delete agents."""
+
+    def __init__(
+        self,
+        default_model: str,
+        *,
+        on_update: Callable[[Agent, Agent], Awaitable[None]] | None = None,
+        on_delete: Callable[[Agent], Awaitable[None]] | None = None,
+    ) -> None:
+        self._agents: dict[str, Agent] = {}
+        self._default_model = default_model
+        self._on_update = on_update
+        self._on_delete = on_delete
+
+    async def create(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        temperature: float = 0.0,
+        tools: Iterable[str] = (),
+        system_prompt: str | None = None,
+        cache_config: Mapping[str, Any] | AgentCacheConfig | None = None,
+        runner: Runner | None = None,
+        agent_id: str | None = None,
+    ) -> Agent:
+        """A new agent (version 1). ``agent_id`` defaults to a fresh ``agent_<hex>``."""
+        if agent_id is None:
+            agent_id = f"agent_{secrets.token_hex(6)}"
+        elif not isinstance(agent_id, str) or not agent_id.isidentifier():
+            raise InvalidArgumentError("agent_id", agent_id, "an identifier such as 'agent_123'")
+        if agent_id in self._agents:
+            raise InvalidArgumentError("agent_id", agent_id, "an id no other agent has")
+        agent = Agent(
+            id=agent_id,
+            name=name,
+            model=model or self._default_model,
+            temperature=temperature,
+            tools=tools,
+            system_prompt=system_prompt,
+            cache_config=AgentCacheConfig.from_mapping(cache_config),
+            runner=runner,
+        )
+        self._agents[agent.id] = agent
+        return agent
+
+    def get(self, agent_id: str) -> Agent:
+        try:
+            return self._agents[agent_id]
+        except KeyError:
+            raise AgentNotFoundError(agent_id) from None
+
+    def list(self) -> list[Agent]:
+        return list(self._agents.values())
+
+    async def update(self, agent_id: str, **changes: Any) -> Agent:
+        """A new version of the agent with ``changes`` (the same keywords as :meth:`create`).
+
+        The version is part of the response cache key, so answers cached for the old version
+        are never served for the new one.
+        """
+        old = self.get(agent_id)
+        for key, value in changes.items():
+            if key not in _UPDATABLE:
+                raise InvalidArgumentError(key, value, f"one of {', '.join(_UPDATABLE)}")
+        if "cache_config" in changes:
+            changes["cache_config"] = AgentCacheConfig.from_mapping(changes["cache_config"])
+        new = attrs.evolve(old, version=old.version + 1, updated_at=time.time(), **changes)
+        self._agents[agent_id] = new
+        if self._on_update is not None:
+            await self._on_update(old, new)
+        return new
+
+    async def delete(self, agent_id: str) -> bool:
+        """Forget the agent (and, through the client, its cached answers); True if it existed."""
+        agent = self._agents.pop(agent_id, None)
+        if agent is None:
+            return False
+        if self._on_delete is not None:
+            await self._on_delete(agent)
+        return True

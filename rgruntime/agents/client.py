@@ -1,0 +1,317 @@
+"""The caching guide's client: ``async with ResonantGenesis(...) as client:``.
+
+Opening the client opens a :class:`~rgruntime.Runtime` (the five cache layers and their actors)
+and, when the client owns them, its model providers. Namespaces: ``client.agents``,
+``client.sessions``, ``client.cache``, ``client.models``, ``client.tools``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from rgruntime.agents.agent import Agent, AgentRegistry
+from rgruntime.agents.config import SessionCacheConfig
+from rgruntime.agents.execution import ExecutionResult, Executor
+from rgruntime.agents.models import ModelGateway, check_providers
+from rgruntime.agents.savings import Savings, SavingsLedger
+from rgruntime.agents.sessions import Session, SessionStore
+from rgruntime.agents.tools import ToolRegistry
+from rgruntime.config import RuntimeConfig
+from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
+from rgruntime.keys import digest
+from rgruntime.providers import (
+    ModelProvider,
+    OpenAICompatibleProvider,
+    PriceTable,
+    SimulatedProvider,
+)
+from rgruntime.runtime.runtime import Runtime
+from rgruntime.runtime.stats import CacheStats
+
+__all__ = ["CacheAPI", "ResonantGenesis", "SessionsAPI"]
+
+T = TypeVar("T")
+
+#: Cache backends this version can run. Redis and Memcached come with the distributed stores.
+_BACKENDS = ("memory",)
+
+
+def _check_backend(cache_backend: Mapping[str, Any] | None) -> None:
+    if cache_backend is None:
+        return
+    if not isinstance(cache_backend, Mapping):
+        raise ConfigError("cache_backend", cache_backend, "a dict such as {'type': 'memory'}")
+    kind = cache_backend.get("type")
+    if kind not in _BACKENDS:
+        raise ConfigError(
+            "cache_backend.type",
+            kind,
+            f"one of {', '.join(map(repr, _BACKENDS))} (redis and memcached are not available "
+            "in this version)",
+        )
+    for key, value in cache_backend.items():
+        if key != "type":
+            raise ConfigError(f"cache_backend.{key}", value, "no other setting for 'memory'")
+
+
+def goal_tag(agent_id: str, goal: str) -> str:
+    """The tag every cached answer of ``agent_id`` to ``goal`` carries (whatever its context)."""
+    return f"agent:{agent_id}:goal:{digest(goal)}"
+
+
+class SessionsAPI:
+    """``client.sessions``: create and resume sessions, execute goals."""
+
+    def __init__(self, agents: AgentRegistry, store: SessionStore, executor: Executor) -> None:
+        self._agents = agents
+        self._store = store
+        self._executor = executor
+
+    async def create(
+        self,
+        agent_id: str,
+        cache_config: Mapping[str, Any] | SessionCacheConfig | None = None,
+        *,
+        session_id: str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> Session:
+        """A new session with ``agent_id``, cached in the ``session`` layer."""
+        agent = self._agents.get(agent_id)
+        config = SessionCacheConfig.from_mapping(cache_config)
+        return await self._store.create(agent, config, session_id=session_id, state=state)
+
+    async def resume(self, session_id: str, use_cache: bool = True) -> Session:
+        """The cached session. ``use_cache=False`` keeps its state but starts a fresh history.
+
+        Raises :class:`SessionNotFoundError` if it is unknown or its cache entry is gone.
+        """
+        session = await self._store.load(session_id)
+        if use_cache:
+            return session
+        fresh = Session(
+            id=session.id,
+            agent_id=session.agent_id,
+            cache_config=session.cache_config,
+            state=session.state,
+            created_at=session.created_at,
+        )
+        await self._store.save(fresh)
+        return fresh
+
+    async def delete(self, session_id: str) -> bool:
+        return await self._store.delete(session_id)
+
+    async def execute(
+        self,
+        agent_id: str,
+        goal: str,
+        session_id: str | None = None,
+        cache: bool = True,
+        cache_ttl: float | str | None = None,
+        cache_tags: Iterable[str] = (),
+    ) -> ExecutionResult:
+        """Run ``agent_id`` for ``goal``; the answer comes from the cache when it can.
+
+        With ``session_id``, the session's history is part of the conversation (and of the cache
+        key), and the exchange is appended to it. ``cache=False`` skips every cache for this
+        request; ``cache_ttl`` overrides the answer's TTL; ``cache_tags`` tag it.
+        """
+        agent = self._agents.get(agent_id)
+        tags = [*_tag_list(cache_tags), goal_tag(agent.id, goal) if isinstance(goal, str) else ""]
+        tags = [tag for tag in tags if tag]
+        if session_id is None:
+            return await self._executor.execute(
+                agent, goal, cache=cache, cache_ttl=cache_ttl, cache_tags=tags
+            )
+        async with self._store.lock(session_id):
+            session = await self._store.load(session_id)
+            if session.agent_id != agent.id:
+                raise InvalidArgumentError(
+                    "session_id", session_id, f"a session of agent {agent.id!r}"
+                )
+            result = await self._executor.execute(
+                agent, goal, session=session, cache=cache, cache_ttl=cache_ttl, cache_tags=tags
+            )
+            await self._store.save(session.after_turn(goal, result.output))
+            return result
+
+
+def _tag_list(tags: Iterable[str]) -> list[str]:
+    if isinstance(tags, str):
+        raise InvalidArgumentError("cache_tags", tags, "a list of tags such as ['products']")
+    return list(tags)
+
+
+class CacheAPI:
+    """``client.cache``: read, delete and invalidate entries; statistics and savings."""
+
+    def __init__(self, runtime: Runtime, ledger: SavingsLedger) -> None:
+        self._runtime = runtime
+        self._ledger = ledger
+
+    async def get(self, key: str, *, layer: str = "response", default: Any = None) -> Any:
+        """The value cached under ``key`` in ``layer``, or ``default``."""
+        return await self._runtime.layer(layer).get(key, default)
+
+    async def delete(self, key: str, *, layer: str = "response") -> bool:
+        return await self._runtime.layer(layer).delete(key)
+
+    async def invalidate(
+        self,
+        *,
+        agent_id: str | None = None,
+        key: str | None = None,
+        pattern: str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> int:
+        """Remove entries as the guide shows; returns how many went.
+
+        - ``agent_id=...``: everything cached for that agent, in every layer;
+        - ``agent_id=..., key=...``: that agent's cached answers to the goal ``key`` (in every
+          session context); a full cache key (``response:...``) is removed as it is;
+        - ``pattern="weather_*"``: keys matching the glob, in every layer;
+        - ``tags=[...]``: entries with those tags or tags below them, in every layer.
+        """
+        if agent_id is not None:
+            if pattern is not None or tags is not None:
+                raise InvalidArgumentError(
+                    "agent_id",
+                    agent_id,
+                    "agent_id alone or with key= (pattern= and tags= apply to every agent)",
+                )
+            if key is None:
+                return await self._runtime.invalidate(tags=[f"agent:{agent_id}"])
+            if key.startswith("response:"):
+                return await self._runtime.invalidate(key=key)
+            return await self._runtime.invalidate(tags=[goal_tag(agent_id, key)])
+        return await self._runtime.invalidate(key=key, pattern=pattern, tags=tags)
+
+    def get_stats(self) -> CacheStats:
+        """Counters summed over the layers (each layer's in ``.layers``)."""
+        return self._runtime.stats()
+
+    def get_savings(self, period: float | str = "30d") -> Savings:
+        """Responses served from the cache, tokens and cost saved over ``period``."""
+        return self._ledger.savings(period)
+
+
+class ResonantGenesis:
+    """The caching guide's client (see the module documentation).
+
+    ``api_key`` and ``base_url`` configure an OpenAI-compatible provider as the default one;
+    without ``base_url`` the default provider is the offline :class:`SimulatedProvider`.
+    ``providers`` maps model names to providers of their own. ``prices`` extends or overrides
+    the bundled price table (LiteLLM's JSON shape).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        cache_config: RuntimeConfig | Mapping[str, Any] | None = None,
+        cache_backend: Mapping[str, Any] | None = None,
+        *,
+        base_url: str | None = None,
+        provider: ModelProvider | None = None,
+        providers: Mapping[str, ModelProvider] | None = None,
+        prices: Mapping[str, Any] | None = None,
+        default_model: str = "sim-small",
+    ) -> None:
+        _check_backend(cache_backend)
+        self._runtime = Runtime(cache_config)
+        self._providers = check_providers(providers)
+        if provider is not None and not isinstance(provider, ModelProvider):
+            raise ConfigError("provider", provider, "a ModelProvider (complete(), stream(), name)")
+        self._own_provider = provider is None
+        if provider is None:
+            provider = (
+                OpenAICompatibleProvider(base_url, api_key)
+                if base_url is not None
+                else SimulatedProvider()
+            )
+        self._provider = provider
+        self._prices = (
+            PriceTable.default() if prices is None else PriceTable.default().extend(prices)
+        )
+        self._ledger = SavingsLedger()
+        self.tools = ToolRegistry()
+        self.agents = AgentRegistry(
+            default_model, on_update=self._agent_updated, on_delete=self._agent_deleted
+        )
+        self._exit_stack: contextlib.AsyncExitStack | None = None
+        self._sessions: SessionsAPI | None = None
+        self._cache: CacheAPI | None = None
+        self._models: ModelGateway | None = None
+        self._executor: Executor | None = None
+
+    async def __aenter__(self) -> ResonantGenesis:
+        async with contextlib.AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(self._runtime)
+            if self._own_provider and hasattr(self._provider, "__aenter__"):
+                await stack.enter_async_context(self._provider)  # type: ignore[arg-type]
+            self._models = ModelGateway(
+                runtime.layer("model"), self._provider, self._providers, self._prices, self._ledger
+            )
+            self._executor = Executor(
+                runtime.layer("response"), self._models, self.tools, self._ledger
+            )
+            self._sessions = SessionsAPI(
+                self.agents, SessionStore(runtime.layer("session")), self._executor
+            )
+            self._cache = CacheAPI(runtime, self._ledger)
+            self._exit_stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._exit_stack is not None
+        self._sessions = self._cache = None
+        return await self._exit_stack.__aexit__(exc_type, exc, traceback)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    @property
+    def sessions(self) -> SessionsAPI:
+        return _opened(self._sessions)
+
+    @property
+    def cache(self) -> CacheAPI:
+        return _opened(self._cache)
+
+    @property
+    def models(self) -> ModelGateway:
+        return _opened(self._models)
+
+    @classmethod
+    def blocking(cls, *args: Any, backend: str = "asyncio", **kwargs: Any) -> Any:
+        """A blocking client for scripts and notebooks (see :func:`rgruntime.connect`)."""
+        from rgruntime.agents.blocking import BlockingClient
+
+        return BlockingClient(lambda: cls(*args, **kwargs), backend=backend)
+
+    async def _agent_updated(self, old: Agent, new: Agent) -> None:
+        # The version is in every response key, so old answers can never be served again:
+        # remove them now instead of letting them wait for their TTL. Sessions stay.
+        await self._runtime.layer("response").invalidate(tags=[f"agent:{old.id}"])
+
+    async def _agent_deleted(self, agent: Agent) -> None:
+        await self._runtime.invalidate(tags=[f"agent:{agent.id}"])
+        if self._executor is not None:
+            self._executor.forget_agent(agent.id)
+
+
+def _opened(namespace: T | None) -> T:
+    if namespace is None:
+        raise RuntimeClosedError(
+            "the client is not open: use it inside `async with ResonantGenesis(...) as client:` "
+            "(or rgruntime.connect(...) for a blocking client)"
+        )
+    return namespace

@@ -1,0 +1,239 @@
+"""``client.sessions.execute``: run an agent for a goal, answering from the ``response`` layer when
+it can.
+
+The response key hashes what the guide lists (agent id, goal, model, temperature, enabled tools)
+and everything else that shapes the answer: the agent's version, its system prompt, the tools'
+schemas, the session's conversation so far, and the key format's version. Concurrent identical
+requests run the agent once (the layer's single flight). Empty, errored, truncated or filtered
+answers are returned but never cached.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+
+import anyio
+import attrs
+
+from rgruntime.agents.agent import Agent
+from rgruntime.agents.models import ModelGateway, is_cacheable
+from rgruntime.agents.runner import AgentOutput, RunContext, builtin_loop
+from rgruntime.agents.savings import SavingsLedger
+from rgruntime.agents.sessions import Session
+from rgruntime.agents.tools import ToolRegistry
+from rgruntime.errors import InvalidArgumentError
+from rgruntime.keys import stable_key
+from rgruntime.providers import Message, Usage
+from rgruntime.runtime.arguments import check_tags
+from rgruntime.runtime.layer import Layer
+
+__all__ = ["CachedResponse", "ExecutionResult", "Executor", "response_key"]
+
+
+@attrs.frozen(kw_only=True)
+class CachedResponse:
+    """What the ``response`` layer holds: the answer and what producing it cost."""
+
+    output: str
+    finish_reason: str | None
+    usage: Usage
+    cost: float
+    model: str
+    created_at: float
+
+
+@attrs.frozen(kw_only=True)
+class ExecutionResult:
+    """What happened for one ``execute`` call.
+
+    ``cached`` is True when no model was called for this request: ``layer`` says which layer
+    answered (``"response"``, or ``"model"`` when every model call of a fresh run hit the model
+    cache) and ``match`` how (``"exact"``). ``usage`` and ``cost`` are what this request spent;
+    ``tokens_saved`` and ``cost_saved`` what the cache saved it; ``latency`` is in seconds.
+    """
+
+    output: str
+    cached: bool
+    layer: str | None
+    match: str | None
+    similarity: float | None
+    usage: Usage
+    cost: float
+    latency: float
+    tokens_saved: int
+    cost_saved: float
+    finish_reason: str | None
+    agent_id: str
+    session_id: str | None
+    cache_key: str | None
+    model_calls: int
+
+
+def response_key(
+    agent: Agent, goal: str, tool_schemas: Sequence[object], history: Iterable[Message]
+) -> str:
+    """The response cache key of ``goal`` for ``agent`` (see the module documentation)."""
+    return stable_key(
+        f"response:{agent.id}",
+        {
+            "agent_id": agent.id,
+            "goal": goal,
+            "model": agent.model,
+            "temperature": agent.temperature,
+            "tools": sorted(agent.tools),
+            "agent_version": agent.version,
+            "system_prompt": agent.system_prompt,
+            "tool_schemas": tool_schemas,
+            "context": [message.to_dict() for message in history],
+        },
+    )
+
+
+class _Uncacheable(Exception):
+    def __init__(self, result: ExecutionResult) -> None:
+        self.result = result
+
+
+class Executor:
+    """Runs agents for goals with response caching (used by ``client.sessions``)."""
+
+    def __init__(
+        self,
+        layer: Layer,
+        models: ModelGateway,
+        tools: ToolRegistry,
+        ledger: SavingsLedger,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self._layer = layer
+        self._models = models
+        self._tools = tools
+        self._ledger = ledger
+        self._clock = clock
+        # Keys of each agent's cached answers, oldest first, for response_cache.max_entries.
+        self._agent_keys: dict[str, OrderedDict[str, None]] = {}
+
+    async def execute(
+        self,
+        agent: Agent,
+        goal: str,
+        *,
+        session: Session | None = None,
+        cache: bool = True,
+        cache_ttl: float | str | None = None,
+        cache_tags: Iterable[str] = (),
+    ) -> ExecutionResult:
+        if not isinstance(goal, str) or not goal.strip():
+            raise InvalidArgumentError("goal", goal, "a non-empty string")
+        if not isinstance(cache, bool):
+            raise InvalidArgumentError("cache", cache, "True or False")
+        tags = check_tags(cache_tags, "cache_tags") | {f"agent:{agent.id}"}
+        started = self._clock()
+        history = session.history if session is not None else ()
+        if not (cache and agent.cache_config.caches_responses):
+            return await self._run(agent, goal, history, session, started, key=None, cache=cache)
+
+        tool_schemas = [self._tools.spec(name).to_dict() for name in agent.tools]
+        key = response_key(agent, goal, tool_schemas, history)
+        ttl = cache_ttl if cache_ttl is not None else agent.cache_config.response_ttl
+        fresh: ExecutionResult | None = None
+
+        async def produce() -> CachedResponse:
+            nonlocal fresh
+            fresh = await self._run(agent, goal, history, session, started, key=key, cache=True)
+            if not is_cacheable(fresh.output, fresh.finish_reason):
+                raise _Uncacheable(fresh)
+            self._remember(agent, key)
+            return CachedResponse(
+                output=fresh.output,
+                finish_reason=fresh.finish_reason,
+                usage=fresh.usage,
+                cost=fresh.cost,
+                model=agent.model,
+                created_at=time.time(),
+            )
+
+        try:
+            cached = await self._layer.get_or_load(key, produce, ttl=ttl, tags=tags)
+        except _Uncacheable as uncached:
+            if fresh is not None:
+                return fresh
+            return attrs.evolve(uncached.result, latency=self._clock() - started)
+        if fresh is not None:
+            return fresh
+        # Answered by the cache, or by an identical request already running: nothing spent.
+        self._ledger.record_hit("response", cached.usage.total_tokens, cached.cost)
+        return ExecutionResult(
+            output=cached.output,
+            cached=True,
+            layer="response",
+            match="exact",
+            similarity=None,
+            usage=Usage(),
+            cost=0.0,
+            latency=self._clock() - started,
+            tokens_saved=cached.usage.total_tokens,
+            cost_saved=cached.cost,
+            finish_reason=cached.finish_reason,
+            agent_id=agent.id,
+            session_id=session.id if session is not None else None,
+            cache_key=key,
+            model_calls=0,
+        )
+
+    async def _run(
+        self,
+        agent: Agent,
+        goal: str,
+        history: tuple[Message, ...],
+        session: Session | None,
+        started: float,
+        *,
+        key: str | None,
+        cache: bool,
+    ) -> ExecutionResult:
+        context = RunContext(agent, goal, history, self._models, self._tools, cache=cache)
+        runner = agent.runner or builtin_loop
+        output = await runner(context)
+        if isinstance(output, str):
+            output = AgentOutput(text=output)
+        elif not isinstance(output, AgentOutput):
+            raise InvalidArgumentError(
+                f"the runner of agent {agent.id!r} returned", output, "a str or an AgentOutput"
+            )
+        usage = context.usage + output.usage
+        from_model_cache = context.model_calls > 0 and context.model_hits == context.model_calls
+        return ExecutionResult(
+            output=output.text,
+            cached=from_model_cache,
+            layer="model" if from_model_cache else None,
+            match="exact" if from_model_cache else None,
+            similarity=None,
+            usage=usage,
+            cost=context.cost + self._models.cost_of(agent.model, output.usage),
+            latency=self._clock() - started,
+            tokens_saved=context.tokens_saved,
+            cost_saved=context.cost_saved,
+            finish_reason=output.finish_reason,
+            agent_id=agent.id,
+            session_id=session.id if session is not None else None,
+            cache_key=key,
+            model_calls=context.model_calls,
+        )
+
+    def _remember(self, agent: Agent, key: str) -> None:
+        """Keep at most ``response_cache.max_entries`` cached answers of this agent."""
+        limit = agent.cache_config.response_cache.max_entries
+        if limit is None:
+            return
+        keys = self._agent_keys.setdefault(agent.id, OrderedDict())
+        keys[key] = None
+        keys.move_to_end(key)
+        while len(keys) > limit:
+            oldest, _ = keys.popitem(last=False)
+            self._layer.delete_nowait(oldest)
+
+    def forget_agent(self, agent_id: str) -> None:
+        self._agent_keys.pop(agent_id, None)

@@ -1,0 +1,134 @@
+"""Running an agent for one goal: the context a runner gets, and the built-in loop.
+
+A runner is either the user's own (an async callable from their framework, given to
+``agents.create(runner=...)``) or :func:`builtin_loop`, which alternates model calls and tool
+calls until the model answers. Either way, model calls made through ``context.complete`` go
+through the ``model`` layer, and the context adds up what they cost and what cache hits saved.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from rgruntime.agents.agent import Agent
+from rgruntime.agents.models import ModelGateway
+from rgruntime.agents.tools import ToolRegistry
+from rgruntime.errors import InvalidArgumentError
+from rgruntime.providers import Completion, CompletionRequest, Message, ToolCall, Usage
+
+__all__ = ["AgentOutput", "RunContext", "builtin_loop"]
+
+#: Model turns the built-in loop takes before giving up (the answer is then not cached).
+MAX_STEPS: Final = 8
+
+
+@attrs.frozen(kw_only=True)
+class AgentOutput:
+    """A runner's answer. ``usage`` is for tokens the runner spent outside ``context.complete``."""
+
+    text: str
+    finish_reason: str | None = "stop"
+    usage: Usage = attrs.field(factory=Usage)
+
+
+class RunContext:
+    """What a runner gets for one goal.
+
+    ``messages()`` is the conversation to send (system prompt, the session's history, the goal);
+    ``complete()`` asks the agent's model through the cache; ``call_tool()`` runs a registered tool.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        goal: str,
+        history: Sequence[Message],
+        models: ModelGateway,
+        tools: ToolRegistry,
+        *,
+        cache: bool,
+    ) -> None:
+        self.agent = agent
+        self.goal = goal
+        self.history = tuple(history)
+        self._models = models
+        self._tools = tools
+        self._cache = cache
+        self.usage = Usage()
+        self.cost = 0.0
+        self.tokens_saved = 0
+        self.cost_saved = 0.0
+        self.model_calls = 0
+        self.model_hits = 0
+
+    def messages(self) -> list[Message]:
+        system = [Message("system", self.agent.system_prompt)] if self.agent.system_prompt else []
+        return [*system, *self.history, Message("user", self.goal)]
+
+    def request(
+        self, messages: Iterable[Message] | None = None, **options: Any
+    ) -> CompletionRequest:
+        """A request to the agent's model with its temperature and tools (``options`` override)."""
+        settings: dict[str, Any] = {
+            "model": self.agent.model,
+            "temperature": self.agent.temperature,
+            "tools": [self._tools.spec(name) for name in self.agent.tools],
+        }
+        settings.update(options)
+        return CompletionRequest(messages=list(messages or self.messages()), **settings)
+
+    async def complete(
+        self, messages: Iterable[Message] | None = None, **options: Any
+    ) -> Completion:
+        """Ask the agent's model (through the ``model`` layer unless caching is off)."""
+        use_cache = self._cache and self.agent.cache_config.enabled
+        call = await self._models.complete(self.request(messages, **options), cache=use_cache)
+        self.model_calls += 1
+        if call.cached:
+            self.model_hits += 1
+            self.tokens_saved += call.tokens_saved
+            self.cost_saved += call.cost_saved
+        else:
+            self.usage += call.completion.usage
+            self.cost += call.cost
+        return call.completion
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """Run the registered tool ``name`` with ``arguments``."""
+        if name not in self.agent.tools:
+            raise InvalidArgumentError(
+                "tool", name, f"one of the agent's tools: {', '.join(self.agent.tools) or 'none'}"
+            )
+        return await self._tools.get(name).function(**arguments)
+
+
+async def builtin_loop(context: RunContext) -> AgentOutput:
+    """Ask the model; run the tools it calls; repeat until it answers (at most ``MAX_STEPS``)."""
+    messages = context.messages()
+    completion: Completion | None = None
+    for _ in range(MAX_STEPS):
+        completion = await context.complete(messages)
+        if not completion.tool_calls:
+            return AgentOutput(text=completion.text, finish_reason=completion.finish_reason)
+        messages.append(completion.to_message())
+        for call in completion.tool_calls:
+            messages.append(
+                Message("tool", _tool_result(await _run_tool(context, call)), tool_call_id=call.id)
+            )
+    return AgentOutput(text=completion.text if completion else "", finish_reason="max_steps")
+
+
+async def _run_tool(context: RunContext, call: ToolCall) -> Any:
+    try:
+        return await context.call_tool(call.name, call.parse_arguments())
+    except InvalidArgumentError as error:
+        # The model asked for something impossible: tell it, as APIs do, and let it recover.
+        return {"error": str(error)}
+
+
+def _tool_result(result: Any) -> str:
+    return result if isinstance(result, str) else json.dumps(result, default=str)

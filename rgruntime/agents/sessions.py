@@ -1,0 +1,116 @@
+"""Sessions: a conversation with one agent, its state and history kept in the ``session`` layer."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+import attrs
+
+from rgruntime.agents.agent import Agent
+from rgruntime.agents.config import SessionCacheConfig
+from rgruntime.errors import InvalidArgumentError, RGRuntimeError
+from rgruntime.providers import Message
+from rgruntime.runtime.layer import Layer
+
+__all__ = ["Session", "SessionNotFoundError", "SessionStore"]
+
+
+class SessionNotFoundError(RGRuntimeError, LookupError):
+    """The session is unknown, or its cache entry expired or was invalidated."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(
+            f"no cached session {session_id!r}: it was never created, or it expired or was "
+            "invalidated; create a new one with client.sessions.create(agent_id)"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Session:
+    """A session as cached: what is kept depends on its ``cache_config``."""
+
+    id: str
+    agent_id: str
+    cache_config: SessionCacheConfig
+    state: Mapping[str, Any] = attrs.field(factory=dict)
+    history: tuple[Message, ...] = ()
+    turns: int = 0
+    created_at: float = attrs.field(factory=time.time)
+    updated_at: float = attrs.field(factory=time.time)
+
+    def after_turn(self, goal: str, answer: str) -> Session:
+        """This session after one more exchange, history trimmed to ``history_limit``."""
+        history = self.history
+        if self.cache_config.context_cache:
+            turn = (Message("user", goal), Message("assistant", answer))
+            history = (*history, *turn)[-self.cache_config.history_limit :]
+        return attrs.evolve(self, history=history, turns=self.turns + 1, updated_at=time.time())
+
+
+class SessionStore:
+    """Sessions in the ``session`` layer, and a lock per session so turns do not interleave."""
+
+    def __init__(self, layer: Layer) -> None:
+        self._layer = layer
+        self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
+
+    @staticmethod
+    def key(session_id: str) -> str:
+        return f"session:{session_id}"
+
+    async def create(
+        self,
+        agent: Agent,
+        cache_config: SessionCacheConfig,
+        *,
+        session_id: str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> Session:
+        if session_id is None:
+            session_id = f"sess_{secrets.token_hex(8)}"
+        elif not isinstance(session_id, str) or not session_id.isidentifier():
+            raise InvalidArgumentError("session_id", session_id, "an identifier such as 'sess_123'")
+        if state is not None and not isinstance(state, Mapping):
+            raise InvalidArgumentError("state", state, "a dict")
+        session = Session(
+            id=session_id,
+            agent_id=agent.id,
+            cache_config=cache_config,
+            state=dict(state or {}) if cache_config.state_cache else {},
+        )
+        await self.save(session)
+        return session
+
+    async def load(self, session_id: str) -> Session:
+        session = await self._layer.get(self.key(session_id))
+        if not isinstance(session, Session):
+            raise SessionNotFoundError(session_id)
+        return session
+
+    async def save(self, session: Session) -> None:
+        await self._layer.set(
+            self.key(session.id),
+            session,
+            ttl=session.cache_config.ttl,
+            tags=[f"agent:{session.agent_id}", f"session:{session.id}"],
+        )
+
+    async def delete(self, session_id: str) -> bool:
+        return await self._layer.delete(self.key(session_id))
+
+    def lock(self, session_id: str) -> anyio.Lock:
+        """The lock that orders the turns of ``session_id`` (kept while someone holds it)."""
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = anyio.Lock()
+        return lock
+
+    @staticmethod
+    def history_for(session: Session | None) -> Sequence[Message]:
+        return session.history if session is not None else ()
