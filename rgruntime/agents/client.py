@@ -272,6 +272,7 @@ class ResonantGenesis:
     ) -> bool | None:
         assert self._exit_stack is not None
         self._sessions = self._cache = None
+        self._models = self._executor = None
         return await self._exit_stack.__aexit__(exc_type, exc, traceback)
 
     @property
@@ -300,10 +301,13 @@ class ResonantGenesis:
     async def _agent_updated(self, old: Agent, new: Agent) -> None:
         # The version is in every response key, so old answers can never be served again:
         # remove them now instead of letting them wait for their TTL. Sessions stay.
-        await self._runtime.layer("response").invalidate(tags=[f"agent:{old.id}"])
+        # A runtime that is not open holds nothing to remove (client.agents works without it).
+        if self._runtime.is_open:
+            await self._runtime.layer("response").invalidate(tags=[f"agent:{old.id}"])
 
     async def _agent_deleted(self, agent: Agent) -> None:
-        await self._runtime.invalidate(tags=[f"agent:{agent.id}"])
+        if self._runtime.is_open:
+            await self._runtime.invalidate(tags=[f"agent:{agent.id}"])
         if self._executor is not None:
             self._executor.forget_agent(agent.id)
 

@@ -18,7 +18,7 @@ import anyio
 import attrs
 
 from rgruntime.agents.agent import Agent
-from rgruntime.agents.models import ModelGateway, is_cacheable
+from rgruntime.agents.models import UNCACHEABLE_FINISH, ModelGateway, is_cacheable
 from rgruntime.agents.runner import AgentOutput, RunContext, builtin_loop
 from rgruntime.agents.savings import SavingsLedger
 from rgruntime.agents.sessions import Session
@@ -160,7 +160,18 @@ class Executor:
         except _Uncacheable as uncached:
             if fresh is not None:
                 return fresh
-            return attrs.evolve(uncached.result, latency=self._clock() - started)
+            # An identical request ran it (maybe for another session with the same history):
+            # this one shares its answer, not its session, nor what it spent.
+            return attrs.evolve(
+                uncached.result,
+                session_id=session.id if session is not None else None,
+                usage=Usage(),
+                cost=0.0,
+                tokens_saved=0,
+                cost_saved=0.0,
+                model_calls=0,
+                latency=self._clock() - started,
+            )
         if fresh is not None:
             return fresh
         # Answered by the cache, or by an identical request already running: nothing spent.
@@ -198,7 +209,12 @@ class Executor:
         runner = agent.runner or builtin_loop
         output = await runner(context)
         if isinstance(output, str):
-            output = AgentOutput(text=output)
+            # A bare string does not say how it ended: if the last model answer was cut short
+            # or filtered, so is this one (most runners return that answer's text).
+            reason = context.last_finish_reason
+            output = AgentOutput(
+                text=output, finish_reason=reason if reason in UNCACHEABLE_FINISH else "stop"
+            )
         elif not isinstance(output, AgentOutput):
             raise InvalidArgumentError(
                 f"the runner of agent {agent.id!r} returned", output, "a str or an AgentOutput"

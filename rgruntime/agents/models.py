@@ -32,12 +32,12 @@ from rgruntime.runtime.layer import Layer
 __all__ = ["CachedCompletion", "ModelCall", "ModelGateway", "is_cacheable"]
 
 #: Finish reasons whose answer is incomplete or withheld: never cached.
-_UNCACHEABLE_FINISH = frozenset({"length", "content_filter", "max_steps", "error"})
+UNCACHEABLE_FINISH = frozenset({"length", "content_filter", "max_steps", "error"})
 
 
 def is_cacheable(text: str, finish_reason: str | None, has_tool_calls: bool = False) -> bool:
     """Whether an answer is worth serving again: not empty, not truncated, not filtered."""
-    return (bool(text.strip()) or has_tool_calls) and finish_reason not in _UNCACHEABLE_FINISH
+    return (bool(text.strip()) or has_tool_calls) and finish_reason not in UNCACHEABLE_FINISH
 
 
 @attrs.frozen

@@ -64,6 +64,8 @@ class RunContext:
         self.cost_saved = 0.0
         self.model_calls = 0
         self.model_hits = 0
+        #: How the last model answer ended (a runner returning a bare string inherits it).
+        self.last_finish_reason: str | None = None
 
     def messages(self) -> list[Message]:
         system = [Message("system", self.agent.system_prompt)] if self.agent.system_prompt else []
@@ -88,6 +90,7 @@ class RunContext:
         use_cache = self._cache and self.agent.cache_config.enabled
         call = await self._models.complete(self.request(messages, **options), cache=use_cache)
         self.model_calls += 1
+        self.last_finish_reason = call.completion.finish_reason
         if call.cached:
             self.model_hits += 1
             self.tokens_saved += call.tokens_saved

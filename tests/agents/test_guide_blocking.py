@@ -1,0 +1,214 @@
+"""The caching guide's snippets, unchanged (no ``await``), through the blocking client.
+
+Both ways to open one (``rgruntime.connect`` and ``ResonantGenesis.blocking``) on both event
+loops of the portal. These tests are synchronous: the runtime lives in the portal's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import rgruntime
+from rgruntime import (
+    BlockingClient,
+    ConfigError,
+    ResonantGenesis,
+    RunContext,
+    SessionNotFoundError,
+)
+from rgruntime.providers import SimulatedProvider
+
+PORTAL_BACKENDS = ("asyncio", "trio")
+OPENERS: dict[str, Callable[..., BlockingClient]] = {
+    "connect": rgruntime.connect,
+    "ResonantGenesis.blocking": ResonantGenesis.blocking,
+}
+
+
+@pytest.fixture(params=PORTAL_BACKENDS)
+def portal_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=sorted(OPENERS))
+def open_blocking(request: pytest.FixtureRequest, portal_backend: str) -> Callable[..., Any]:
+    opener = OPENERS[request.param]
+
+    def open_client(*args: Any, **kwargs: Any) -> BlockingClient:
+        return opener(*args, backend=portal_backend, **kwargs)
+
+    return open_client
+
+
+@pytest.fixture
+def threads_before() -> Iterator[int]:
+    count = threading.active_count()
+    yield count
+    assert threading.active_count() == count, "the blocking client left a thread running"
+
+
+def test_the_guide_runs_unchanged(
+    open_blocking: Callable[..., BlockingClient], threads_before: int
+) -> None:
+    provider = SimulatedProvider(latency=0)
+    client = open_blocking(
+        api_key="your_key",
+        cache_config={
+            "enabled": True,
+            "default_ttl": 3600,  # 1 hour
+            "max_size": "100MB",
+            "strategy": "lru",
+        },
+        provider=provider,
+    )
+    assert threading.active_count() == threads_before + 1
+    try:
+        agent = client.agents.create(
+            name="Research Agent",
+            cache_config={
+                "enabled": True,
+                "response_ttl": 3600,
+                "tool_cache": True,
+                "memory_cache": True,
+            },
+            agent_id="agent_123",
+        )
+        assert agent.cache_config.response_ttl == 3600
+
+        # Disable cache for specific request
+        result = client.sessions.execute(
+            agent_id="agent_123", goal="Get current weather", cache=False
+        )
+        assert result.cached is False
+        result = client.sessions.execute(
+            agent_id="agent_123", goal="Get current weather", cache=False
+        )
+        assert (result.cached, provider.calls) == (False, 2)
+
+        # Custom TTL
+        result = client.sessions.execute(
+            agent_id="agent_123",
+            goal="Analyze document",
+            cache_ttl=7200,  # 2 hours
+        )
+        repeat = client.sessions.execute(agent_id="agent_123", goal="Analyze document")
+        assert (repeat.cached, repeat.layer, repeat.match) == (True, "response", "exact")
+        assert repeat.tokens_saved == result.usage.total_tokens > 0
+        assert provider.calls == 3
+
+        faq = client.agents.create(
+            name="FAQ Bot",
+            cache_config={
+                "response_cache": {
+                    "enabled": True,
+                    "ttl": 86400,  # 24 hours
+                    "max_entries": 10000,
+                    "similarity_threshold": 0.95,
+                }
+            },
+        )
+        assert faq.cache_config.response_cache.max_entries == 10000
+
+        # Configure session caching
+        session = client.sessions.create(
+            agent_id="agent_123",
+            cache_config={"state_cache": True, "context_cache": True, "history_limit": 50},
+        )
+        client.sessions.execute(agent_id="agent_123", goal="Hello", session_id=session.id)
+        # Resume session from cache
+        session = client.sessions.resume(session_id=session.id, use_cache=True)
+        assert next(message.content for message in session.history) == "Hello"
+
+        # Tag cache entries for grouped invalidation
+        result = client.sessions.execute(
+            agent_id="agent_123", goal="Get product info", cache_tags=["products", "catalog"]
+        )
+        # Invalidate by tag
+        assert client.cache.invalidate(tags=["products"]) == 1
+
+        # Invalidate specific cache entry
+        assert client.cache.invalidate(agent_id="agent_123", key="Analyze document") == 1
+        # Invalidate all agent cache (its session; the cache=False answers were never stored)
+        assert client.cache.invalidate(agent_id="agent_123") == 2
+        # Invalidate by pattern (keys of the response layer start with response:<agent id>:)
+        assert client.cache.invalidate(pattern="weather_*") == 0
+
+        # Get cache statistics
+        stats = client.cache.get_stats()
+        assert stats.hit_rate + stats.miss_rate == pytest.approx(100.0)
+
+        # Track token savings from caching
+        savings = client.cache.get_savings(period="30d")
+        assert savings.cached_responses == 1
+        assert savings.tokens_saved == repeat.tokens_saved
+    finally:
+        client.close()
+
+
+def test_context_manager_closes_the_runtime_and_its_thread(
+    portal_backend: str, threads_before: int
+) -> None:
+    with rgruntime.connect(backend=portal_backend) as client:
+        agent = client.agents.create(name="FAQ Bot")
+        assert client.sessions.execute(agent_id=agent.id, goal="Hi").output
+        assert threading.active_count() == threads_before + 1
+    assert threading.active_count() == threads_before
+    with pytest.raises(RuntimeError):
+        # The portal is gone with its thread.
+        client.sessions.execute(agent_id=agent.id, goal="Hi")
+    client.close()  # closing again is harmless
+
+
+def test_errors_reach_the_caller_and_the_client_stays_usable(
+    portal_backend: str, threads_before: int
+) -> None:
+    with rgruntime.connect(backend=portal_backend) as client:
+        with pytest.raises(SessionNotFoundError, match="sess_missing"):
+            client.sessions.resume(session_id="sess_missing")
+        with pytest.raises(ConfigError, match=r"cache_config\.colour"):
+            client.agents.create(name="Bot", cache_config={"colour": "blue"})
+        agent = client.agents.create(name="Bot")
+        assert client.sessions.execute(agent_id=agent.id, goal="Still there?").output
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached", "redis_cluster"])
+def test_an_unavailable_backend_fails_without_leaving_a_thread(
+    portal_backend: str, kind: str, threads_before: int
+) -> None:
+    with pytest.raises(ConfigError, match="not available") as raised:
+        rgruntime.connect(
+            api_key="your_key",
+            cache_backend={"type": kind, "url": "redis://localhost:6379", "prefix": "rg:"},
+            backend=portal_backend,
+        )
+    assert raised.value.field == "cache_backend.type"
+
+
+def test_a_failing_open_leaves_no_thread(portal_backend: str, threads_before: int) -> None:
+    with pytest.raises(ConfigError, match=r"cache_config\.strategy"):
+        rgruntime.connect(cache_config={"strategy": "lfu"}, backend=portal_backend)
+
+
+def test_runners_and_tools_run_on_the_portal_loop(portal_backend: str, threads_before: int) -> None:
+    provider = SimulatedProvider(latency=0, tool_script={"web_search": {"query": "hours"}})
+    with rgruntime.connect(provider=provider, backend=portal_backend) as client:
+        searched: list[str] = []
+
+        async def web_search(query: str) -> str:
+            searched.append(query)
+            return "9 to 5"
+
+        async def runner(context: RunContext) -> str:
+            return f"From the framework: {(await context.complete()).text}"
+
+        client.tools.register(web_search)
+        searcher = client.agents.create(name="Searcher", tools=["web_search"])
+        framework = client.agents.create(name="Framework", runner=runner)
+        assert client.sessions.execute(agent_id=searcher.id, goal="Hours?").output
+        answer = client.sessions.execute(agent_id=framework.id, goal="Hours?")
+        assert answer.output.startswith("From the framework: ")
+        assert (searched, provider.calls) == (["hours"], 3)
