@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from rgruntime.agents.config import AgentCacheConfig
-from rgruntime.errors import InvalidArgumentError, RGRuntimeError
+from rgruntime.errors import ConfigError, InvalidArgumentError, RGRuntimeError
 
 if TYPE_CHECKING:
     from rgruntime.agents.runner import AgentOutput, RunContext
@@ -96,8 +96,10 @@ class AgentRegistry:
         *,
         on_update: Callable[[Agent, Agent], Awaitable[None]] | None = None,
         on_delete: Callable[[Agent], Awaitable[None]] | None = None,
+        max_response_ttl: float | None = None,
     ) -> None:
         self._agents: dict[str, Agent] = {}
+        self._max_response_ttl = max_response_ttl
         self._default_model = default_model
         self._on_update = on_update
         self._on_delete = on_delete
@@ -128,11 +130,25 @@ class AgentRegistry:
             temperature=temperature,
             tools=tools,
             system_prompt=system_prompt,
-            cache_config=AgentCacheConfig.from_mapping(cache_config),
+            cache_config=self._cache_config(cache_config),
             runner=runner,
         )
         self._agents[agent.id] = agent
         return agent
+
+    def _cache_config(
+        self, options: Mapping[str, Any] | AgentCacheConfig | None
+    ) -> AgentCacheConfig:
+        config = AgentCacheConfig.from_mapping(options)
+        ttl, longest = config.response_ttl, self._max_response_ttl
+        if ttl is not None and longest is not None and ttl > longest:
+            # Refused here rather than on every execute() that would try to store the answer.
+            raise ConfigError(
+                "cache_config.response_cache.ttl",
+                ttl,
+                f"at most the response layer's max_ttl ({longest:g} s)",
+            )
+        return config
 
     def get(self, agent_id: str) -> Agent:
         try:
@@ -154,7 +170,7 @@ class AgentRegistry:
             if key not in _UPDATABLE:
                 raise InvalidArgumentError(key, value, f"one of {', '.join(_UPDATABLE)}")
         if "cache_config" in changes:
-            changes["cache_config"] = AgentCacheConfig.from_mapping(changes["cache_config"])
+            changes["cache_config"] = self._cache_config(changes["cache_config"])
         new = attrs.evolve(old, version=old.version + 1, updated_at=time.time(), **changes)
         self._agents[agent_id] = new
         if self._on_update is not None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable
+import inspect
+from collections.abc import AsyncGenerator, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -35,14 +36,30 @@ class _BlockingNamespace:
         if not callable(attribute):
             return attribute
 
+        portal = self._portal
+
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._portal.call(functools.partial(attribute, *args, **kwargs))
+            if inspect.isasyncgenfunction(attribute):
+                return _iterate(portal, attribute(*args, **kwargs))
+            return portal.call(functools.partial(attribute, *args, **kwargs))
 
         return call
 
     def __repr__(self) -> str:
         return f"<blocking {self._target!r}>"
+
+
+def _iterate(portal: BlockingPortal, generator: AsyncGenerator[Any, None]) -> Iterator[Any]:
+    """An async generator (``models.stream``) consumed from the calling thread, item by item."""
+    try:
+        while True:
+            try:
+                yield portal.call(generator.__anext__)
+            except StopAsyncIteration:
+                return
+    finally:
+        portal.call(generator.aclose)
 
 
 class BlockingClient:

@@ -238,7 +238,10 @@ class ResonantGenesis:
         self._ledger = SavingsLedger()
         self.tools = ToolRegistry()
         self.agents = AgentRegistry(
-            default_model, on_update=self._agent_updated, on_delete=self._agent_deleted
+            default_model,
+            on_update=self._agent_updated,
+            on_delete=self._agent_deleted,
+            max_response_ttl=self._runtime.config.layers["response"].max_ttl,
         )
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._sessions: SessionsAPI | None = None

@@ -172,7 +172,8 @@ class SessionCacheConfig:
     """A session's ``cache_config``: what of it the ``session`` layer keeps, and for how long.
 
     ``state_cache`` keeps the session's state (a dict the agent may update); ``context_cache``
-    keeps its conversation history, trimmed to the last ``history_limit`` messages; ``ttl`` is
+    keeps its conversation history, trimmed to the last ``history_limit`` messages in whole
+    exchanges (a user message and its answer; an odd limit keeps one less); ``ttl`` is
     the session's life in the cache (``None``: until invalidated or evicted).
     """
 

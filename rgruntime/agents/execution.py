@@ -51,7 +51,8 @@ class ExecutionResult:
     ``cached`` is True when no model was called for this request: ``layer`` says which layer
     answered (``"response"``, or ``"model"`` when every model call of a fresh run hit the model
     cache) and ``match`` how (``"exact"``). ``usage`` and ``cost`` are what this request spent;
-    ``tokens_saved`` and ``cost_saved`` what the cache saved it; ``latency`` is in seconds.
+    ``tokens_saved`` and ``cost_saved`` what the cache saved it; ``latency`` is in seconds;
+    ``model_calls`` how many calls reached a model provider (model-cache hits not counted).
     """
 
     output: str
@@ -236,7 +237,7 @@ class Executor:
             agent_id=agent.id,
             session_id=session.id if session is not None else None,
             cache_key=key,
-            model_calls=context.model_calls,
+            model_calls=context.model_calls - context.model_hits,
         )
 
     def _remember(self, agent: Agent, key: str) -> None:

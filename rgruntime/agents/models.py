@@ -129,7 +129,8 @@ class ModelGateway:
                 self.key(request), produce, ttl=ttl, tags=[f"model:{request.model}"]
             )
         except _Uncacheable as answer:
-            return ModelCall(answer.completion, cached=False, cost=answer.cost)
+            # Only the caller whose load ran it paid for it; the others shared its answer.
+            return ModelCall(answer.completion, cached=False, cost=answer.cost if ran_here else 0.0)
         if ran_here:
             return ModelCall(cached.completion, cached=False, cost=cached.cost)
         self._ledger.record_hit("model", cached.completion.usage.total_tokens, cached.cost)

@@ -49,7 +49,10 @@ class Session:
         history = self.history
         if self.cache_config.context_cache:
             turn = (Message("user", goal), Message("assistant", answer))
-            history = (*history, *turn)[-self.cache_config.history_limit :]
+            # Whole exchanges only: an odd limit keeps one message less, so the history
+            # always starts with the user's message.
+            keep = self.cache_config.history_limit - self.cache_config.history_limit % 2
+            history = (*history, *turn)[-keep:] if keep else ()
         return attrs.evolve(self, history=history, turns=self.turns + 1, updated_at=time.time())
 
 

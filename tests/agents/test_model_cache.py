@@ -83,7 +83,8 @@ async def test_a_user_runner_completes_through_the_model_cache(
 
     assert provider.calls == 1
     assert from_runner.output == from_plain.output.upper()
-    assert (from_runner.layer, from_runner.model_calls) == ("model", 1)
+    # The one model call was answered by the model cache: no call reached the provider.
+    assert (from_runner.layer, from_runner.model_calls) == ("model", 0)
 
 
 async def test_complete_caches_the_answer(
