@@ -113,10 +113,12 @@ class LayerConfig:
     def __attrs_post_init__(self) -> None:
         where = f"layers.{self.name}"
         _check_name(self.name, f"{where}.name")
-        # Built directly (not from a dict), the fields have not been through the parsers yet.
+        # Built directly (not from a dict), the fields have not been through the parsers yet:
+        # parse them, and keep what they return ("5m" is 300.0 from here on).
         for field in attrs.fields(LayerConfig):
             if field.name in _LAYER_KEYS:
-                _LAYER_KEYS[field.name](getattr(self, field.name), f"{where}.{field.name}")
+                parsed = _LAYER_KEYS[field.name](getattr(self, field.name), f"{where}.{field.name}")
+                object.__setattr__(self, field.name, parsed)
         if self.ttl is not None and self.max_ttl is not None and self.ttl > self.max_ttl:
             raise ConfigError(f"{where}.ttl", self.ttl, f"at most max_ttl ({self.max_ttl:g} s)")
 
@@ -232,7 +234,10 @@ class RuntimeConfig:
             settings.update(given)
             settings["name"] = name
             settings["enabled"] = enabled and settings["enabled"]
-            layers[name] = LayerConfig(**settings)
+            try:
+                layers[name] = LayerConfig(**settings)
+            except ConfigError as error:  # name the field from the top: cache_config.layers...
+                raise ConfigError(f"{where}.{error.field}", error.value, error.accepted) from None
         return cls(
             enabled=enabled,
             default_ttl=default_ttl,

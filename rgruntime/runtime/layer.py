@@ -120,6 +120,7 @@ class Layer:
         try:
             entry = self._entries[key]
         except KeyError:
+            check_key(key)  # only a miss pays for this: get(42) raises instead of missing forever
             self._misses += 1
             return default
         if entry.expires_at > self._now():
@@ -136,6 +137,7 @@ class Layer:
         try:
             entry = self._entries[key]
         except KeyError:
+            check_key(key)  # only a miss pays for this: get(42) raises instead of missing forever
             self._misses += 1
             return default
         if entry.expires_at > self._now():
@@ -305,6 +307,8 @@ class Layer:
         self._service = service
 
     def _close(self) -> None:
+        # The entries' hit counts outlive them, so that stats() still adds up after the runtime.
+        self._retired_hits += sum(entry.hits for entry in self._entries.values())
         self._entries = _ClosedEntries(self.name)  # type: ignore[assignment]
         self._service = None
 
@@ -375,7 +379,6 @@ class Layer:
         tags: Iterable[str],
         size: int | None,
     ) -> Any:
-        self._misses += 1
         self._check_open()
         key = check_key(key)
         if not callable(loader):
@@ -384,6 +387,7 @@ class Layer:
         seconds = self._resolve_ttl(ttl)
         if size is not None:
             check_size(size)
+        self._misses += 1  # after the checks: a call refused for bad input is not a miss
         if not self._enabled:
             return await loader()
         load = self._loads.get(key)
@@ -439,6 +443,7 @@ class SlidingLayer(Layer):
     def get_nowait(self, key: str, default: object = None) -> object:
         entry = self._hit(key)
         if entry is None:
+            check_key(key)
             self._misses += 1
             return default
         return entry.value

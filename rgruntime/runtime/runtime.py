@@ -74,7 +74,14 @@ class Runtime:
         self._state = _State.CLOSED
         assert self._task_group is not None
         self._task_group.cancel_scope.cancel()
-        return await self._task_group.__aexit__(exc_type, exc, traceback)
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, traceback)
+        except BaseExceptionGroup as group:
+            # A task group reports its host's exception inside a group. The body's exception is
+            # the caller's own: it leaves the block unchanged (returning False re-raises it).
+            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                return False
+            raise
 
     @property
     def is_open(self) -> bool:

@@ -55,7 +55,8 @@ class Supervisor:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        async with self._receive, anyio.create_task_group() as layer_group:
+        # Both ends close when the supervisor stops (an unclosed stream warns when collected).
+        async with self._send, self._receive, anyio.create_task_group() as layer_group:
             for config in self._configs.values():
                 await self._start_layer(layer_group, config)
             task_status.started()
