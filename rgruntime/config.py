@@ -180,6 +180,14 @@ class RuntimeConfig:
     layers: Mapping[str, LayerConfig] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
+        if not self.layers:
+            # Built directly rather than through from_mapping: validate the fields the same way
+            # and give it the built-in layers, so RuntimeConfig(max_size="1GB") just works.
+            resolved = RuntimeConfig.from_mapping(
+                {field: getattr(self, field) for field in _RUNTIME_KEYS if field != "layers"}
+            )
+            for field in attrs.fields(RuntimeConfig):
+                object.__setattr__(self, field.name, getattr(resolved, field.name))
         if self.max_size is None:
             return
         fixed = sum(layer.max_size or 0 for layer in self.layers.values())
@@ -221,23 +229,19 @@ class RuntimeConfig:
             else:
                 overrides[name] = LayerConfig.parse_overrides(name, layer, layer_where)
 
-        layers: dict[str, LayerConfig] = {}
-        for name, given in overrides.items():
-            settings: dict[str, Any] = {
-                "ttl": default_ttl,
-                "max_entries": max_entries,
-                "strategy": strategy,
-                "sliding_ttl": sliding,
-                "enabled": enabled,
-            }
-            settings.update(BUILTIN_LAYERS.get(name, {}))
-            settings.update(given)
-            settings["name"] = name
-            settings["enabled"] = enabled and settings["enabled"]
-            try:
-                layers[name] = LayerConfig(**settings)
-            except ConfigError as error:  # name the field from the top: cache_config.layers...
-                raise ConfigError(f"{where}.{error.field}", error.value, error.accepted) from None
+        layers = {
+            name: _layer_config(
+                name,
+                given,
+                enabled=enabled,
+                default_ttl=default_ttl,
+                max_entries=max_entries,
+                strategy=strategy,
+                sliding_ttl=sliding,
+                where=where,
+            )
+            for name, given in overrides.items()
+        }
         return cls(
             enabled=enabled,
             default_ttl=default_ttl,
@@ -248,12 +252,61 @@ class RuntimeConfig:
             layers=_split_budget(layers, max_size),
         )
 
+    def new_layer(self, name: str, options: Mapping[str, Any]) -> LayerConfig:
+        """Settings of one more layer ``name``: its own ``options`` over this runtime's defaults.
+
+        It takes no share of ``max_size``: give it a ``max_size`` of its own to bound its bytes.
+        """
+        where = f"cache_config.layers.{_check_name(name, 'cache_config.layers')}"
+        return _layer_config(
+            name,
+            LayerConfig.parse_overrides(name, options, where),
+            enabled=self.enabled,
+            default_ttl=self.default_ttl,
+            max_entries=self.max_entries,
+            strategy=self.strategy,
+            sliding_ttl=self.sliding_ttl,
+            where="cache_config",
+        )
+
     @classmethod
     def coerce(cls, config: RuntimeConfig | Mapping[str, Any] | None) -> RuntimeConfig:
         """Accept a :class:`RuntimeConfig`, the guide's dict, or ``None`` (all defaults)."""
         if isinstance(config, RuntimeConfig):
             return config
         return cls.from_mapping(config)
+
+
+def _layer_config(
+    name: str,
+    given: Mapping[str, Any],
+    *,
+    enabled: bool,
+    default_ttl: float | None,
+    max_entries: int | None,
+    strategy: str,
+    sliding_ttl: bool,
+    where: str,
+) -> LayerConfig:
+    """One layer's settings: the runtime's defaults, the built-in layer's, then its own."""
+    settings: dict[str, Any] = {
+        "ttl": default_ttl,
+        "max_entries": max_entries,
+        "strategy": strategy,
+        "sliding_ttl": sliding_ttl,
+        "enabled": enabled,
+    }
+    settings.update(BUILTIN_LAYERS.get(name, {}))
+    settings.update(given)
+    longest = settings.get("max_ttl")
+    if "ttl" not in given and longest is not None and (settings["ttl"] or 0) > longest:
+        settings["ttl"] = longest  # an inherited TTL never exceeds the layer's own cap
+    settings["name"] = name
+    settings["enabled"] = enabled and settings["enabled"]
+    try:
+        return LayerConfig(**settings)
+    except ConfigError as error:  # name the field from the top: cache_config.layers...
+        raise ConfigError(f"{where}.{error.field}", error.value, error.accepted) from None
 
 
 def _split_budget(layers: dict[str, LayerConfig], total: int | None) -> dict[str, LayerConfig]:

@@ -213,3 +213,18 @@ async def test_bounds_apply_to_layers_added_while_running() -> None:
             await layer.set(f"big{i}", i, size=600)
         await layer.cleanup()
         assert (layer.stats().entries, layer.stats().size_bytes) == (1, 600)
+
+
+async def test_a_new_write_outlives_older_entries_hit_before_it() -> None:
+    # Every resident entry was hit, then a new one was written: LRU evicts the oldest hit,
+    # not the new write (which a plain second-chance sweep would evict first).
+    async with rgruntime.open_runtime({"layers": {"small": {"max_entries": 3}}}) as runtime:
+        layer = runtime.layer("small")
+        for key in ("a", "b", "c"):
+            await layer.set(key, key)
+        await layer.cleanup()
+        for key in ("a", "b", "c"):
+            assert await layer.get(key) == key
+        await layer.set("d", "d")
+        await layer.cleanup()
+        assert live_keys(layer, ["a", "b", "c", "d"]) == ["b", "c", "d"]

@@ -283,3 +283,22 @@ def test_opening_parses_config_without_an_event_loop() -> None:
             return runtime.layer("tool").config.max_size
 
     assert anyio.run(use, backend="trio") == 20_000_000
+
+
+def test_a_runtime_config_built_directly_gets_the_builtin_layers() -> None:
+    config = RuntimeConfig(max_size="1MB", default_ttl="5m")  # type: ignore[arg-type]
+    assert config.max_size == 1_000_000
+    assert config.default_ttl == 300.0
+    assert set(config.layers) == set(BUILTIN_LAYERS)
+    assert sum(layer.max_size or 0 for layer in config.layers.values()) <= 1_000_000
+
+
+def test_a_runtime_config_built_directly_is_validated() -> None:
+    with pytest.raises(ConfigError) as raised:
+        RuntimeConfig(max_size="1XB")  # type: ignore[arg-type]
+    assert raised.value.field == "cache_config.max_size"
+
+
+def test_a_custom_layer_with_a_short_max_ttl_caps_the_inherited_ttl() -> None:
+    config = RuntimeConfig.from_mapping({"layers": {"quick": {"max_ttl": "10m"}}})
+    assert config.layers["quick"].ttl == 600.0

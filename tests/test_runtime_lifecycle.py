@@ -51,7 +51,7 @@ async def test_custom_layers_from_config_and_added_while_running() -> None:
             await runtime.add_layer("tool")
         with pytest.raises(ConfigError) as raised:
             await runtime.add_layer("notes", strategy="lfu")
-        assert raised.value.field == "layers.notes.strategy"
+        assert raised.value.field == "cache_config.layers.notes.strategy"
         with pytest.raises(ConfigError, match="identifier"):
             await runtime.add_layer("bad name")
         assert "notes" not in runtime.layers

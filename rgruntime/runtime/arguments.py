@@ -82,7 +82,7 @@ class Selection:
         if pattern is not None and (not isinstance(pattern, str) or not pattern):
             raise InvalidArgumentError("pattern", pattern, "a non-empty glob such as 'weather_*'")
         selected_tags = check_tags(tags)
-        if not chosen and pattern is None and not selected_tags:
+        if key is None and keys is None and pattern is None and tags is None:
             raise InvalidArgumentError(
                 "invalidate()",
                 {"key": key, "keys": keys, "pattern": pattern, "tags": tags},

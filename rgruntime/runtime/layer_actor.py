@@ -195,12 +195,15 @@ class LayerActor:
         layer = self.layer
         self._wake_pending = False
         self.maintenance_runs += 1
+        written: set[str] = set()
         if layer._writes:
             writes, layer._writes = layer._writes, []
             for old, new in writes:
                 self._apply_write(old, new)
+                if new is not None:
+                    written.add(new.key)
         self._expire(layer._now())
-        self._evict()
+        self._evict(written)
 
     def _apply_write(self, old: Entry | None, new: Entry | None) -> None:
         if old is not None:
@@ -223,7 +226,8 @@ class LayerActor:
                 self._remove(entry)
                 self.expirations += 1
 
-    def _evict(self) -> None:
+    def _evict(self, written: set[str]) -> None:
+        """Evict until within the bounds. ``written``: keys written since the last pass."""
         entries = self.layer._entries
         policy = self._policy
         max_entries, max_size = self._max_entries, self._max_size
@@ -232,6 +236,14 @@ class LayerActor:
         ):
             key = policy.victim()
             entry = entries[key]
+            if key in written:
+                # Written since the last pass: the write may be more recent than the hits other
+                # entries got meanwhile, so it goes behind them, once, instead of being the first
+                # to go when they all get their second chance. Its own hits (all after its
+                # write) still count below, so a new entry that was read outlives one that was not.
+                written.discard(key)
+                policy.record_access(key, entry.expires_at)
+                continue
             if entry.hits != entry.seen_hits:
                 # Hit since the policy last heard of it: report the access, ask again. Ends:
                 # nothing can hit during this (synchronous) pass, so every key gets one chance.

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from rgruntime.config import LayerConfig, RuntimeConfig
+from rgruntime.config import RuntimeConfig
 from rgruntime.errors import LayerNotFoundError, RuntimeClosedError
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.clock import backend_clock
@@ -108,16 +108,7 @@ class Runtime:
         it a ``max_size`` of its own if it must be bounded by bytes.
         """
         supervisor = self._require_supervisor()
-        defaults = {
-            "ttl": self.config.default_ttl,
-            "max_entries": self.config.max_entries,
-            "strategy": self.config.strategy,
-            "sliding_ttl": self.config.sliding_ttl,
-            "enabled": self.config.enabled,
-        }
-        parsed = LayerConfig.parse_overrides(name, settings, f"layers.{name}")
-        config = LayerConfig(name=name, **{**defaults, **parsed})
-        return await supervisor.add_layer(config)
+        return await supervisor.add_layer(self.config.new_layer(name, settings))
 
     async def invalidate(
         self,
