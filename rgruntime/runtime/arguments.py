@@ -29,9 +29,12 @@ def check_key(key: object, field: str = "key") -> str:
     return key
 
 
+_NO_TAGS: frozenset[str] = frozenset()
+
+
 def check_tags(tags: Iterable[str] | None, field: str = "tags") -> frozenset[str]:
-    if tags is None:
-        return frozenset()
+    if tags is None or tags == ():  # the default of every write: skip building a frozenset
+        return _NO_TAGS
     if isinstance(tags, str | bytes):
         # A bare string is iterable: without this, "products" would become seven one-letter tags.
         raise InvalidArgumentError(field, tags, _TAGS_ACCEPTED)

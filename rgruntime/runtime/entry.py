@@ -54,7 +54,7 @@ class Entry:
         self.hits = 0
         self.seen_hits = 0
         self.sequence = next(_sequence)
-        self.timer: tuple[float, int, Entry] | None = None
+        self.timer: tuple[float, int, str] | None = None
 
     def __repr__(self) -> str:
         return f"<Entry {self.key!r} size={self.size} expires_at={self.expires_at:g}>"

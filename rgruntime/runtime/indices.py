@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from sortedcontainers import SortedList
 
@@ -28,11 +28,13 @@ class TimerIndex:
     __slots__ = ("_timers",)
 
     def __init__(self) -> None:
-        self._timers: SortedList[tuple[float, int, Entry]] = SortedList()
+        # (deadline, sequence, key): the key, not the entry, so that an entry and its timer do
+        # not form a reference cycle (cycles leave every write to the garbage collector).
+        self._timers: SortedList[tuple[float, int, str]] = SortedList()
 
     def add(self, entry: Entry) -> None:
         if entry.expires_at != NEVER:
-            entry.timer = (entry.expires_at, entry.sequence, entry)
+            entry.timer = (entry.expires_at, entry.sequence, entry.key)
             self._timers.add(entry.timer)
 
     def discard(self, entry: Entry) -> None:
@@ -44,17 +46,18 @@ class TimerIndex:
         """The earliest deadline, or ``NEVER`` when nothing is timed."""
         return self._timers[0][0] if self._timers else NEVER
 
-    def pop_due(self, now: float) -> Iterator[Entry]:
-        """Remove and yield the entries whose timer is at or before ``now``.
+    def pop_due(self, now: float) -> list[str]:
+        """Remove the timers at or before ``now``; return their keys, earliest first.
 
-        A sliding TTL may have moved an entry's deadline since its timer was set: the caller
-        checks ``entry.expires_at`` and re-adds the entries that are still live.
+        The caller clears each entry's ``timer``. A sliding TTL may have moved an entry's deadline
+        since its timer was set: the caller checks ``entry.expires_at`` and re-adds the entries
+        that are still live.
         """
         timers = self._timers
+        due = []
         while timers and timers[0][0] <= now:
-            entry: Entry = timers.pop(0)[2]
-            entry.timer = None
-            yield entry
+            due.append(timers.pop(0)[2])
+        return due
 
     def __len__(self) -> int:
         return len(self._timers)

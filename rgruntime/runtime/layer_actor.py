@@ -219,7 +219,10 @@ class LayerActor:
             self._policy.record_write(new.key, new.size, new.expires_at)
 
     def _expire(self, now: float) -> None:
-        for entry in list(self._timers.pop_due(now)):
+        entries = self.layer._entries
+        for key in self._timers.pop_due(now):
+            entry = entries[key]  # timers leave with their entry, so a due timer has one
+            entry.timer = None
             if entry.expires_at > now:
                 self._timers.add(entry)  # a sliding TTL moved the deadline: not due yet
             else:
