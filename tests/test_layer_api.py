@@ -173,6 +173,7 @@ async def test_invalidate_needs_a_criterion(layer: Layer) -> None:
     with pytest.raises(InvalidArgumentError, match="at least one of key=, keys=, pattern="):
         await layer.invalidate()
 
+
 async def test_invalidating_empty_lists_removes_nothing(layer: Layer) -> None:
     # Built by a program, an empty list of keys is a valid request that selects nothing.
     await layer.set("kept", 1, tags=["t"])
