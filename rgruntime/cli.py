@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         console = Console()
         report = anyio.run(_demo, settings, console, backend=arguments.backend)
-    except RGRuntimeError as error:
+    except (RGRuntimeError, LookupError) as error:  # LookupError: an event loop not installed
         print(f"rgruntime demo: {error}", file=sys.stderr)
         return 2
     console.print(_report_table(report))
