@@ -61,5 +61,11 @@ SUITES: Final[Mapping[str, Suite]] = {
             "hot paths (hit, overwrite, insert + evict, miss + load) vs dict, cachetools, cashews",
             ("anyio", "trio", "cachetools", "cashews"),
         ),
+        Suite(
+            "eviction",
+            "benchmarks.eviction",
+            "miss ratios on six traces vs libCacheSim's LRU, ARC, 2Q, S3-FIFO, W-TinyLFU; speed",
+            ("libcachesim",),
+        ),
     )
 }

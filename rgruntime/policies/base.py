@@ -6,8 +6,12 @@ the same object can replay a trace of millions of requests at full speed in a be
 
 Hits reach a live layer's policy lazily: readers only count hits on the entry, and when the
 policy names a victim that was hit since the actor last looked, the actor reports the access
-(``record_access``) and asks again instead of evicting it. A trace replay calls
-``record_access`` on every hit instead.
+(``record_access``, with ``count`` = the hits it had not reported yet) and asks again instead of
+evicting it. A trace replay calls ``record_access`` on every hit instead.
+
+The policy only names victims; the actor enforces the bounds (``max_entries``, ``max_size``). A
+policy that sizes internal segments (``lfu``, ``tiered``) is told the capacity when it is built
+(:func:`rgruntime.policies.make_policy`), and learns it from the first victim request otherwise.
 """
 
 from __future__ import annotations
@@ -23,21 +27,30 @@ K = TypeVar("K", bound=Hashable)
 class EvictionPolicy(Protocol[K]):
     """What a layer's actor needs from a policy. Keys are tracked from write until removal."""
 
-    def record_access(self, key: K, expires_at: float) -> None:
-        """``key`` was read (a hit). ``expires_at`` is its deadline now (sliding TTLs move it).
+    def record_access(self, key: K, expires_at: float, count: int = 1) -> None:
+        """``key`` was read ``count`` times (hits). ``expires_at`` is its deadline now (sliding
+        TTLs move it).
 
         Keys the policy does not track are ignored: an access record may arrive after the entry
         it names was removed.
         """
 
-    def record_write(self, key: K, size: int, expires_at: float) -> None:
-        """``key`` was inserted or overwritten with an entry of ``size`` bytes."""
+    def record_write(self, key: K, size: int, expires_at: float, cost: float = 1.0) -> None:
+        """``key`` was inserted or overwritten with an entry of ``size`` bytes.
+
+        ``cost`` is what a miss on it would cost (tokens, money, seconds to recompute): only
+        cost-aware policies use it.
+        """
 
     def remove(self, key: K) -> None:
         """``key`` left the layer (evicted, deleted, expired or invalidated): stop tracking it."""
 
     def victim(self) -> K:
-        """The key to evict next (still tracked until ``remove``). ``KeyError`` if none."""
+        """The key to evict next (still tracked until ``remove``). ``KeyError`` if none.
+
+        Asking again without any other call in between names the same key. A ``remove`` of the
+        key named last is taken as its eviction (policies with ghost lists remember it).
+        """
 
     def __len__(self) -> int:
         """How many keys the policy tracks."""

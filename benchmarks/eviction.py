@@ -1,0 +1,498 @@
+"""Eviction quality and replay speed: our policies beside libCacheSim's, on six public traces.
+
+``python -m benchmarks eviction [--quick]``. For each trace of ``../shared/traces`` (override with
+the ``RGRUNTIME_TRACES`` environment variable) and each cache size (0.1%, 1% and 10% of the
+trace's unique keys, at least one entry), the run replays the whole trace through:
+
+- every rgruntime strategy (``lru``, ``lfu``, ``ttl``, ``tiered`` with its default tier split,
+  ``cost``), built as a layer builds them (``make_policy(strategy, max_entries=size)``) and
+  driven through the public interface only: ``record_access`` on a hit; on a miss
+  ``record_write`` then, while over the size, ``victim()`` and ``remove()``. Every object has size
+  1 (the traces carry no sizes), every deadline is infinite;
+- libCacheSim's LRU, ARC, 2Q, S3-FIFO and W-TinyLFU (its C simulator, through its Python
+  package, on the same requests written to a binary trace file).
+
+Then it prints the miss ratios side by side, the replay speed of each of our policies, and an
+acceptance block computed from these figures.
+
+Speed: each replay is timed by this process's CPU time, with the collector paused. The *floor* is
+the same replay loop driving a FIFO over a ``deque`` (the loop, the resident-key set, and the
+cheapest exact policy): a policy's *bookkeeping* is its time minus the floor's, per request.
+
+``--quick`` replays only the first 100,000 requests of each trace (a prefix, not a sample; the
+cache sizes follow the prefix's unique keys), and says so above the tables.
+"""
+
+from __future__ import annotations
+
+import array
+import gc
+import gzip
+import math
+import os
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from benchmarks import RunOptions
+from benchmarks._harness import frozen_heap, gc_paused, stderr_note, stopwatch
+from rgruntime.policies import make_policy
+
+__all__ = ["run"]
+
+#: Where the traces are looked for, unless RGRUNTIME_TRACES says otherwise.
+DEFAULT_TRACES: Final = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
+TRACES_VARIABLE: Final = "RGRUNTIME_TRACES"
+#: (short name, file), in the order of shared/ANCHORS.md.
+TRACES: Final = (
+    ("web12", "cache2k_web12.u64.gz"),
+    ("orm_busy", "cache2k_orm_busy.u64.gz"),
+    ("scarab_recs", "scarab_recs.u64.gz"),
+    ("arc_oltp", "arc_oltp.u64.gz"),
+    ("loop", "lirs_loop.u64.gz"),
+    ("2_pools", "lirs_2_pools.u64.gz"),
+)
+SIZES: Final = (0.001, 0.01, 0.1)
+QUICK_REQUESTS: Final = 100_000
+
+OURS: Final = ("lru", "lfu", "ttl", "tiered", "cost")
+#: libCacheSim class name -> column label.
+THEIRS: Final = (("LRU", "LRU"), ("ARC", "ARC"), ("TwoQ", "2Q"), ("S3FIFO", "S3-FIFO"),
+                 ("WTinyLFU", "W-TinyLFU"))  # fmt: skip
+THEIR_LABELS: Final = tuple(label for _, label in THEIRS)
+#: Below these sizes libCacheSim 0.3.5 aborts the whole process (its small queue or window
+#: would hold no entry): those cells are n/a.
+THEIR_MIN_SIZE: Final = {"S3FIFO": 10, "WTinyLFU": 5}
+
+#: Acceptance (issue 6): the traces and sizes where lfu and tiered must lead, and the margins.
+ACCEPTANCE_TRACES: Final = ("web12", "orm_busy", "2_pools", "loop")
+ACCEPTANCE_SIZES: Final = (0.01, 0.1)
+LRU_EXACT: Final = 0.05
+LFU_MARGIN: Final = 0.5
+TIERED_MARGIN: Final = 1.0
+LRU_MARGIN: Final = 1.0
+BOOKKEEPING_LIMIT_US: Final = 1.0
+
+
+@dataclass
+class Trace:
+    name: str
+    keys: list[int]
+    raw: bytes  # the requests as little-endian uint64, for libCacheSim's reader
+    unique: int
+
+    def size(self, share: float) -> int:
+        return max(1, round(self.unique * share))
+
+
+@dataclass
+class Replay:
+    """One policy on one trace at one size."""
+
+    misses: int
+    requests: int
+    cpu_ns: int
+
+    @property
+    def miss_ratio(self) -> float:
+        return 100.0 * self.misses / self.requests
+
+
+@dataclass
+class Results:
+    """Miss ratios (%) by (trace, size, column), and our replays for the speed table."""
+
+    ratios: dict[tuple[str, float, str], float] = field(default_factory=dict)
+    replays: dict[tuple[str, float, str], Replay] = field(default_factory=dict)
+    floors: dict[tuple[str, float], Replay] = field(default_factory=dict)
+    sizes: dict[tuple[str, float], int] = field(default_factory=dict)
+    libcachesim: str | None = None  # why libCacheSim's columns are missing, if they are
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def trace_directory() -> Path:
+    """The traces' folder; exits with a message naming what to do if it is not there."""
+    configured = os.environ.get(TRACES_VARIABLE)
+    directory = Path(configured) if configured else DEFAULT_TRACES
+    missing = [file for _, file in TRACES if not (directory / file).is_file()]
+    if missing:
+        raise SystemExit(
+            f"eviction benchmark: trace files not found in {directory} "
+            f"(missing: {', '.join(missing)}). Point {TRACES_VARIABLE} at the folder that holds "
+            "them (shared/traces of the project; see its README.md)."
+        )
+    return directory
+
+
+def load(directory: Path, file: str, name: str, limit: int | None) -> Trace:
+    raw = gzip.decompress((directory / file).read_bytes())
+    if limit is not None:
+        raw = raw[: 8 * limit]
+    requests = array.array("Q")
+    requests.frombytes(raw)
+    if sys.byteorder != "little":
+        requests.byteswap()
+    keys = requests.tolist()
+    return Trace(name, keys, raw, len(set(keys)))
+
+
+# -- our replay -------------------------------------------------------------------------------
+
+
+class _FIFOFloor:
+    """The floor: first in, first out over a deque (the cheapest exact policy there is)."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        self._queue: deque[int] = deque()
+
+    def record_access(self, key: int, expires_at: float) -> None:
+        pass
+
+    def record_write(self, key: int, size: int, expires_at: float) -> None:
+        self._queue.append(key)
+
+    def victim(self) -> int:
+        return self._queue[0]
+
+    def remove(self, key: int) -> None:
+        self._queue.popleft()  # only ever the victim in this replay
+
+
+def replay(policy: Any, keys: Sequence[int], capacity: int) -> int:
+    """Drive ``policy`` as a layer of ``capacity`` unit-size entries would; return the misses.
+
+    Methods and the resident set are bound to locals: the loop's own cost is in every figure
+    (it is the floor's whole cost), so it is kept as small as plain Python allows.
+    """
+    access, write = policy.record_access, policy.record_write
+    victim, remove = policy.victim, policy.remove
+    resident: set[int] = set()
+    admit, discard = resident.add, resident.discard
+    never = math.inf
+    misses = 0
+    for key in keys:
+        if key in resident:
+            access(key, never)
+        else:
+            misses += 1
+            write(key, 1, never)
+            admit(key)
+            while len(resident) > capacity:
+                evicted = victim()
+                remove(evicted)
+                discard(evicted)
+    return misses
+
+
+def _timed_replay(policy: Any, trace: Trace, capacity: int) -> Replay:
+    gc.collect()
+    with gc_paused(), stopwatch() as watch:
+        misses = replay(policy, trace.keys, capacity)
+    return Replay(misses, len(trace.keys), watch.cpu_ns)
+
+
+def measure_ours(trace: Trace, share: float, results: Results) -> None:
+    capacity = trace.size(share)
+    results.sizes[trace.name, share] = capacity
+    results.floors[trace.name, share] = _timed_replay(_FIFOFloor(), trace, capacity)
+    for strategy in OURS:
+        policy = make_policy(strategy, max_entries=capacity)
+        outcome = _timed_replay(policy, trace, capacity)
+        results.replays[trace.name, share, strategy] = outcome
+        results.ratios[trace.name, share, strategy] = outcome.miss_ratio
+
+
+# -- libCacheSim ------------------------------------------------------------------------------
+
+
+def _libcachesim() -> Any:
+    try:
+        import libcachesim  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return libcachesim
+
+
+def measure_theirs(
+    libcachesim: Any, trace: Trace, scratch: Path, shares: Sequence[float], results: Results
+) -> None:
+    path = scratch / f"{trace.name}.bin"
+    path.write_bytes(trace.raw)
+    # The format string goes through the constructor: libcachesim 0.3.5 keeps a dangling
+    # pointer when it is assigned to the attribute afterwards.
+    parameters = libcachesim.ReaderInitParam(binary_fmt_str="<Q", ignore_obj_size=True)
+    parameters.obj_id_field = 1
+    for share in shares:
+        capacity = trace.size(share)
+        for class_name, label in THEIRS:
+            if capacity < THEIR_MIN_SIZE.get(class_name, 1):
+                continue
+            reader = libcachesim.TraceReader(str(path), libcachesim.TraceType.BIN_TRACE, parameters)
+            cache = getattr(libcachesim, class_name)(capacity)
+            miss_ratio, _ = cache.process_trace(reader)
+            results.ratios[trace.name, share, label] = 100.0 * miss_ratio
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _quality_table(results: Results, share: float, traces: Sequence[str]) -> Table:
+    columns = (*OURS, *THEIR_LABELS)
+    table = Table(
+        title=f"miss ratio %, cache = {share:.1%} of each trace's unique keys (lower is better)",
+        caption=(
+            "left: rgruntime's strategies (tiered: default tier split hot/warm/cold 10:50:200); "
+            "right: libCacheSim's (n/a: libCacheSim aborts at this size). Bold: the best of each "
+            "row."
+        ),
+    )
+    table.add_column("trace")
+    table.add_column("entries", justify="right")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for trace in traces:
+        figures = {column: results.ratios.get((trace, share, column)) for column in columns}
+        known = [value for value in figures.values() if value is not None]
+        best = min(known) if known else None
+        cells = [
+            Text(_percent(value), "bold" if value is not None and value == best else "")
+            for value in figures.values()
+        ]
+        table.add_row(trace, f"{results.sizes[trace, share]:,}", *cells)
+    return table
+
+
+def _per_request_us(replays: Sequence[Replay]) -> float:
+    return sum(each.cpu_ns for each in replays) / sum(each.requests for each in replays) / 1000
+
+
+def bookkeeping_us(results: Results, strategy: str, keys: Sequence[tuple[str, float]]) -> float:
+    """µs per request above the floor, over the given (trace, size) replays."""
+    mine = [results.replays[trace, share, strategy] for trace, share in keys]
+    floor = [results.floors[trace, share] for trace, share in keys]
+    return _per_request_us(mine) - _per_request_us(floor)
+
+
+def _speed_table(results: Results, traces: Sequence[str], shares: Sequence[float]) -> Table:
+    everything = [(trace, share) for trace in traces for share in shares]
+    floor = [results.floors[key] for key in everything]
+    floor_us = _per_request_us(floor)
+    requests = sum(each.requests for each in floor)
+    table = Table(
+        title=(
+            f"replay speed of rgruntime's policies: {requests:,} requests each "
+            "(every trace at every size; CPU time, collector paused)"
+        ),
+        caption=(
+            "total = the replay loop and the policy; floor = the same loop driving a FIFO on a "
+            "deque; bookkeeping = total - floor"
+        ),
+    )
+    for column in ("policy", "requests/s", "total µs/request", "bookkeeping µs/request"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    table.add_row("floor (FIFO deque)", f"{1e6 / floor_us:,.0f}", f"{floor_us:.3f}", "")
+    for strategy in OURS:
+        total_us = _per_request_us([results.replays[(*key, strategy)] for key in everything])
+        table.add_row(
+            strategy, f"{1e6 / total_us:,.0f}", f"{total_us:.3f}", f"{total_us - floor_us:.3f}"
+        )
+    return table
+
+
+def _speed_by_trace(results: Results, traces: Sequence[str], shares: Sequence[float]) -> Table:
+    table = Table(
+        title="bookkeeping µs/request by trace (all sizes)",
+        caption="misses cost more than hits: the traces with high miss ratios are the slow ones",
+    )
+    table.add_column("policy")
+    for trace in traces:
+        table.add_column(trace, justify="right")
+    for strategy in OURS:
+        table.add_row(
+            strategy,
+            *(
+                f"{bookkeeping_us(results, strategy, [(trace, s) for s in shares]):.2f}"
+                for trace in traces
+            ),
+        )
+    return table
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    passed: bool | None  # None: could not be computed (libCacheSim missing)
+    detail: str
+
+
+def _best_of_theirs(results: Results, trace: str, share: float) -> tuple[float, str] | None:
+    figures = [
+        (results.ratios[trace, share, label], label)
+        for label in THEIR_LABELS
+        if (trace, share, label) in results.ratios
+    ]
+    return min(figures) if len(figures) == len(THEIR_LABELS) else None
+
+
+def _within_best(results: Results, strategy: str, margin: float, traces: Sequence[str]) -> Verdict:
+    worst: tuple[float, str] | None = None
+    for trace in traces:
+        for share in ACCEPTANCE_SIZES:
+            best = _best_of_theirs(results, trace, share)
+            if best is None:
+                return Verdict("", None, "libCacheSim figures missing")
+            mine = results.ratios[trace, share, strategy]
+            gap = mine - best[0]
+            cell = f"{trace} {share:.0%}: {mine:.2f} vs {best[1]} {best[0]:.2f}"
+            if worst is None or gap > worst[0]:
+                worst = (gap, cell)
+    assert worst is not None
+    return Verdict("", worst[0] <= margin, f"worst gap {worst[0]:+.2f} ({worst[1]})")
+
+
+def _versus_lru(results: Results, strategy: str, traces: Sequence[str]) -> Verdict:
+    worst: tuple[float, str] | None = None
+    for trace in traces:
+        for share in ACCEPTANCE_SIZES:
+            lru = results.ratios.get((trace, share, "LRU"))
+            if lru is None:
+                return Verdict("", None, "libCacheSim figures missing")
+            gap = results.ratios[trace, share, strategy] - lru
+            if worst is None or gap > worst[0]:
+                worst = (gap, f"{trace} {share:.0%}")
+    assert worst is not None
+    return Verdict("", worst[0] <= LRU_MARGIN, f"worst {worst[0]:+.2f} vs LRU ({worst[1]})")
+
+
+def _lru_exact(results: Results, traces: Sequence[str], shares: Sequence[float]) -> Verdict:
+    worst: tuple[float, str] | None = None
+    for trace in traces:
+        for share in shares:
+            theirs = results.ratios.get((trace, share, "LRU"))
+            if theirs is None:
+                return Verdict("", None, "libCacheSim figures missing")
+            gap = abs(results.ratios[trace, share, "lru"] - theirs)
+            if worst is None or gap > worst[0]:
+                worst = (gap, f"{trace} {share:.1%}")
+    assert worst is not None
+    return Verdict("", worst[0] <= LRU_EXACT, f"largest |difference| {worst[0]:.3f} ({worst[1]})")
+
+
+def verdicts(results: Results, traces: Sequence[str], shares: Sequence[float]) -> list[Verdict]:
+    accepted = [trace for trace in ACCEPTANCE_TRACES if trace in traces]
+    checks = [
+        (f"lru within {LRU_EXACT} points of libCacheSim's LRU, every cell",
+         _lru_exact(results, traces, shares)),
+        (f"lfu within {LFU_MARGIN} of the best of libCacheSim's five, "
+         f"{'/'.join(accepted)} at 1% and 10%", _within_best(results, "lfu", LFU_MARGIN, accepted)),
+        ("lfu never more than 1 point worse than LRU (same cells)",
+         _versus_lru(results, "lfu", accepted)),
+        (f"tiered (default split) within {TIERED_MARGIN} of the best, same cells",
+         _within_best(results, "tiered", TIERED_MARGIN, accepted)),
+        ("tiered never more than 1 point worse than LRU (same cells)",
+         _versus_lru(results, "tiered", accepted)),
+    ]  # fmt: skip
+    found = [Verdict(label, verdict.passed, verdict.detail) for label, verdict in checks]
+    everything = [(trace, share) for trace in traces for share in shares]
+    for strategy in OURS:
+        cost = bookkeeping_us(results, strategy, everything)
+        worst_trace = max(
+            traces,
+            key=lambda trace: bookkeeping_us(results, strategy, [(trace, s) for s in shares]),
+        )
+        worst = bookkeeping_us(results, strategy, [(worst_trace, s) for s in shares])
+        found.append(
+            Verdict(
+                f"{strategy}: bookkeeping ≤ {BOOKKEEPING_LIMIT_US:g} µs/request, replay average",
+                cost <= BOOKKEEPING_LIMIT_US,
+                f"{cost:.3f} µs (slowest trace: {worst_trace} {worst:.2f} µs)",
+            )
+        )
+    return found
+
+
+def _acceptance_table(found: Sequence[Verdict]) -> Table:
+    table = Table(title="acceptance (issue 6), computed from this run's figures")
+    table.add_column("check")
+    table.add_column("figures")
+    table.add_column("verdict", justify="right")
+    for verdict in found:
+        if verdict.passed is None:
+            mark = Text("n/a", "yellow")
+        else:
+            mark = Text("PASS", "bold green") if verdict.passed else Text("FAIL", "bold red")
+        table.add_row(verdict.label, verdict.detail, mark)
+    return table
+
+
+# -- the suite ----------------------------------------------------------------------------------
+
+
+def _each_trace(directory: Path, limit: int | None) -> Iterator[Trace]:
+    for name, file in TRACES:
+        started = time.perf_counter()
+        trace = load(directory, file, name, limit)
+        stderr_note(
+            f"eviction: {name}: {len(trace.keys):,} requests, {trace.unique:,} unique keys "
+            f"(loaded in {time.perf_counter() - started:.1f} s)"
+        )
+        yield trace
+
+
+def measure(directory: Path, limit: int | None, note: Callable[[str], None]) -> Results:
+    results = Results()
+    libcachesim = _libcachesim()
+    if libcachesim is None:
+        results.libcachesim = "libcachesim is not installed (pip install 'rgruntime[bench]')"
+    with tempfile.TemporaryDirectory(prefix="rgruntime-eviction-") as scratch:
+        for trace in _each_trace(directory, limit):
+            started = time.perf_counter()
+            with frozen_heap():  # the key list lives for the whole trace: keep gc off it
+                for share in SIZES:
+                    measure_ours(trace, share, results)
+            if libcachesim is not None:
+                measure_theirs(libcachesim, trace, Path(scratch), SIZES, results)
+            note(f"eviction: {trace.name} replayed ({time.perf_counter() - started:.0f} s)")
+    return results
+
+
+def run(options: RunOptions, console: Console) -> None:
+    directory = trace_directory()
+    limit = QUICK_REQUESTS if options.quick else None
+    results = measure(directory, limit, stderr_note)
+    traces = [name for name, _ in TRACES]
+    console.print()
+    if limit is not None:
+        console.print(
+            f"[bold yellow]--quick: only the first {limit:,} requests of each trace "
+            "(a prefix, not a sample); sizes follow the prefix's unique keys. Figures are not "
+            "comparable with shared/ANCHORS.md.[/]"
+        )
+    if results.libcachesim:
+        console.print(f"[yellow]{results.libcachesim}: its columns are n/a.[/]")
+    for share in SIZES:
+        console.print()
+        console.print(_quality_table(results, share, traces))
+    console.print()
+    console.print(_speed_table(results, traces, SIZES))
+    console.print()
+    console.print(_speed_by_trace(results, traces, SIZES))
+    console.print()
+    console.print(_acceptance_table(verdicts(results, traces, SIZES)))

@@ -1,0 +1,75 @@
+"""The frequency sketch (count-min, saturating, halving) and the window climber."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rgruntime.policies.climber import GhostClimber
+from rgruntime.policies.sketch import MAX_COUNT, FrequencySketch
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 10**12) | st.text(max_size=8), max_size=300), st.integers(1, 64))
+def test_estimates_never_undercount(keys: list[object], entries: int) -> None:
+    sketch = FrequencySketch(entries)
+    counts = Counter(keys)
+    for key in keys:
+        sketch.add(sketch.slots(key), 1)
+    for key, count in counts.items():
+        assert sketch.estimate(sketch.slots(key)) >= min(count, MAX_COUNT)
+
+
+def test_counts_are_exact_without_collisions_and_saturate() -> None:
+    sketch = FrequencySketch(1_000)
+    for key in range(100):
+        sketch.add(sketch.slots(key), key % 20)
+    exact = sum(
+        sketch.estimate(sketch.slots(key)) == min(key % 20, MAX_COUNT) for key in range(100)
+    )
+    assert exact >= 98  # two rows of 4,096 counters: a shared pair is very unlikely
+
+
+def test_halving_ages_every_count() -> None:
+    sketch = FrequencySketch(100)
+    slots = sketch.slots("key")
+    sketch.add(slots, 9)
+    sketch.halve()
+    assert sketch.estimate(slots) == 4
+    sketch.halve()
+    sketch.halve()
+    sketch.halve()
+    assert sketch.estimate(slots) == 0
+
+
+def test_rows_use_different_primes_within_the_width() -> None:
+    sketch = FrequencySketch(300)
+    assert sketch.width >= 1_200
+    assert sketch.modulus_b < sketch.modulus_a <= sketch.width
+    for modulus in (sketch.modulus_a, sketch.modulus_b):
+        assert all(modulus % divisor for divisor in range(2, int(modulus**0.5) + 1))
+
+
+def test_consecutive_integer_keys_spread_over_both_rows() -> None:
+    # hash(n) == n: trace keys are consecutive integers, and must not pile up.
+    sketch = FrequencySketch(1_000)
+    rng = random.Random(1)
+    keys = [rng.randrange(10**9) * 1_024 for _ in range(2_000)]  # structured: multiples of 1024
+    rows = [{sketch.slots(key)[row] for key in keys} for row in (0, 1)]
+    assert all(len(row) > 1_500 for row in rows)
+
+
+def test_the_climber_follows_the_side_whose_ghosts_return() -> None:
+    climber = GhostClimber(0.05, step=0.05)
+    assert climber.climb(0, 0) == 0.05  # no evidence: no move
+    assert climber.climb(10, 0) == 0.1  # only the window's ghosts returned: grow it
+    assert abs(climber.climb(5, 15) - 0.075) < 1e-12  # mixed evidence: a proportional step
+    for _ in range(100):
+        climber.climb(0, 1)
+    assert climber.share == 0.0  # clamped
+    for _ in range(100):
+        climber.climb(1, 0)
+    assert climber.share == 1.0
