@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from rgruntime import LRUPolicy, TTLPolicy
 from rgruntime.policies import POLICIES, make_policy
+from tests.policies.reference import ReferenceLRU, ReferenceTTL
 
 KEYS = st.sampled_from("abcdef")
 DEADLINES = st.sampled_from([1.0, 2.0, 3.0, 5.0, math.inf])
@@ -34,66 +35,6 @@ class Reference(Protocol):
     def remove(self, key: str) -> None: ...
     def victim(self) -> str: ...
     def __len__(self) -> int: ...
-
-
-class ReferenceLRU:
-    """A list in recency order, oldest first."""
-
-    def __init__(self) -> None:
-        self.order: list[str] = []
-
-    def record_access(self, key: str, expires_at: float) -> None:
-        if key in self.order:
-            self.order.remove(key)
-            self.order.append(key)
-
-    def record_write(self, key: str, size: int, expires_at: float) -> None:
-        if key in self.order:
-            self.order.remove(key)
-        self.order.append(key)
-
-    def remove(self, key: str) -> None:
-        if key in self.order:
-            self.order.remove(key)
-
-    def victim(self) -> str:
-        if not self.order:
-            raise KeyError("empty")
-        return self.order[0]
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-
-class ReferenceTTL:
-    """Each key's (deadline, placement number); the victim is the minimum, found by a scan."""
-
-    def __init__(self) -> None:
-        self.placed: dict[str, tuple[float, int]] = {}
-        self.placements = 0
-
-    def _place(self, key: str, expires_at: float) -> None:
-        self.placements += 1
-        self.placed[key] = (expires_at, self.placements)
-
-    def record_access(self, key: str, expires_at: float) -> None:
-        # A sliding TTL moves the deadline on access; an unchanged deadline keeps its place.
-        if key in self.placed and self.placed[key][0] != expires_at:
-            self._place(key, expires_at)
-
-    def record_write(self, key: str, size: int, expires_at: float) -> None:
-        self._place(key, expires_at)
-
-    def remove(self, key: str) -> None:
-        self.placed.pop(key, None)
-
-    def victim(self) -> str:
-        if not self.placed:
-            raise KeyError("empty")
-        return min(self.placed, key=self.placed.__getitem__)
-
-    def __len__(self) -> int:
-        return len(self.placed)
 
 
 def victim_or_none(policy: Reference) -> str | None:
