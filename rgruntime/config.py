@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from rgruntime.errors import ConfigError
+from rgruntime.policies.tiered import Tier, parse_tiers
 from rgruntime.units import parse_duration, parse_size
 
 __all__ = [
@@ -23,8 +24,9 @@ __all__ = [
     "RuntimeConfig",
 ]
 
-#: Eviction strategies this version implements. ``lfu`` and ``tiered`` are planned.
-STRATEGIES: Final = ("lru", "ttl")
+#: Eviction strategies (see docs/policies.md): exact-ish LRU, W-TinyLFU, nearest deadline first,
+#: the guide's hot/warm/cold tiers, and GreedyDual-Size-Frequency.
+STRATEGIES: Final = ("lru", "lfu", "ttl", "tiered", "cost")
 
 _T = TypeVar("_T")
 
@@ -68,6 +70,10 @@ def _share(value: object, field: str) -> float:
     return float(value)
 
 
+def _tiers(value: object, field: str) -> tuple[Tier, ...] | None:
+    return None if value is None else parse_tiers(value, field=field)
+
+
 _duration = _optional(parse_duration)
 _size = _optional(parse_size)
 _count = _optional(_positive_int)
@@ -83,6 +89,7 @@ _LAYER_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "sliding_ttl": _boolean,
     "enabled": _boolean,
     "budget_share": _share,
+    "tiers": _tiers,
     "write_buffer_size": lambda v, field: _positive_int(v, field=field),
 }
 
@@ -107,6 +114,8 @@ class LayerConfig:
     sliding_ttl: bool = False
     enabled: bool = True
     budget_share: float = 1.0
+    #: With ``strategy="tiered"``: the tiers, hottest first (default: the policy's 10:50:200).
+    tiers: tuple[Tier, ...] | None = None
     #: Pending writes after which a writer waits for the actor to catch up (backpressure).
     write_buffer_size: int = 4096
 
@@ -153,6 +162,7 @@ _RUNTIME_KEYS: Final = (
     "max_entries",
     "strategy",
     "sliding_ttl",
+    "tiers",
     "layers",
 )
 
@@ -177,6 +187,7 @@ class RuntimeConfig:
     max_entries: int | None = None
     strategy: str = "lru"
     sliding_ttl: bool = False
+    tiers: tuple[Tier, ...] | None = None
     layers: Mapping[str, LayerConfig] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -217,6 +228,10 @@ class RuntimeConfig:
         max_entries = _count(options.get("max_entries"), f"{where}.max_entries")
         strategy = _strategy(options.get("strategy", "lru"), f"{where}.strategy")
         sliding = _boolean(options.get("sliding_ttl", False), f"{where}.sliding_ttl")
+        tiers = _tiers(options.get("tiers"), f"{where}.tiers")
+        if strategy == "tiered" and tiers is not None and max_size is None:
+            # The guide's tiered config sizes the tiers and sets no max_size: they are the budget.
+            max_size = sum(tier.size for tier in tiers)
         layer_options = options.get("layers", {})
         if not isinstance(layer_options, Mapping):
             raise ConfigError(f"{where}.layers", layer_options, "a dict of layer name to settings")
@@ -238,6 +253,7 @@ class RuntimeConfig:
                 max_entries=max_entries,
                 strategy=strategy,
                 sliding_ttl=sliding,
+                tiers=tiers,
                 where=where,
             )
             for name, given in overrides.items()
@@ -249,6 +265,7 @@ class RuntimeConfig:
             max_entries=max_entries,
             strategy=strategy,
             sliding_ttl=sliding,
+            tiers=tiers,
             layers=_split_budget(layers, max_size),
         )
 
@@ -266,6 +283,7 @@ class RuntimeConfig:
             max_entries=self.max_entries,
             strategy=self.strategy,
             sliding_ttl=self.sliding_ttl,
+            tiers=self.tiers,
             where="cache_config",
         )
 
@@ -286,6 +304,7 @@ def _layer_config(
     max_entries: int | None,
     strategy: str,
     sliding_ttl: bool,
+    tiers: tuple[Tier, ...] | None,
     where: str,
 ) -> LayerConfig:
     """One layer's settings: the runtime's defaults, the built-in layer's, then its own."""
@@ -295,9 +314,13 @@ def _layer_config(
         "strategy": strategy,
         "sliding_ttl": sliding_ttl,
         "enabled": enabled,
+        "tiers": tiers,
     }
     settings.update(BUILTIN_LAYERS.get(name, {}))
     settings.update(given)
+    own_tiers = given.get("tiers")
+    if settings["strategy"] == "tiered" and own_tiers and settings.get("max_size") is None:
+        settings["max_size"] = sum(tier.size for tier in own_tiers)  # its tiers are its budget
     longest = settings.get("max_ttl")
     if "ttl" not in given and longest is not None and (settings["ttl"] or 0) > longest:
         settings["ttl"] = longest  # an inherited TTL never exceeds the layer's own cap

@@ -50,7 +50,7 @@ async def test_custom_layers_from_config_and_added_while_running() -> None:
         with pytest.raises(ConfigError, match="not taken"):
             await runtime.add_layer("tool")
         with pytest.raises(ConfigError) as raised:
-            await runtime.add_layer("notes", strategy="lfu")
+            await runtime.add_layer("notes", strategy="fifo")
         assert raised.value.field == "cache_config.layers.notes.strategy"
         with pytest.raises(ConfigError, match="identifier"):
             await runtime.add_layer("bad name")

@@ -26,7 +26,7 @@ import anyio
 import anyio.abc
 
 from rgruntime.errors import RuntimeClosedError
-from rgruntime.policies import make_policy
+from rgruntime.policies import TieredPolicy, make_policy
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.entry import Entry
 from rgruntime.runtime.indices import KeyIndex, TagIndex, TimerIndex
@@ -84,7 +84,20 @@ class LayerActor:
 
     def __init__(self, layer: Layer) -> None:
         self.layer = layer
-        self._policy = make_policy(layer.config.strategy)
+        config = layer.config
+        options: dict[str, Any] = {}
+        if config.strategy == "tiered":
+            options["track_moves"] = True  # so that tier TTLs can follow promotions and demotions
+            if config.tiers:
+                options["tiers"] = config.tiers
+        self._policy = make_policy(
+            config.strategy, max_size=config.max_size, max_entries=config.max_entries, **options
+        )
+        # Only tiered policies have tiers whose TTLs cap an entry's deadline.
+        self._tiers = self._policy if isinstance(self._policy, TieredPolicy) else None
+        # Only recency policies need a new write moved behind the entries hit before it (see
+        # _evict); frequency policies decide about new entries when they are written.
+        self._fresh_writes_go_behind = config.strategy == "lru"
         self._timers = TimerIndex()
         self._tags = TagIndex()
         self._keys = KeyIndex()
@@ -202,8 +215,11 @@ class LayerActor:
                 self._apply_write(old, new)
                 if new is not None:
                     written.add(new.key)
-        self._expire(layer._now())
+        now = layer._now()
+        self._expire(now)
         self._evict(written)
+        if self._tiers is not None:
+            self._apply_tier_ttls(now)
 
     def _apply_write(self, old: Entry | None, new: Entry | None) -> None:
         if old is not None:
@@ -213,10 +229,12 @@ class LayerActor:
                 self._keys.discard(old.key)
                 self.invalidations += 1
         if new is not None:
+            self._policy.record_write(new.key, new.size, new.expires_at)
+            if self._tiers is not None:
+                self._cap_to_tier(new, self.layer._now())
             self._index(new)
             if old is None:
                 self._keys.add(new.key)
-            self._policy.record_write(new.key, new.size, new.expires_at)
 
     def _expire(self, now: float) -> None:
         entries = self.layer._entries
@@ -239,7 +257,7 @@ class LayerActor:
         ):
             key = policy.victim()
             entry = entries[key]
-            if key in written:
+            if key in written and self._fresh_writes_go_behind:
                 # Written since the last pass: the write may be more recent than the hits other
                 # entries got meanwhile, so it goes behind them, once, instead of being the first
                 # to go when they all get their second chance. Its own hits (all after its
@@ -250,12 +268,31 @@ class LayerActor:
             if entry.hits != entry.seen_hits:
                 # Hit since the policy last heard of it: report the access, ask again. Ends:
                 # nothing can hit during this (synchronous) pass, so every key gets one chance.
-                entry.seen_hits = entry.hits
-                policy.record_access(key, entry.expires_at)
+                hits, entry.seen_hits = entry.hits - entry.seen_hits, entry.hits
+                policy.record_access(key, entry.expires_at, hits)
                 self.second_chances += 1
                 continue
             self._remove(entry)
             self.evictions += 1
+
+    def _cap_to_tier(self, entry: Entry, now: float) -> bool:
+        """Shorten ``entry``'s deadline to its tier's TTL; True if it changed."""
+        assert self._tiers is not None
+        tier = self._tiers.tier_of(entry.key)
+        if tier is None or tier.ttl is None or now + tier.ttl >= entry.expires_at:
+            return False
+        entry.expires_at = now + tier.ttl
+        return True
+
+    def _apply_tier_ttls(self, now: float) -> None:
+        """Entries that changed tier this pass are held to the TTL of the tier they are in now."""
+        assert self._tiers is not None
+        entries = self.layer._entries
+        for key, _ in self._tiers.take_moves():
+            entry = entries.get(key)
+            if entry is not None and self._cap_to_tier(entry, now):
+                self._timers.discard(entry)
+                self._timers.add(entry)
 
     def _invalidate(self, selection: Selection) -> int:
         found = set(selection.keys)

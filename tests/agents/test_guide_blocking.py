@@ -190,7 +190,7 @@ def test_an_unavailable_backend_fails_without_leaving_a_thread(
 
 def test_a_failing_open_leaves_no_thread(portal_backend: str, threads_before: int) -> None:
     with pytest.raises(ConfigError, match=r"cache_config\.strategy"):
-        rgruntime.connect(cache_config={"strategy": "lfu"}, backend=portal_backend)
+        rgruntime.connect(cache_config={"strategy": "fifo"}, backend=portal_backend)
 
 
 def test_runners_and_tools_run_on_the_portal_loop(portal_backend: str, threads_before: int) -> None:
