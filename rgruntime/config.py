@@ -70,6 +70,12 @@ def _share(value: object, field: str) -> float:
     return float(value)
 
 
+def _fraction(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(field, value, "a fraction between 0 and 1, such as 0.05")
+    return float(value)
+
+
 def _tiers(value: object, field: str) -> tuple[Tier, ...] | None:
     return None if value is None else parse_tiers(value, field=field)
 
@@ -89,6 +95,7 @@ _LAYER_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "sliding_ttl": _boolean,
     "enabled": _boolean,
     "budget_share": _share,
+    "min_share": _fraction,
     "tiers": _tiers,
     "write_buffer_size": lambda v, field: _positive_int(v, field=field),
 }
@@ -114,6 +121,10 @@ class LayerConfig:
     sliding_ttl: bool = False
     enabled: bool = True
     budget_share: float = 1.0
+    #: The least share of its starting budget that rebalancing may leave this layer.
+    min_share: float = 0.25
+    #: Set when the layer's max_size is its share of the runtime's: such layers are rebalanced.
+    shared_budget: bool = False
     #: With ``strategy="tiered"``: the tiers, hottest first (default: the policy's 10:50:200).
     tiers: tuple[Tier, ...] | None = None
     #: Pending writes after which a writer waits for the actor to catch up (backpressure).
@@ -163,6 +174,7 @@ _RUNTIME_KEYS: Final = (
     "strategy",
     "sliding_ttl",
     "tiers",
+    "rebalance_interval",
     "layers",
 )
 
@@ -188,6 +200,8 @@ class RuntimeConfig:
     strategy: str = "lru"
     sliding_ttl: bool = False
     tiers: tuple[Tier, ...] | None = None
+    #: How often the supervisor moves budget between layers (None: never).
+    rebalance_interval: float | None = 10.0
     layers: Mapping[str, LayerConfig] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -229,6 +243,9 @@ class RuntimeConfig:
         strategy = _strategy(options.get("strategy", "lru"), f"{where}.strategy")
         sliding = _boolean(options.get("sliding_ttl", False), f"{where}.sliding_ttl")
         tiers = _tiers(options.get("tiers"), f"{where}.tiers")
+        rebalance = _duration(
+            options.get("rebalance_interval", 10.0), f"{where}.rebalance_interval"
+        )
         if strategy == "tiered" and tiers is not None and max_size is None:
             # The guide's tiered config sizes the tiers and sets no max_size: they are the budget.
             max_size = sum(tier.size for tier in tiers)
@@ -266,6 +283,7 @@ class RuntimeConfig:
             strategy=strategy,
             sliding_ttl=sliding,
             tiers=tiers,
+            rebalance_interval=rebalance,
             layers=_split_budget(layers, max_size),
         )
 
@@ -350,5 +368,5 @@ def _split_budget(layers: dict[str, LayerConfig], total: int | None) -> dict[str
     split = dict(layers)
     for layer in open_layers:
         budget = max(1, int(remaining * layer.budget_share / shares))
-        split[layer.name] = attrs.evolve(layer, max_size=budget)
+        split[layer.name] = attrs.evolve(layer, max_size=budget, shared_budget=True)
     return split

@@ -281,7 +281,7 @@ class Layer:
             entries=len(self._entries),
             size_bytes=actor.size_bytes,
             max_entries=self.config.max_entries,
-            max_size=self.config.max_size,
+            max_size=actor.max_size,
         )
 
     def statistics(self) -> LayerStatistics:
@@ -297,6 +297,8 @@ class Layer:
             tags=actor.tag_count(),
             maintenance_runs=actor.maintenance_runs,
             second_chances=actor.second_chances,
+            ghost_hits=actor.ghost_hits,
+            budget_changes=actor.budget_changes,
             policy_entries=actor.policy_size(),
         )
 
@@ -410,7 +412,11 @@ class Layer:
                     load.finish(error=error)
                     return
                 self._load_successes += 1
-                self._total_load_time += self._now() - started
+                elapsed = self._now() - started
+                self._total_load_time += elapsed
+                actor = self._actor
+                if actor is not None and actor.evicted_recently(load.key):
+                    actor.record_ghost_load(elapsed)  # what a larger budget would have saved
                 if not load.discarded and self._service is not None:
                     entry = self._new_entry(load.key, value, load.ttl, load.tags, size)
                     if entry is not None:

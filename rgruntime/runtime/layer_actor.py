@@ -20,6 +20,7 @@ moment it makes one.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Final
 
 import anyio
@@ -28,11 +29,15 @@ import anyio.abc
 from rgruntime.errors import RuntimeClosedError
 from rgruntime.policies import TieredPolicy, make_policy
 from rgruntime.runtime.arguments import Selection
+from rgruntime.runtime.budgets import BudgetReport
 from rgruntime.runtime.entry import Entry
 from rgruntime.runtime.indices import KeyIndex, TagIndex, TimerIndex
 from rgruntime.runtime.layer import Layer
 
 __all__ = ["LayerActor"]
+
+#: The fewest ghosts (recently evicted keys) a layer remembers.
+_MIN_GHOSTS: Final = 64
 
 #: Inbox capacity. Wake-ups are deduplicated, so this bounds only concurrent requests.
 _INBOX_SIZE: Final = 64
@@ -107,6 +112,13 @@ class LayerActor:
         self._wake_pending = False
         self.size_bytes = 0
         self.second_chances = 0
+        # Keys evicted recently and their sizes: a load of one of them is a miss that a larger
+        # budget would have avoided (see rgruntime.runtime.budgets).
+        self._ghosts: OrderedDict[str, int] = OrderedDict()
+        self._ghost_bytes = 0
+        self.ghost_hits = 0
+        self._ghost_value = 0.0
+        self.budget_changes = 0
         self.evictions = 0
         self.expirations = 0
         self.invalidations = 0
@@ -274,6 +286,7 @@ class LayerActor:
                 continue
             self._remove(entry)
             self.evictions += 1
+            self._remember_evicted(entry)
 
     def _cap_to_tier(self, entry: Entry, now: float) -> bool:
         """Shorten ``entry``'s deadline to its tier's TTL; True if it changed."""
@@ -293,6 +306,52 @@ class LayerActor:
             if entry is not None and self._cap_to_tier(entry, now):
                 self._timers.discard(entry)
                 self._timers.add(entry)
+
+    def _remember_evicted(self, entry: Entry) -> None:
+        ghosts = self._ghosts
+        self._ghost_bytes += entry.size - ghosts.pop(entry.key, 0)
+        ghosts[entry.key] = entry.size
+        # As many ghosts as half the live entries: enough to see what a modestly larger budget
+        # would catch, without keeping a second cache's worth of keys.
+        limit = max(_MIN_GHOSTS, len(self.layer._entries) // 2)
+        while len(ghosts) > limit:
+            self._ghost_bytes -= ghosts.popitem(last=False)[1]
+
+    @property
+    def max_size(self) -> int | None:
+        """The byte budget now (the supervisor may have moved it since the layer started)."""
+        return self._max_size
+
+    def evicted_recently(self, key: str) -> bool:
+        """Whether ``key`` is on the ghost list (for the layer's miss path)."""
+        return key in self._ghosts
+
+    def record_ghost_load(self, seconds: float) -> None:
+        """A load of a recently evicted key took ``seconds``: what more budget would have saved."""
+        self.ghost_hits += 1
+        self._ghost_value += seconds
+
+    def budget_report(self, minimum: int) -> BudgetReport:
+        """This period's figures for the supervisor; starts the next period."""
+        report = BudgetReport(
+            budget=self._max_size or 0,
+            minimum=minimum,
+            ghost_value=self._ghost_value,
+            ghost_bytes=self._ghost_bytes,
+        )
+        self._ghost_value = 0.0
+        return report
+
+    def set_max_size(self, size: int) -> None:
+        """A new byte budget (from the supervisor); a smaller one is enforced at the next pass."""
+        if size == self._max_size:
+            return
+        self._max_size = size
+        self.budget_changes += 1
+        resize = getattr(self._policy, "set_capacity", None)
+        if resize is not None and self.layer.config.max_size is not None:
+            resize(size)
+        self.request_maintenance()
 
     def _invalidate(self, selection: Selection) -> int:
         found = set(selection.keys)

@@ -52,7 +52,9 @@ class Runtime:
         if self._state is not _State.NEW:
             raise RuntimeError(f"this Runtime is {self._state.value}; a Runtime opens only once")
         self._state = _State.OPEN
-        self._supervisor = Supervisor(dict(self.config.layers), backend_clock())
+        self._supervisor = Supervisor(
+            dict(self.config.layers), backend_clock(), self.config.rebalance_interval
+        )
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         try:

@@ -110,4 +110,8 @@ class LayerStatistics:
     tags: int
     maintenance_runs: int
     second_chances: int
+    #: Loads of keys evicted recently: misses a larger budget would have avoided.
+    ghost_hits: int
+    #: How many times the supervisor moved this layer's byte budget.
+    budget_changes: int
     policy_entries: int

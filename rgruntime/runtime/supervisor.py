@@ -16,6 +16,7 @@ import anyio.abc
 from rgruntime.config import LayerConfig
 from rgruntime.errors import ConfigError, RuntimeClosedError
 from rgruntime.runtime.arguments import Selection
+from rgruntime.runtime.budgets import rebalance
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.layer import Layer, layer_class
 from rgruntime.runtime.layer_actor import LayerActor
@@ -46,9 +47,17 @@ class _InvalidateAll:
 class Supervisor:
     """Owns the layers of one runtime (see the module documentation)."""
 
-    def __init__(self, configs: dict[str, LayerConfig], clock: LoopClock) -> None:
+    def __init__(
+        self,
+        configs: dict[str, LayerConfig],
+        clock: LoopClock,
+        rebalance_interval: float | None = None,
+    ) -> None:
         self._clock = clock
         self._configs = configs
+        self._rebalance_interval = rebalance_interval
+        #: Rebalancing periods that moved budget between layers.
+        self.rebalances = 0
         self.layers: dict[str, Layer] = {}
         self._send, self._receive = anyio.create_memory_object_stream[Any](_INBOX_SIZE)
 
@@ -59,6 +68,11 @@ class Supervisor:
         async with self._send, self._receive, anyio.create_task_group() as layer_group:
             for config in self._configs.values():
                 await self._start_layer(layer_group, config)
+            shared = [layer for layer in self.layers.values() if layer.config.shared_budget]
+            if self._rebalance_interval is not None and len(shared) > 1:
+                layer_group.start_soon(
+                    self._rebalance_budgets, shared, self._rebalance_interval, name="budgets"
+                )
             task_status.started()
             message: _AddLayer | _InvalidateAll | None = None
             try:
@@ -109,6 +123,25 @@ class Supervisor:
         await group.start(LayerActor(layer).run, name=f"rgruntime layer {config.name}")
         self.layers[config.name] = layer
         return layer
+
+    async def _rebalance_budgets(self, layers: list[Layer], interval: float) -> None:
+        """Every ``interval`` seconds, move a step of budget toward the most valuable layer."""
+        minimums = {
+            layer.name: int((layer.config.max_size or 0) * layer.config.min_share)
+            for layer in layers
+        }
+        # A twentieth of the shared budget per period: fast enough to follow a shift in
+        # traffic within minutes, slow enough not to chase noise.
+        step = max(1, sum(layer.config.max_size or 0 for layer in layers) // 20)
+        while True:
+            await anyio.sleep(interval)
+            actors = {layer.name: layer._require_actor() for layer in layers}
+            reports = {name: actor.budget_report(minimums[name]) for name, actor in actors.items()}
+            budgets = rebalance(reports, step)
+            if budgets != {name: report.budget for name, report in reports.items()}:
+                self.rebalances += 1
+                for name, size in budgets.items():
+                    actors[name].set_max_size(size)
 
     async def _invalidate_all(self, selection: Selection) -> int:
         removed = 0
