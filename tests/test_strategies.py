@@ -91,3 +91,56 @@ async def test_the_cost_strategy_bounds_a_layer() -> None:
             await layer.cleanup()
         assert layer.stats().entries == 5
         assert "k0" in layer  # read again and again: worth keeping
+
+
+async def test_the_cost_strategy_keeps_one_expensive_answer_over_cheap_ones() -> None:
+    config = {"layers": {"mixed": {"max_entries": 5, "strategy": "cost"}}}
+    async with rgruntime.open_runtime(config) as runtime:
+        layer = runtime.layer("mixed")
+        await layer.set("model-answer", "long essay", cost=5.0)  # e.g. dollars or seconds
+        for i in range(40):  # eight times more cheap tool results than fit
+            await layer.set(f"tool-{i}", i, cost=0.01)
+            await layer.cleanup()
+        assert "model-answer" in layer
+        assert layer.stats().entries == 5
+
+
+async def test_a_load_costs_what_it_took_unless_told() -> None:
+    config = {"layers": {"mixed": {"max_entries": 3, "strategy": "cost"}}}
+    async with rgruntime.open_runtime(config) as runtime:
+        layer = runtime.layer("mixed")
+
+        async def slow() -> str:
+            await anyio.sleep(30)  # virtual seconds
+            return "slow"
+
+        async def quick() -> str:
+            return "quick"
+
+        await layer.get_or_load("slow", slow)
+        for i in range(20):
+            await layer.get_or_load(f"quick-{i}", quick)
+            await layer.cleanup()
+        assert "slow" in layer
+
+
+async def test_under_lru_the_same_expensive_answer_is_evicted() -> None:
+    # The control for the test above: without costs, the slow load is just the oldest entry.
+    config = {"layers": {"mixed": {"max_entries": 3, "strategy": "lru"}}}
+    async with rgruntime.open_runtime(config) as runtime:
+        layer = runtime.layer("mixed")
+        await layer.set("model-answer", "long essay", cost=5.0)
+        for i in range(20):
+            await layer.set(f"tool-{i}", i, cost=0.01)
+            await layer.cleanup()
+        assert "model-answer" not in layer
+
+
+async def test_a_bad_cost_is_refused_and_changes_nothing() -> None:
+    async with rgruntime.open_runtime() as runtime:
+        layer = runtime.layer("tool")
+        await layer.set("k", 1)
+        for bad in (0, -1.0, float("inf"), "high", True):
+            with pytest.raises(rgruntime.InvalidArgumentError, match="cost"):
+                await layer.set("k", 2, cost=bad)  # type: ignore[arg-type]
+        assert await layer.get("k") == 1

@@ -7,6 +7,7 @@ type) naming the argument, the value and what is accepted, before anything store
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Iterable
 
@@ -15,7 +16,7 @@ import attrs
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.runtime.indices import TAG_SEPARATOR
 
-__all__ = ["Selection", "check_key", "check_size", "check_tags"]
+__all__ = ["Selection", "check_cost", "check_key", "check_size", "check_tags"]
 
 _TAGS_ACCEPTED = (
     "a list of non-empty strings such as ['products', 'products:electronics'] "
@@ -52,6 +53,14 @@ def check_size(size: object, field: str = "size") -> int:
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise InvalidArgumentError(field, size, "a whole number of bytes, 0 or more")
     return size
+
+
+def check_cost(cost: object, field: str = "cost") -> float:
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or not 0 < cost < math.inf:
+        raise InvalidArgumentError(
+            field, cost, "a positive, finite number (what recomputing costs)"
+        )
+    return float(cost)
 
 
 @attrs.frozen

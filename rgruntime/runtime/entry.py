@@ -17,13 +17,15 @@ _sequence = itertools.count()
 class Entry:
     """A cached value. Readers see ``value`` and ``expires_at``; the rest is the actor's.
 
-    ``hits`` counts the hits on this entry (the reader's side of the access record);
-    ``seen_hits`` is how many of them the eviction policy has been told about. ``timer`` is the
-    entry's position in the layer's timer index while it has one; ``sequence`` orders entries by
-    creation and breaks ties between equal deadlines.
+    ``cost`` is what recomputing the value would cost (seconds by default; the ``cost`` strategy
+    weighs it per byte). ``hits`` counts the hits on this entry (the reader's side of the access
+    record); ``seen_hits`` is how many of them the eviction policy has been told about. ``timer``
+    is the entry's position in the layer's timer index while it has one; ``sequence`` orders
+    entries by creation and breaks ties between equal deadlines.
     """
 
     __slots__ = (
+        "cost",
         "expires_at",
         "hits",
         "key",
@@ -44,6 +46,7 @@ class Entry:
         ttl: float | None,
         size: int,
         tags: frozenset[str],
+        cost: float = 1.0,
     ) -> None:
         self.key = key
         self.value = value
@@ -51,6 +54,7 @@ class Entry:
         self.ttl = ttl
         self.size = size
         self.tags = tags
+        self.cost = cost
         self.hits = 0
         self.seen_hits = 0
         self.sequence = next(_sequence)

@@ -17,14 +17,14 @@ Everything that orders, indexes, expires or evicts belongs to the layer's actor
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, overload
 
 import anyio
 import anyio.abc
 
 from rgruntime.config import LayerConfig
 from rgruntime.errors import InvalidArgumentError, RuntimeClosedError
-from rgruntime.runtime.arguments import Selection, check_key, check_size, check_tags
+from rgruntime.runtime.arguments import Selection, check_cost, check_key, check_size, check_tags
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.entry import NEVER, Entry
 from rgruntime.runtime.loads import Load, current_load
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from rgruntime.runtime.layer_actor import LayerActor
 
 __all__ = ["Layer", "SlidingLayer", "layer_class"]
+
+#: The least cost a load is given: a load that took no measurable time still cost something.
+_MIN_COST: Final = 1e-6
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -154,6 +157,7 @@ class Layer:
         ttl: float | str | None = None,
         tags: Iterable[str] = (),
         size: int | None = None,
+        cost: float | None = None,
     ) -> T:
         """The cached value for ``key``; on a miss, ``await loader()`` once and cache its result.
 
@@ -168,7 +172,7 @@ class Layer:
         if entry is not None and entry.expires_at > self._now():
             entry.hits += 1
             return entry.value  # type: ignore[no-any-return]
-        return await self._load(key, loader, ttl, tags, size)  # type: ignore[no-any-return]
+        return await self._load(key, loader, ttl, tags, size, cost)  # type: ignore[no-any-return]
 
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` holds a live entry (not counted as a hit or a miss)."""
@@ -185,6 +189,7 @@ class Layer:
         ttl: float | str | None = None,
         tags: Iterable[str] = (),
         size: int | None = None,
+        cost: float | None = None,
     ) -> None:
         """Cache ``value`` under ``key``; the very next read sees it.
 
@@ -193,7 +198,7 @@ class Layer:
         entry's weight in bytes for ``max_size`` (default: :func:`rgruntime.estimate_size`).
         Suspends only when the layer's actor has fallen far behind (backpressure).
         """
-        self.set_nowait(key, value, ttl=ttl, tags=tags, size=size)
+        self.set_nowait(key, value, ttl=ttl, tags=tags, size=size, cost=cost)
         if len(self._writes) >= self._write_limit:
             await self._require_actor().maintained()
 
@@ -205,11 +210,12 @@ class Layer:
         ttl: float | str | None = None,
         tags: Iterable[str] = (),
         size: int | None = None,
+        cost: float | None = None,
     ) -> None:
         """:meth:`set` without the backpressure: never suspends."""
         self._check_open()
         key = check_key(key)
-        entry = self._new_entry(key, value, ttl, check_tags(tags), size)
+        entry = self._new_entry(key, value, ttl, check_tags(tags), size, cost)
         self._discard_load(key)
         if entry is not None:
             self._install(entry)
@@ -341,20 +347,27 @@ class Layer:
         ttl: float | str | None,
         tags: frozenset[str],
         size: int | None,
+        cost: float | None,
     ) -> Entry | None:
         """Validate a write and build its entry; None when the layer stores nothing."""
         seconds = self._resolve_ttl(ttl)
         weight = self._sizer(value) if size is None else check_size(size)
+        price = self._default_cost() if cost is None else check_cost(cost)
         if not self._enabled:
             return None
-        max_size = self.config.max_size
+        max_size = self._actor.max_size if self._actor is not None else self.config.max_size
         if max_size is not None and weight > max_size:
             # It could never fit: storing it would evict everything else first, then itself.
             self._oversize_rejections += 1
             self.delete_nowait(key)
             return None
         expires_at = NEVER if seconds is None else self._now() + seconds
-        return Entry(key, value, expires_at, seconds, weight, tags)
+        return Entry(key, value, expires_at, seconds, weight, tags, price)
+
+    def _default_cost(self) -> float:
+        """A write's cost when none is given: the layer's mean load time so far, else 1.0."""
+        loads = self._load_successes
+        return self._total_load_time / loads if loads and self._total_load_time > 0 else 1.0
 
     def _install(self, entry: Entry) -> None:
         old = self._entries.get(entry.key)
@@ -380,6 +393,7 @@ class Layer:
         ttl: float | str | None,
         tags: Iterable[str],
         size: int | None,
+        cost: float | None,
     ) -> Any:
         self._check_open()
         key = check_key(key)
@@ -389,6 +403,8 @@ class Layer:
         seconds = self._resolve_ttl(ttl)
         if size is not None:
             check_size(size)
+        if cost is not None:
+            check_cost(cost)
         self._misses += 1  # after the checks: a call refused for bad input is not a miss
         if not self._enabled:
             return await loader()
@@ -396,10 +412,12 @@ class Layer:
         if load is None:
             load = Load(self.name, key, loader, seconds, checked_tags, self._loads)
             assert self._service is not None
-            self._service.start_soon(self._run_load, load, size, name=f"load {self.name}:{key}")
+            self._service.start_soon(
+                self._run_load, load, size, cost, name=f"load {self.name}:{key}"
+            )
         return await load.wait()
 
-    async def _run_load(self, load: Load, size: int | None) -> None:
+    async def _run_load(self, load: Load, size: int | None, cost: float | None) -> None:
         current_load.set(load)  # this task's own context: marks the loader's calls as nested
         started = self._now()
         try:
@@ -418,7 +436,9 @@ class Layer:
                 if actor is not None and actor.evicted_recently(load.key):
                     actor.record_ghost_load(elapsed)  # what a larger budget would have saved
                 if not load.discarded and self._service is not None:
-                    entry = self._new_entry(load.key, value, load.ttl, load.tags, size)
+                    # Unless told otherwise, what the load took is what recomputing will cost.
+                    price = cost if cost is not None else max(elapsed, _MIN_COST)
+                    entry = self._new_entry(load.key, value, load.ttl, load.tags, size, price)
                     if entry is not None:
                         self._install(entry)
                 load.finish(value)
@@ -465,10 +485,11 @@ class SlidingLayer(Layer):
         ttl: float | str | None = None,
         tags: Iterable[str] = (),
         size: int | None = None,
+        cost: float | None = None,
     ) -> T:
         entry = self._hit(key)
         if entry is None:
-            return await self._load(key, loader, ttl, tags, size)  # type: ignore[no-any-return]
+            return await self._load(key, loader, ttl, tags, size, cost)  # type: ignore[no-any-return]
         return entry.value  # type: ignore[no-any-return]
 
 

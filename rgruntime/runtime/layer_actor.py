@@ -241,7 +241,7 @@ class LayerActor:
                 self._keys.discard(old.key)
                 self.invalidations += 1
         if new is not None:
-            self._policy.record_write(new.key, new.size, new.expires_at)
+            self._policy.record_write(new.key, new.size, new.expires_at, new.cost)
             if self._tiers is not None:
                 self._cap_to_tier(new, self.layer._now())
             self._index(new)
