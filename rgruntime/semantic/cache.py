@@ -1,0 +1,611 @@
+"""The semantic cache: texts indexed by meaning, one index per partition, owned by one actor.
+
+    cache = SemanticCache("minilm")
+    async with anyio.create_task_group() as group:
+        await group.start(cache.run)
+        await cache.add(partition, key, "What's the weather in Paris?")
+        match = await cache.lookup(partition, "How's the weather in Paris today?")
+        # match.key == key, match.similarity == 0.92..., or None
+
+It maps texts to cache *keys*; the values stay in the cache layer that owns the keys. The layer
+tells this cache when a key leaves (evicted, expired, invalidated, deleted) by calling
+:meth:`SemanticCache.remove` or :meth:`SemanticCache.remove_many`: synchronous, a few dictionary
+operations, safe on the event loop's thread at any moment.
+
+**Partitions are exact.** A partition is an opaque string that the caller builds from everything
+that changes the answer except the text (agent, version, model, temperature, tools, system prompt,
+tenant, layer...). The partition selects the index before any vector search: a lookup never sees
+another partition's vectors, so two tenants never share an answer, not even for identical texts.
+
+**Who does what.**
+
+- Callers embed their text in a worker thread (through an embedding cache) and search a partition
+  in a worker thread (``anyio.to_thread.run_sync`` behind one ``CapacityLimiter``): the event loop
+  never computes a vector or walks a graph.
+- The actor task alone changes indices: it batches the inserts and deletions queued since its last
+  pass and applies them in one worker-thread call per partition, so writes are serialized.
+- :meth:`~SemanticCache.remove` hides a key at once, on the caller's thread: the key leaves the
+  live map, and every search result is checked against that map on the event loop's thread before
+  it is returned. A removed key is therefore never returned, even before the actor has deleted its
+  vector; the actor deletes it in its next pass (no orphan vectors stay behind).
+- An ``add`` whose key is removed (or added again) while its text is being embedded or inserted is
+  dropped: like the cache layers' loads, the newer event wins.
+
+**Verification.** The nearest live neighbour must reach the threshold, then pass the lexical check
+(:class:`~rgruntime.semantic.LexicalVerifier`) and the optional user verifier. A candidate that
+fails is counted and the next one above the threshold is tried (up to ``candidates``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+import attrs
+import numpy as np
+
+from rgruntime.errors import InvalidArgumentError, RuntimeClosedError
+from rgruntime.semantic.embedder import (
+    DEFAULT_EMBEDDER,
+    Embedder,
+    Vectors,
+    make_embedder,
+    worker_limiter,
+)
+from rgruntime.semantic.embedding_cache import CachedEmbedder
+from rgruntime.semantic.index import HnswSettings, PartitionIndex
+from rgruntime.semantic.records import (
+    HISTOGRAM_BINS,
+    SemanticMatch,
+    SemanticStats,
+    SimilarityHistogram,
+)
+from rgruntime.semantic.verify import LexicalVerifier, RejectionReason, UserVerifier
+from rgruntime.validation import similarity as check_similarity
+
+__all__ = ["DEFAULT_THRESHOLD", "SemanticCache"]
+
+#: The default similarity threshold, chosen on the evaluation in ``docs/semantic.md``.
+DEFAULT_THRESHOLD: Final = 0.91
+
+#: Format of :meth:`SemanticCache.save`; bumped when it changes.
+SAVE_FORMAT: Final = 1
+
+_INBOX_SIZE: Final = 256
+
+
+class _Partition:
+    """An index and what the cache knows about it (touched on the event loop's thread only)."""
+
+    __slots__ = ("index", "keys", "pending_deletes")
+
+    def __init__(self, index: PartitionIndex) -> None:
+        self.index = index
+        self.keys: dict[int, str] = {}  # label -> key, for live labels
+        self.pending_deletes: list[int] = []
+
+
+@attrs.define
+class _Insert:
+    partition: str
+    key: str
+    text: str
+    vector: Vectors
+    token: object
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    error: BaseException | None = None
+
+
+class _Request:
+    """A request to the actor that waits for its answer."""
+
+    def __init__(self, action: str, path: Path) -> None:
+        self.action = action
+        self.path = path
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
+
+
+_WAKE: Final = object()
+
+
+def _check_threshold(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise InvalidArgumentError(
+            "threshold", value, "a cosine similarity between 0 and 1, such as 0.91"
+        )
+    return float(value)
+
+
+def _check_text(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgumentError(field, value, "a string")
+    return value
+
+
+class SemanticCache:
+    """Cache keys indexed by the meaning of a text (see the module documentation).
+
+    ``embedder`` is an :class:`~rgruntime.semantic.Embedder` or a registered name (default
+    ``"minilm"``). ``threshold`` is the default cosine similarity in [0, 1] a match must reach.
+    ``verifier`` is the lexical check (``None`` turns it off for every lookup); ``user_verifier``
+    an async ``(query, cached_text, similarity) -> bool`` that runs after it. ``candidates`` bounds
+    how many neighbours above the threshold a lookup may verify. ``embedding_cache_size`` bounds
+    the embedding cache (0 turns it off).
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | str = DEFAULT_EMBEDDER,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        verifier: LexicalVerifier | None = LexicalVerifier(),  # noqa: B008 - immutable
+        user_verifier: UserVerifier | None = None,
+        candidates: int = 4,
+        embedding_cache_size: int = 10_000,
+        hnsw: HnswSettings = HnswSettings(),  # noqa: B008 - immutable
+    ) -> None:
+        inner = make_embedder(embedder) if isinstance(embedder, str) else embedder
+        if not isinstance(inner, Embedder):
+            raise InvalidArgumentError(
+                "embedder", embedder, "an embedder name or an object with name, dimension, embed()"
+            )
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+            raise InvalidArgumentError("candidates", candidates, "a positive whole number")
+        if user_verifier is not None and not callable(user_verifier):
+            raise InvalidArgumentError("user_verifier", user_verifier, "an async callable")
+        self.threshold = check_similarity(threshold, "threshold")
+        self.embedder = CachedEmbedder(inner, max_entries=embedding_cache_size)
+        self.verifier = verifier
+        self.user_verifier = user_verifier
+        self.candidates = candidates
+        self.hnsw = hnsw
+        self._partitions: dict[str, _Partition] = {}
+        # The live keys: their label (unique for ever: a key added again gets a new one), their
+        # partition and their text. Plain dicts of strings and ints, which the garbage collector
+        # does not track: 100,000 keys as objects (or tuples) made every full collection ~50 ms
+        # longer, during which the event loop stands still.
+        self._labels: dict[str, int] = {}
+        self._partition_of: dict[str, str] = {}
+        self._texts: dict[str, str] = {}
+        # Adds in flight: key -> the token of the newest add(); a removal drops the key.
+        self._pending: dict[str, object] = {}
+        self._next_label = 0
+        self._send, self._receive = anyio.create_memory_object_stream[Any](_INBOX_SIZE)
+        self._wake_pending = False
+        self._running = False
+        self._closed = False
+        # Statistics.
+        self._lookups = 0
+        self._hits = 0
+        self._empty = 0
+        self._below = 0
+        self._rejected = 0
+        self._rejections: Counter[RejectionReason] = Counter()
+        self._histogram = [0] * HISTOGRAM_BINS
+        self._adds = 0
+        self._removals = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<SemanticCache embedder={self.embedder.name!r} entries={len(self._labels)} "
+            f"partitions={len(self._partitions)}>"
+        )
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._labels
+
+    # -- the callers' side ---------------------------------------------------------------------
+
+    async def add(self, partition: str, key: str, text: str) -> None:
+        """Index ``text`` under ``key`` in ``partition``; returns once lookups can find it.
+
+        Adding a key again replaces its text (and partition). The same key with the same text
+        and partition is a no-op. A removal of ``key`` while this call runs cancels it.
+        """
+        _check_text(partition, "partition")
+        _check_text(key, "key")
+        _check_text(text, "text")
+        if not self._running:
+            raise RuntimeClosedError("the semantic cache is not running (start run() first)")
+        if key in self._labels:
+            if self._partition_of[key] == partition and self._texts[key] == text:
+                return
+            self.remove(key)
+        token = object()
+        self._pending[key] = token
+        try:
+            vector = (await self.embedder.embed([text]))[0]
+        except BaseException:
+            if self._pending.get(key) is token:
+                del self._pending[key]
+            raise
+        if self._pending.get(key) is not token:
+            return  # removed or added again while embedding
+        insert = _Insert(partition, key, text, vector, token)
+        await self._post(insert)
+        await insert.done.wait()
+        if insert.error is not None:
+            raise insert.error
+
+    def remove(self, key: str) -> bool:
+        """Take ``key`` out of the cache at once; True if it was indexed (or being indexed).
+
+        Synchronous and cheap: for the layer to call whenever an entry leaves (evicted, expired,
+        invalidated, deleted). Lookups stop returning ``key`` immediately; the actor deletes its
+        vector in its next pass.
+        """
+        pending = self._pending.pop(key, None) is not None
+        label = self._labels.pop(key, None)
+        if label is None:
+            return pending
+        del self._texts[key]
+        part = self._partitions[self._partition_of.pop(key)]
+        del part.keys[label]
+        part.pending_deletes.append(label)
+        self._removals += 1
+        self._request_pass()
+        return True
+
+    def remove_many(self, keys: Iterable[str]) -> int:
+        """:meth:`remove` each key; return how many were indexed."""
+        return sum(self.remove(key) for key in keys)
+
+    def clear(self) -> int:
+        """Remove every key (synchronously, like :meth:`remove`); return how many there were."""
+        return self.remove_many(list(self._labels) + list(self._pending))
+
+    async def lookup(
+        self,
+        partition: str,
+        text: str,
+        threshold: float | None = None,
+        *,
+        verify: bool = True,
+    ) -> SemanticMatch | None:
+        """The key of ``partition`` whose text best matches ``text``, or None.
+
+        ``threshold`` overrides the cache's default similarity (cosine, in [0, 1]). ``verify``
+        runs the lexical check and the user verifier (True by default).
+        """
+        _check_text(partition, "partition")
+        _check_text(text, "text")
+        minimum = self.threshold if threshold is None else _check_threshold(threshold)
+        self._lookups += 1
+        part = self._partitions.get(partition)
+        if part is None or not part.keys:
+            self._empty += 1
+            return None
+        vector = self.embedder.cached(text)
+        if vector is None:
+            vector = (await self.embedder.embed([text]))[0]
+        # Removed labels may still be in the index: ask for enough to get past them.
+        k = self.candidates + len(part.pending_deletes)
+        found = await anyio.to_thread.run_sync(
+            part.index.search, vector, k, limiter=worker_limiter()
+        )
+        tried = 0
+        for label, similarity in found:
+            if similarity < minimum:
+                break
+            key = self._live_key(part, label)
+            if key is None:
+                continue
+            cached_text = self._texts[key]
+            tried += 1
+            if verify and not await self._verified(text, cached_text, similarity):
+                if tried >= self.candidates:
+                    break
+                continue
+            # Checked again after the last await, so that nothing removed meanwhile is returned.
+            if self._live_key(part, label) != key:
+                continue
+            self._hits += 1
+            self._histogram[SimilarityHistogram.bin_of(similarity)] += 1
+            return SemanticMatch(key, similarity, cached_text, partition)
+        if tried:
+            self._rejected += 1
+        else:
+            self._below += 1
+        return None
+
+    def _live_key(self, part: _Partition, label: int) -> str | None:
+        """The key that ``label`` of ``part`` stands for, if that key is live under it."""
+        key = part.keys.get(label)
+        if key is None or self._labels.get(key) != label:
+            return None
+        return key
+
+    async def _verified(self, query: str, cached: str, similarity: float) -> bool:
+        if self.verifier is not None:
+            verdict = self.verifier.check(query, cached, similarity)
+            if not verdict.accepted:
+                assert verdict.reason is not None
+                self._rejections[verdict.reason] += 1
+                return False
+        if self.user_verifier is not None and not await self.user_verifier(
+            query, cached, similarity
+        ):
+            self._rejections["user"] += 1
+            return False
+        return True
+
+    def stats(self) -> SemanticStats:
+        """What this cache did since it was made (an immutable snapshot)."""
+        return SemanticStats(
+            lookups=self._lookups,
+            hits=self._hits,
+            empty=self._empty,
+            below_threshold=self._below,
+            rejected=self._rejected,
+            rejections=dict(self._rejections),
+            hit_similarities=SimilarityHistogram(tuple(self._histogram)),
+            adds=self._adds,
+            removals=self._removals,
+            entries=len(self._labels),
+            partitions=sum(1 for part in self._partitions.values() if part.keys),
+            pending_removals=sum(len(part.pending_deletes) for part in self._partitions.values()),
+            embedded_texts=self.embedder.embedded,
+            embedding_cache_entries=len(self.embedder),
+        )
+
+    def partition_size(self, partition: str) -> int:
+        """Live keys in ``partition``."""
+        part = self._partitions.get(partition)
+        return 0 if part is None else len(part.keys)
+
+    async def save(self, path: str | os.PathLike[str]) -> None:
+        """Write every partition to the directory ``path`` (replaced as a whole, atomically)."""
+        await self._ask(_Request("save", Path(path)))
+
+    async def load(self, path: str | os.PathLike[str]) -> None:
+        """Replace this cache's contents with what :meth:`save` wrote to ``path``.
+
+        The index must have been saved with the same embedding model (vectors of different
+        models are not comparable).
+        """
+        await self._ask(_Request("load", Path(path)))
+
+    async def flush(self) -> None:
+        """Return once every removal made before this call has been applied to the indices."""
+        await self._ask(_Request("flush", Path()))
+
+    async def _post(self, message: _Insert | _Request) -> None:
+        try:
+            try:
+                self._send.send_nowait(message)
+            except anyio.WouldBlock:
+                await self._send.send(message)  # backpressure: the actor is behind
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise RuntimeClosedError("the semantic cache is closed") from None
+
+    async def _ask(self, request: _Request) -> None:
+        if not self._running:
+            raise RuntimeClosedError("the semantic cache is not running (start run() first)")
+        await self._post(request)
+        await request.done.wait()
+        if request.error is not None:
+            raise request.error
+
+    def _request_pass(self) -> None:
+        if self._wake_pending or not self._running:
+            return
+        self._wake_pending = True
+        try:
+            self._send.send_nowait(_WAKE)
+        except anyio.WouldBlock:
+            pass  # the inbox is full: a pass runs before each of its messages anyway
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    # -- the actor's task ----------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled: start it with ``await task_group.start(cache.run)``."""
+        if self._running or self._closed:
+            raise RuntimeClosedError("a SemanticCache runs once")
+        self._running = True
+        try:
+            async with self._send, self._receive:
+                task_status.started()
+                await self._serve()
+        finally:
+            self._running = False
+            self._closed = True
+            self._refuse_pending()
+
+    async def _serve(self) -> None:
+        receive = self._receive
+        while True:
+            message = await receive.receive()
+            inserts: list[_Insert] = []
+            requests: list[_Request] = []
+            while True:  # everything queued now goes into one pass
+                if isinstance(message, _Insert):
+                    inserts.append(message)
+                elif isinstance(message, _Request):
+                    requests.append(message)
+                try:
+                    message = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    break
+            await self._apply(inserts)
+            for request in requests:
+                await self._answer(request)
+
+    async def _apply(self, inserts: list[_Insert]) -> None:
+        """Apply the queued deletions and ``inserts``, one worker-thread call per partition."""
+        self._wake_pending = False
+        batches: dict[str, list[_Insert]] = {}
+        for insert in inserts:
+            if self._pending.get(insert.key) is insert.token:
+                batches.setdefault(insert.partition, []).append(insert)
+            else:
+                insert.done.set()  # removed or replaced since: nothing to do
+        names = set(batches) | {n for n, p in self._partitions.items() if p.pending_deletes}
+        try:
+            for name in names:
+                await self._apply_partition(name, batches.get(name, []))
+        finally:
+            for insert in inserts:
+                insert.done.set()
+
+    async def _apply_partition(self, name: str, inserts: list[_Insert]) -> None:
+        part = self._partitions.get(name)
+        if part is None:
+            dimension = len(inserts[0].vector)
+            part = self._partitions[name] = _Partition(PartitionIndex(dimension, self.hnsw))
+        deletes, part.pending_deletes = part.pending_deletes, []
+        labels = list(range(self._next_label, self._next_label + len(inserts)))
+        self._next_label += len(inserts)
+        vectors = np.stack([insert.vector for insert in inserts]) if inserts else None
+        try:
+            # Shielded: a cancellation must not leave the index changed and the maps not.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(
+                    part.index.apply, deletes, labels, vectors, limiter=worker_limiter()
+                )
+        except Exception as error:  # a bad vector fails its add() calls, not the actor
+            for insert in inserts:
+                insert.error = error
+                if self._pending.get(insert.key) is insert.token:
+                    del self._pending[insert.key]
+            return
+        for insert, label in zip(inserts, labels, strict=True):
+            if self._pending.get(insert.key) is insert.token:
+                del self._pending[insert.key]
+                self._labels[insert.key] = label
+                self._partition_of[insert.key] = name
+                self._texts[insert.key] = insert.text
+                part.keys[label] = insert.key
+                self._adds += 1
+            else:
+                part.pending_deletes.append(label)  # removed while it was being inserted
+        if part.pending_deletes:
+            self._request_pass()
+
+    async def _answer(self, request: _Request) -> None:
+        try:
+            if request.action == "save":
+                await self._save(request.path)
+            elif request.action == "load":
+                await self._load(request.path)
+            else:
+                await self._apply([])
+        except Exception as error:  # reported to the caller, the actor goes on
+            request.error = error
+        finally:
+            request.done.set()
+
+    def _refuse_pending(self) -> None:
+        closed = RuntimeClosedError("the semantic cache closed")
+        while True:
+            try:
+                message = self._receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            if isinstance(message, _Insert | _Request):
+                message.error = closed
+                message.done.set()
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    async def _save(self, path: Path) -> None:
+        await self._apply([])  # no pending deletion is saved as live
+        partitions = [
+            (name, part.index, dict(part.keys))
+            for name, part in self._partitions.items()
+            if part.keys
+        ]
+        texts = self._texts
+        manifest = {
+            "format": SAVE_FORMAT,
+            "embedder": self.embedder.name,
+            "next_label": self._next_label,
+            "partitions": [
+                {
+                    "name": name,
+                    "directory": f"p{number}",
+                    "keys": {str(label): key for label, key in keys.items()},
+                    "texts": {key: texts[key] for key in keys.values()},
+                }
+                for number, (name, _, keys) in enumerate(partitions)
+            ],
+        }
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            try:
+                for number, (_, index, _) in enumerate(partitions):
+                    directory = staging / f"p{number}"
+                    directory.mkdir()
+                    index.save(directory)
+                (staging / "manifest.json").write_text(json.dumps(manifest))
+                old = path.with_name(f".{path.name}.old")
+                if path.exists():
+                    path.rename(old)
+                staging.rename(path)
+                shutil.rmtree(old, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(write, limiter=worker_limiter())
+
+    async def _load(self, path: Path) -> None:
+        hnsw = self.hnsw
+
+        def read() -> tuple[dict[str, Any], dict[str, PartitionIndex]]:
+            manifest_path = path / "manifest.json"
+            if not manifest_path.is_file():
+                raise InvalidArgumentError("path", str(path), "a directory written by save()")
+            manifest = json.loads(manifest_path.read_text())
+            if manifest.get("format") != SAVE_FORMAT:
+                raise InvalidArgumentError(
+                    "path", str(path), f"a semantic index of format {SAVE_FORMAT}"
+                )
+            indices = {
+                entry["name"]: PartitionIndex.load(path / entry["directory"], hnsw)
+                for entry in manifest["partitions"]
+            }
+            return manifest, indices
+
+        manifest, indices = await anyio.to_thread.run_sync(read, limiter=worker_limiter())
+        if manifest["embedder"] != self.embedder.name:
+            raise InvalidArgumentError(
+                "path",
+                str(path),
+                f"an index saved with embedder {self.embedder.name!r} "
+                f"(this one holds vectors of {manifest['embedder']!r})",
+            )
+        # Replace everything at once, on the loop's thread: lookups see the old or the new state.
+        self._pending.clear()
+        self._labels.clear()
+        self._partition_of.clear()
+        self._texts.clear()
+        self._partitions = {}
+        for entry in manifest["partitions"]:
+            part = _Partition(indices[entry["name"]])
+            for label_text, key in entry["keys"].items():
+                label = int(label_text)
+                part.keys[label] = key
+                self._labels[key] = label
+                self._partition_of[key] = entry["name"]
+                self._texts[key] = entry["texts"][key]
+            self._partitions[entry["name"]] = part
+        self._next_label = max(self._next_label, int(manifest["next_label"]))

@@ -1,0 +1,450 @@
+"""The cheap check that runs after a nearest neighbour passed the similarity threshold.
+
+Sentence embeddings score a question and its near-miss close together: all-MiniLM-L6-v2 gives
+"What's the weather in Paris?" / "... in London?" 0.70, "How do I increase my credit score?" /
+"... decrease ..." 0.81, "Is coffee good for your health?" / "... not good ..." 0.96. The vector
+is dominated by the words the two texts share, so no threshold separates those from paraphrases.
+This check looks at the words that differ instead, and rejects a match when they differ in what
+changes the answer:
+
+- ``number``: the numbers differ ("top 5" / "top 10", "Python 2" / "Python 3", "first" /
+  "second"), digits and number words alike;
+- ``negation``: one text is negated and the other is not (not, no, never, without, n't...);
+- ``entity``: a name in one text does not occur in the other (capitalized words past the start of
+  a sentence, acronyms, mixed-case and alphanumeric tokens such as iPhone, GPT4, PyTorch);
+- ``question``: both ask a different who / when / where / why;
+- ``antonym``: a word in one is the opposite of a word in the other, by a prefix (install /
+  uninstall, increase / decrease, import / export, upgrade / downgrade...) or a short list of
+  common pairs (buy / sell, hot / cold...);
+- ``content``: the texts differ in only a few content words (``max_changed_words``) and their
+  similarity is below ``near_identical``. When two texts share most of their words, their
+  similarity mostly measures those shared words; whether the few changed ones are synonyms
+  (tall / height) or not (cat / dog, Monday / Tuesday) is then all that matters, and only a
+  near-identical score says so.
+
+It is lexical and English-centred by design: it costs tens of microseconds, needs no model, and
+errs towards a miss (a miss costs one model call; a wrong answer costs trust). Texts longer than
+``max_chars`` are compared in full too: the embedding model reads only the first 256 tokens, so
+this check is what notices a difference further on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Final, Literal
+
+import attrs
+
+from rgruntime.errors import InvalidArgumentError
+from rgruntime.validation import similarity as _similarity
+
+__all__ = [
+    "REJECTION_REASONS",
+    "LexicalVerifier",
+    "RejectionReason",
+    "UserVerifier",
+    "Verdict",
+]
+
+RejectionReason = Literal["number", "negation", "entity", "question", "antonym", "content", "user"]
+REJECTION_REASONS: Final[tuple[RejectionReason, ...]] = (
+    "number",
+    "negation",
+    "entity",
+    "question",
+    "antonym",
+    "content",
+    "user",
+)
+
+#: An application's own check: ``await verifier(query_text, cached_text, similarity)`` returns
+#: True to accept the match. It runs after the lexical check accepted.
+UserVerifier = Callable[[str, str, float], Awaitable[bool]]
+
+
+@attrs.frozen
+class Verdict:
+    """The outcome of a verification: accepted, or the reason it was rejected."""
+
+    accepted: bool
+    reason: RejectionReason | None = None
+    detail: str = ""
+
+
+ACCEPTED: Final = Verdict(True)
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# Tokens: numbers (with separators, decimals, ordinal suffixes and unit letters: 5k, 3rd, 2.5x),
+# words with inner apostrophes or hyphens, and the currency and percent signs.
+_TOKEN: Final = re.compile(r"\d[\d,]*(?:\.\d+)?[a-zA-Z]*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*|[$€£%]")
+#: Characters between two tokens that make the second one start a sentence (or a quote, or a
+#: list item), where a capital says nothing about a name.
+_SENTENCE_BREAK: Final = re.compile(r"[.!?:;\"“(\n*•-]")
+
+_NUMBER_WORDS: Final = {
+    word: str(value)
+    for value, word in enumerate(
+        _words(
+            "zero _ two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+            "fifteen sixteen seventeen eighteen nineteen twenty"
+        )
+    )
+    # "one" and "first" are pronoun and adverb too often ("which one", "do this first"): a
+    # difference with "two" or "second" in the other text still shows.
+    if word != "_"
+} | {
+    "thirty": "30",
+    "forty": "40",
+    "fifty": "50",
+    "sixty": "60",
+    "seventy": "70",
+    "eighty": "80",
+    "ninety": "90",
+    "hundred": "100",
+    "hundreds": "100",
+    "thousand": "1000",
+    "thousands": "1000",
+    "million": "1000000",
+    "millions": "1000000",
+    "billion": "1000000000",
+    "billions": "1000000000",
+    "second": "2th",
+    "third": "3th",
+    "fourth": "4th",
+    "fifth": "5th",
+    "sixth": "6th",
+    "seventh": "7th",
+    "eighth": "8th",
+    "ninth": "9th",
+    "tenth": "10th",
+    "half": "0.5",
+}
+_ORDINAL: Final = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
+_POSSESSIVE: Final = re.compile(r"'s$")
+#: "No," answering a question is not a negation of what follows.
+_ANSWER_NO: Final = re.compile(r"\s*[,.!;:]")
+
+_NEGATIONS: Final = frozenset(
+    _words(
+        "not no never none nobody nothing nowhere neither nor without cannot cant dont doesnt "
+        "didnt isnt arent wasnt werent wont wouldnt shouldnt couldnt hasnt havent hadnt aint non "
+        "absence lack lacks lacking"
+    )
+)
+
+#: Words that frame a request rather than say what it is about.
+_STOPWORDS: Final = frozenset(
+    _words(
+        "a an the and or but if then than so as of at by for with about into onto from to in on "
+        "off over under up down out again further once here there all any both each few more most "
+        "other some such only own same too very just also even still yet ever much many lot lots "
+        "i me my mine myself we us our ours you your yours he him his she her hers it its they "
+        "them their theirs this that these those what which who whom whose when where why how "
+        "whats hows whos wheres whens whys is am are was were be been being have has had having "
+        "do does did doing done can could will would shall should may might must need needs want "
+        "wants like please tell give show explain describe list find get got make makes made let "
+        "lets know help suggest recommend provide write create share say says said think use "
+        "using used calculate compute determine convert way ways thing things kind kinds type "
+        "types sort someone something anything everything good best better great really actually "
+        "exactly possible able there's here's s t d ll m re ve"
+    )
+)
+#: Wh-words that change what is asked: two different ones mean two different questions.
+_QUESTION_WORDS: Final = frozenset({"who", "when", "where", "why"})
+
+# Prefix pairs that turn a word into its opposite (the rest of the word being the same).
+_POLAR_PREFIXES: Final = frozenset(
+    {
+        ("", "un"),
+        ("", "in"),
+        ("", "im"),
+        ("", "il"),
+        ("", "ir"),
+        ("", "dis"),
+        ("", "de"),
+        ("", "non"),
+        ("", "anti"),
+        ("", "mis"),
+        ("in", "de"),
+        ("in", "ex"),
+        ("im", "ex"),
+        ("en", "de"),
+        ("en", "dis"),
+        ("up", "down"),
+        ("max", "min"),
+        ("over", "under"),
+        ("pre", "post"),
+        ("in", "out"),
+        ("inc", "dec"),
+        ("ac", "de"),
+        ("as", "de"),
+    }
+)
+_ANTONYMS: Final = frozenset(
+    frozenset(pair.split("/"))
+    for pair in _words(
+        "buy/sell hot/cold warm/cool warmer/cooler gain/lose gain/loss win/lose big/small "
+        "large/small largest/smallest biggest/smallest high/low higher/lower highest/lowest "
+        "old/new older/newer oldest/newest old/young fast/slow faster/slower fastest/slowest "
+        "early/late earlier/later cheap/expensive cheapest/expensive strong/weak good/bad "
+        "best/worst better/worse open/close open/closed start/stop start/end begin/end first/last "
+        "add/remove add/delete push/pull import/export hire/fire rise/fall rising/falling up/down "
+        "on/off more/less most/least many/few long/short longer/shorter longest/shortest "
+        "heavy/light hard/soft harder/softer easy/difficult easy/hard easiest/hardest wet/dry "
+        "light/dark true/false right/wrong right/left before/after above/below inside/outside "
+        "male/female men/women man/woman boy/girl pros/cons benefits/risks benefit/risk "
+        "advantage/risk profit/loss success/failure succeed/fail pass/fail accept/reject "
+        "allow/deny allow/block include/exclude enter/exit arrive/depart arrival/departure "
+        "north/south east/west summer/winter day/night morning/evening sweet/sour sweet/salty "
+        "thick/thin wide/narrow deep/shallow rich/poor positive/negative plus/minus "
+        "maximum/minimum increase/reduce raise/lower expand/shrink merge/split join/leave "
+        "send/receive input/output inbound/outbound upstream/downstream love/hate happy/sad "
+        "friend/enemy safe/dangerous legal/banned healthy/unhealthy same/different "
+        "similar/different before/since always/never all/none everyone/nobody buyer/seller "
+        "borrow/lend cause/effect causes/effects spend/earn income/expense"
+    )
+)
+
+#: Opposite particles of phrasal verbs (zoom in / out, went up / down, turn on / off): a pair
+#: counts only when each text has one of the two and not the other.
+_PARTICLES: Final = (("up", "down"), ("in", "out"), ("on", "off"))
+
+_DEFAULT_NEAR_IDENTICAL: Final = 0.93
+
+
+def _stem(word: str) -> str:
+    """A light stemmer: enough to match make / makes / making, city / cities, remote / remotely."""
+    for suffix, replacement in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("ly", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)] + replacement
+            break
+    else:
+        if word.endswith(("ses", "xes", "zes", "ches", "shes")) and len(word) > 4:
+            word = word[:-2]
+        elif word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+            word = word[:-1]
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]
+    return word
+
+
+@attrs.frozen
+class _Text:
+    """What the check compares of one text."""
+
+    numbers: Counter[str]
+    negated: bool
+    entities: frozenset[str]  # lower-cased
+    words: frozenset[str]  # every word, lower-cased, without apostrophes or possessive 's
+    # Each name joined with the word before and after it (Hugging Face: huggingface).
+    joined: dict[str, frozenset[str]]
+    content: dict[str, str]  # stem of each content word -> the word
+    questions: frozenset[str]
+
+
+def _is_entity_shaped(token: str) -> bool:
+    """Acronyms (NASA), mixed case (iPhone, PyTorch) and letters with digits (GPT4)."""
+    if any(character.isdigit() for character in token):
+        return any(character.isalpha() for character in token) and not _ORDINAL.match(token)
+    return (len(token) > 1 and token.isupper()) or any(c.isupper() for c in token[1:])
+
+
+def _sentence_starts(text: str, tokens: list[re.Match[str]]) -> list[bool]:
+    starts: list[bool] = []
+    previous_end = -1
+    for match in tokens:
+        starts.append(
+            previous_end < 0 or bool(_SENTENCE_BREAK.search(text, previous_end, match.start()))
+        )
+        previous_end = match.end()
+    return starts
+
+
+def _analyse(text: str) -> _Text:
+    numbers: Counter[str] = Counter()
+    negations = 0
+    entities: set[str] = set()
+    words: set[str] = set()
+    content: dict[str, str] = {}
+    tokens = list(_TOKEN.finditer(text))
+    starts = _sentence_starts(text, tokens)
+    # In Title Case Or ALL CAPS text, capitals say nothing about names: such a text capitalizes
+    # small words too ("Why Does The...").
+    capitals_informative = (
+        sum(
+            1
+            for match, start in zip(tokens, starts, strict=True)
+            if not start and match.group()[0].isupper() and match.group().lower() in _STOPWORDS
+        )
+        < 2
+    )
+    plains: list[str] = []
+    entity_positions: list[int] = []
+    for match, starts_sentence in zip(tokens, starts, strict=True):
+        token = match.group()
+        if token[0].isdigit():
+            lower = token.lower()
+            ordinal = _ORDINAL.match(lower)
+            numbers[f"{ordinal.group(1)}th" if ordinal else lower.replace(",", "")] += 1
+            if _is_entity_shaped(token):
+                entities.add(lower)
+            continue
+        if token == "%":
+            token = "percent"  # "15%" and "15 percent" say the same
+        elif not token[0].isalpha():
+            continue
+        lower = token.lower().replace("\u2019", "'")
+        plain = _POSSESSIVE.sub("", lower).replace("'", "")
+        words.add(plain)
+        plains.append(plain)
+        if plain in _NUMBER_WORDS:
+            numbers[_NUMBER_WORDS[plain]] += 1
+            continue
+        if plain in _NEGATIONS or lower.endswith("n't"):
+            idiom = (plain == "no" and _ANSWER_NO.match(text, match.end())) or (
+                plain == "not" and len(plains) > 1 and plains[-2] in ("or", "why")
+            )
+            negations += not idiom  # "No, ..." answers; "why not", "or not" ask
+            continue
+        if _is_entity_shaped(token) or (
+            capitals_informative and token[0].isupper() and token != "I" and not starts_sentence
+        ):
+            entities.add(plain)
+            entity_positions.append(len(plains) - 1)
+        if plain not in _STOPWORDS and len(plain) > 1:
+            content.setdefault(_stem(plain), plain)
+    return _Text(
+        numbers=numbers,
+        negated=negations > 0,
+        entities=frozenset(entities),
+        words=frozenset(words),
+        joined=_joined(plains, entity_positions),
+        content=content,
+        questions=frozenset(words & _QUESTION_WORDS),
+    )
+
+
+def _joined(plains: list[str], positions: list[int]) -> dict[str, frozenset[str]]:
+    joined: dict[str, set[str]] = {}
+    for position in positions:
+        pairs = joined.setdefault(plains[position], set())
+        if position > 0:
+            pairs.add(plains[position - 1] + plains[position])
+        if position + 1 < len(plains):
+            pairs.add(plains[position] + plains[position + 1])
+    return {entity: frozenset(pairs) for entity, pairs in joined.items()}
+
+
+def _missing_entities(a: _Text, b: _Text) -> set[str]:
+    """The names of ``a`` that ``b`` does not mention in any form."""
+    missing = set()
+    for entity in a.entities:
+        if entity in b.words or entity in b.entities:
+            continue
+        if not a.joined.get(entity, frozenset()).isdisjoint(b.words):  # Hugging Face / Huggingface
+            continue
+        missing.add(entity)
+    return missing
+
+
+def _polar(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are opposites by a prefix or by the list of common pairs."""
+    if frozenset((a, b)) in _ANTONYMS:
+        return True
+    shared = 0
+    while shared < min(len(a), len(b)) and a[-1 - shared] == b[-1 - shared]:
+        shared += 1
+    if shared < 3:
+        return False
+    head_a, head_b = a[: len(a) - shared], b[: len(b) - shared]
+    return (head_a, head_b) in _POLAR_PREFIXES or (head_b, head_a) in _POLAR_PREFIXES
+
+
+def _opposites(a: _Text, b: _Text) -> tuple[str, str] | None:
+    """A word of ``a`` and a word of ``b`` that are opposites, each missing from the other."""
+    only_a, only_b = a.words - b.words, b.words - a.words
+    for first, second in _PARTICLES:
+        if first in only_a and second in only_b:
+            return first, second
+        if second in only_a and first in only_b:
+            return second, first
+    stems_a = {_stem(word): word for word in only_a}
+    stems_b = {_stem(word): word for word in only_b}
+    for stem_a, word_a in stems_a.items():
+        for stem_b, word_b in stems_b.items():
+            if stem_a != stem_b and (_polar(word_a, word_b) or _polar(stem_a, stem_b)):
+                return word_a, word_b
+    return None
+
+
+@attrs.frozen(kw_only=True)
+class LexicalVerifier:
+    """The check described in the module documentation; every rule can be turned off.
+
+    ``near_identical`` is the similarity that texts differing in at most ``max_changed_words``
+    content words must reach (``max_changed_words=0`` turns the ``content`` rule off).
+    """
+
+    numbers: bool = True
+    negation: bool = True
+    entities: bool = True
+    questions: bool = True
+    antonyms: bool = True
+    max_changed_words: int = 2
+    near_identical: float = _DEFAULT_NEAR_IDENTICAL
+
+    def __attrs_post_init__(self) -> None:
+        _similarity(self.near_identical, "near_identical")
+        count = self.max_changed_words
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidArgumentError("max_changed_words", count, "a whole number >= 0")
+
+    def check(self, query: str, cached: str, similarity: float) -> Verdict:
+        """Accept the match of ``query`` to the cached text ``cached``, or say why not."""
+        if query == cached:
+            return ACCEPTED
+        a, b = _analyse(query), _analyse(cached)
+        for rule in (self._names, self._meaning, self._wording):
+            verdict = rule(a, b, similarity)
+            if verdict is not None:
+                return verdict
+        return ACCEPTED
+
+    def _names(self, a: _Text, b: _Text, similarity: float) -> Verdict | None:
+        """Numbers and names: the things a paraphrase never changes."""
+        if self.numbers and a.numbers != b.numbers:
+            differ = sorted((a.numbers - b.numbers) + (b.numbers - a.numbers))
+            return Verdict(False, "number", " ".join(differ))
+        if self.entities:
+            missing = _missing_entities(a, b) | _missing_entities(b, a)
+            if missing:
+                return Verdict(False, "entity", " ".join(sorted(missing)))
+        return None
+
+    def _meaning(self, a: _Text, b: _Text, similarity: float) -> Verdict | None:
+        """Polarity and the kind of question."""
+        if self.negation and a.negated != b.negated:
+            return Verdict(False, "negation", "query" if a.negated else "cached text")
+        if self.questions and a.questions and b.questions and a.questions.isdisjoint(b.questions):
+            return Verdict(False, "question", " ".join(sorted(a.questions ^ b.questions)))
+        if self.antonyms:
+            pair = _opposites(a, b)
+            if pair is not None:
+                return Verdict(False, "antonym", " / ".join(pair))
+        return None
+
+    def _wording(self, a: _Text, b: _Text, similarity: float) -> Verdict | None:
+        """Few changed content words need a near-identical score (see the module)."""
+        only_a = a.content.keys() - b.content.keys()
+        only_b = b.content.keys() - a.content.keys()
+        changed = len(only_a) + len(only_b)
+        if 0 < changed <= self.max_changed_words and similarity < self.near_identical:
+            words = sorted(a.content[s] for s in only_a) + sorted(b.content[s] for s in only_b)
+            return Verdict(False, "content", " ".join(words))
+        return None
