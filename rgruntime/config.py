@@ -9,13 +9,19 @@ strategy raises :class:`~rgruntime.ConfigError` naming the field, the value and 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import attrs
 
 from rgruntime.errors import ConfigError
 from rgruntime.policies.tiered import Tier, parse_tiers
-from rgruntime.units import parse_duration, parse_size
+from rgruntime.validation import (
+    boolean,
+    optional_count,
+    optional_duration,
+    optional_size,
+    positive_int,
+)
 
 __all__ = [
     "BUILTIN_LAYERS",
@@ -28,34 +34,11 @@ __all__ = [
 #: the guide's hot/warm/cold tiers, and GreedyDual-Size-Frequency.
 STRATEGIES: Final = ("lru", "lfu", "ttl", "tiered", "cost")
 
-_T = TypeVar("_T")
-
 
 def _check_name(name: object, field: str) -> str:
     if not isinstance(name, str) or not name or not name.isidentifier():
         raise ConfigError(field, name, "a non-empty identifier such as 'response' or 'embeddings'")
     return name
-
-
-def _optional(
-    parse: Callable[..., _T],
-) -> Callable[[object, str], _T | None]:
-    def parse_optional(value: object, field: str) -> _T | None:
-        return None if value is None else parse(value, field=field)
-
-    return parse_optional
-
-
-def _positive_int(value: object, *, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(field, value, "a positive whole number")
-    return value
-
-
-def _boolean(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(field, value, "True or False")
-    return value
 
 
 def _strategy(value: object, field: str) -> str:
@@ -80,24 +63,19 @@ def _tiers(value: object, field: str) -> tuple[Tier, ...] | None:
     return None if value is None else parse_tiers(value, field=field)
 
 
-_duration = _optional(parse_duration)
-_size = _optional(parse_size)
-_count = _optional(_positive_int)
-
-
 _LAYER_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
-    "ttl": _duration,
-    "default_ttl": _duration,
-    "max_ttl": _duration,
-    "max_entries": _count,
-    "max_size": _size,
+    "ttl": optional_duration,
+    "default_ttl": optional_duration,
+    "max_ttl": optional_duration,
+    "max_entries": optional_count,
+    "max_size": optional_size,
     "strategy": _strategy,
-    "sliding_ttl": _boolean,
-    "enabled": _boolean,
+    "sliding_ttl": boolean,
+    "enabled": boolean,
     "budget_share": _share,
     "min_share": _fraction,
     "tiers": _tiers,
-    "write_buffer_size": lambda v, field: _positive_int(v, field=field),
+    "write_buffer_size": positive_int,
 }
 
 
@@ -236,14 +214,14 @@ class RuntimeConfig:
                 raise ConfigError(
                     f"{where}.{key}", value, f"a known setting: {', '.join(_RUNTIME_KEYS)}"
                 )
-        enabled = _boolean(options.get("enabled", True), f"{where}.enabled")
-        default_ttl = _duration(options.get("default_ttl", 3600.0), f"{where}.default_ttl")
-        max_size = _size(options.get("max_size"), f"{where}.max_size")
-        max_entries = _count(options.get("max_entries"), f"{where}.max_entries")
+        enabled = boolean(options.get("enabled", True), f"{where}.enabled")
+        default_ttl = optional_duration(options.get("default_ttl", 3600.0), f"{where}.default_ttl")
+        max_size = optional_size(options.get("max_size"), f"{where}.max_size")
+        max_entries = optional_count(options.get("max_entries"), f"{where}.max_entries")
         strategy = _strategy(options.get("strategy", "lru"), f"{where}.strategy")
-        sliding = _boolean(options.get("sliding_ttl", False), f"{where}.sliding_ttl")
+        sliding = boolean(options.get("sliding_ttl", False), f"{where}.sliding_ttl")
         tiers = _tiers(options.get("tiers"), f"{where}.tiers")
-        rebalance = _duration(
+        rebalance = optional_duration(
             options.get("rebalance_interval", 10.0), f"{where}.rebalance_interval"
         )
         if strategy == "tiered" and tiers is not None and max_size is None:
