@@ -239,19 +239,9 @@ class RuntimeConfig:
             else:
                 overrides[name] = LayerConfig.parse_overrides(name, layer, layer_where)
 
+        defaults = _layer_defaults(enabled, default_ttl, max_entries, strategy, sliding, tiers)
         layers = {
-            name: _layer_config(
-                name,
-                given,
-                enabled=enabled,
-                default_ttl=default_ttl,
-                max_entries=max_entries,
-                strategy=strategy,
-                sliding_ttl=sliding,
-                tiers=tiers,
-                where=where,
-            )
-            for name, given in overrides.items()
+            name: _layer_config(name, given, defaults, where) for name, given in overrides.items()
         }
         return cls(
             enabled=enabled,
@@ -271,17 +261,16 @@ class RuntimeConfig:
         It takes no share of ``max_size``: give it a ``max_size`` of its own to bound its bytes.
         """
         where = f"cache_config.layers.{_check_name(name, 'cache_config.layers')}"
-        return _layer_config(
-            name,
-            LayerConfig.parse_overrides(name, options, where),
-            enabled=self.enabled,
-            default_ttl=self.default_ttl,
-            max_entries=self.max_entries,
-            strategy=self.strategy,
-            sliding_ttl=self.sliding_ttl,
-            tiers=self.tiers,
-            where="cache_config",
+        defaults = _layer_defaults(
+            self.enabled,
+            self.default_ttl,
+            self.max_entries,
+            self.strategy,
+            self.sliding_ttl,
+            self.tiers,
         )
+        given = LayerConfig.parse_overrides(name, options, where)
+        return _layer_config(name, given, defaults, "cache_config")
 
     @classmethod
     def coerce(cls, config: RuntimeConfig | Mapping[str, Any] | None) -> RuntimeConfig:
@@ -291,27 +280,31 @@ class RuntimeConfig:
         return cls.from_mapping(config)
 
 
-def _layer_config(
-    name: str,
-    given: Mapping[str, Any],
-    *,
+def _layer_defaults(
     enabled: bool,
-    default_ttl: float | None,
+    ttl: float | None,
     max_entries: int | None,
     strategy: str,
     sliding_ttl: bool,
     tiers: tuple[Tier, ...] | None,
-    where: str,
-) -> LayerConfig:
-    """One layer's settings: the runtime's defaults, the built-in layer's, then its own."""
-    settings: dict[str, Any] = {
-        "ttl": default_ttl,
+) -> dict[str, Any]:
+    """The runtime-wide settings every layer inherits, under LayerConfig's field names."""
+    return {
+        "enabled": enabled,
+        "ttl": ttl,
         "max_entries": max_entries,
         "strategy": strategy,
         "sliding_ttl": sliding_ttl,
-        "enabled": enabled,
         "tiers": tiers,
     }
+
+
+def _layer_config(
+    name: str, given: Mapping[str, Any], defaults: Mapping[str, Any], where: str
+) -> LayerConfig:
+    """One layer's settings: the runtime's defaults, the built-in layer's, then its own."""
+    enabled = bool(defaults["enabled"])
+    settings = dict(defaults)
     settings.update(BUILTIN_LAYERS.get(name, {}))
     settings.update(given)
     own_tiers = given.get("tiers")
