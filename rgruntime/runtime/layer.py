@@ -28,6 +28,7 @@ from rgruntime.runtime.arguments import Selection, check_cost, check_key, check_
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.entry import NEVER, Entry
 from rgruntime.runtime.loads import Load, current_load
+from rgruntime.runtime.removals import RemovalListener, RemovalListeners
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
 from rgruntime.sizing import estimate_size
 from rgruntime.units import parse_duration
@@ -105,6 +106,8 @@ class Layer:
         self._load_failures = 0
         self._total_load_time = 0.0
         self._oversize_rejections = 0
+        # Who else keeps state about this layer's keys (semantic index, dependencies, events).
+        self._removal_listeners = RemovalListeners(self.name)
 
     def __repr__(self) -> str:
         return f"<Layer {self.name!r} entries={len(self._entries)}>"
@@ -234,7 +237,20 @@ class Layer:
             return False
         self._retired_hits += old.hits
         self._post_write((old, None))
+        if self._removal_listeners:
+            self._removal_listeners.notify(key, "deleted")
         return old.expires_at > self._now()
+
+    def add_removal_listener(self, listener: RemovalListener) -> Callable[[], None]:
+        """Call ``listener(layer, key, reason)`` whenever a key leaves this layer.
+
+        Reasons: ``expired``, ``evicted``, ``invalidated``, ``cleared``, ``deleted``, and
+        ``replaced`` (a write replaced the value under a key). The listener runs synchronously
+        inside the layer's maintenance (or the caller's ``delete``): it must be quick and must
+        not suspend. Its exceptions are logged and counted (``statistics().listener_failures``),
+        never raised. Returns a function that unregisters it.
+        """
+        return self._removal_listeners.add(listener)
 
     async def invalidate(
         self,
@@ -306,6 +322,8 @@ class Layer:
             ghost_hits=actor.ghost_hits,
             budget_changes=actor.budget_changes,
             policy_entries=actor.policy_size(),
+            removal_listeners=len(self._removal_listeners),
+            listener_failures=self._removal_listeners.failures,
         )
 
     # -- internals -------------------------------------------------------------------------------
@@ -375,6 +393,8 @@ class Layer:
         if old is not None:
             self._retired_hits += old.hits
         self._post_write((old, entry))
+        if old is not None and self._removal_listeners:
+            self._removal_listeners.notify(entry.key, "replaced")
 
     def _post_write(self, record: WriteRecord) -> None:
         self._writes.append(record)

@@ -33,6 +33,7 @@ from rgruntime.runtime.budgets import BudgetReport
 from rgruntime.runtime.entry import Entry
 from rgruntime.runtime.indices import KeyIndex, TagIndex, TimerIndex
 from rgruntime.runtime.layer import Layer
+from rgruntime.runtime.removals import RemovalReason
 
 __all__ = ["LayerActor"]
 
@@ -256,7 +257,7 @@ class LayerActor:
             if entry.expires_at > now:
                 self._timers.add(entry)  # a sliding TTL moved the deadline: not due yet
             else:
-                self._remove(entry)
+                self._remove(entry, "expired")
                 self.expirations += 1
 
     def _evict(self, written: set[str]) -> None:
@@ -284,7 +285,7 @@ class LayerActor:
                 policy.record_access(key, entry.expires_at, hits)
                 self.second_chances += 1
                 continue
-            self._remove(entry)
+            self._remove(entry, "evicted")
             self.evictions += 1
             self._remember_evicted(entry)
 
@@ -359,7 +360,7 @@ class LayerActor:
             found.update(self._keys.matching(selection.pattern))
         for tag in selection.tags:
             found.update(self._tags.keys_under(tag))
-        removed = self._remove_keys(found)
+        removed = self._remove_keys(found, "invalidated")
         for load in list(self.layer._loads.values()):
             if selection.matches(load.key, load.tags):
                 load.discarded = True
@@ -367,13 +368,13 @@ class LayerActor:
         return removed
 
     def _clear(self) -> int:
-        removed = self._remove_keys(list(self.layer._entries))
+        removed = self._remove_keys(list(self.layer._entries), "cleared")
         for load in list(self.layer._loads.values()):
             load.discarded = True
             load.detach()
         return removed
 
-    def _remove_keys(self, keys: set[str] | list[str]) -> int:
+    def _remove_keys(self, keys: set[str] | list[str], reason: RemovalReason) -> int:
         """Remove the entries under ``keys``; return how many of them were live."""
         entries = self.layer._entries
         now = self.layer._now()
@@ -382,16 +383,19 @@ class LayerActor:
             entry = entries.get(key)
             if entry is not None:
                 live += entry.expires_at > now
-                self._remove(entry)
+                self._remove(entry, reason)
         self.invalidations += live
         return live
 
-    def _remove(self, entry: Entry) -> None:
-        del self.layer._entries[entry.key]
-        self.layer._retired_hits += entry.hits
+    def _remove(self, entry: Entry, reason: RemovalReason) -> None:
+        layer = self.layer
+        del layer._entries[entry.key]
+        layer._retired_hits += entry.hits
         self._unindex(entry)
         self._keys.discard(entry.key)
         self._policy.remove(entry.key)
+        if layer._removal_listeners:
+            layer._removal_listeners.notify(entry.key, reason)
 
     def _index(self, entry: Entry) -> None:
         self._timers.add(entry)

@@ -10,18 +10,22 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
 from rgruntime.config import RuntimeConfig
-from rgruntime.errors import LayerNotFoundError, RuntimeClosedError
+from rgruntime.errors import ConfigError, LayerNotFoundError, RuntimeClosedError
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.clock import backend_clock
 from rgruntime.runtime.layer import Layer
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
 from rgruntime.runtime.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from rgruntime.semantic.embedder import Embedder
+    from rgruntime.semantic.layer_index import LayerSemanticIndex
 
 __all__ = ["Runtime", "open_runtime"]
 
@@ -44,6 +48,9 @@ class Runtime:
         self._state = _State.NEW
         self._supervisor: Supervisor | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        # Semantic indices by (layer, embedder name), and the settings each was made with.
+        self._semantic: dict[tuple[str, str], tuple[LayerSemanticIndex, dict[str, Any]]] = {}
+        self._semantic_lock: anyio.Lock | None = None
 
     def __repr__(self) -> str:
         return f"<Runtime {self._state.value} layers={list(self.config.layers)}>"
@@ -123,6 +130,55 @@ class Runtime:
         """:meth:`Layer.invalidate` over every layer; returns the total removed."""
         selection = Selection.of(key=key, keys=keys, pattern=pattern, tags=tags)
         return await self._require_supervisor().invalidate_all(selection)
+
+    async def semantic_index(
+        self, layer: str = "response", *, embedder: Embedder | str = "minilm", **options: Any
+    ) -> LayerSemanticIndex:
+        """The semantic index of ``layer`` for ``embedder``, started on first use.
+
+        ``options`` go to :class:`~rgruntime.semantic.SemanticCache` (``threshold``,
+        ``verifier``, ``user_verifier``, ``candidates``, ``embedding_cache_size``, ``hnsw``).
+        Later calls for the same layer and embedder return the same index; asking for it again
+        with other settings is a :class:`~rgruntime.ConfigError` (vectors of two models, or
+        indices of two settings, cannot be mixed). Needs the ``semantic`` extra.
+        """
+        supervisor = self._require_supervisor()
+        target = self.layer(layer)
+        try:
+            from rgruntime.semantic.cache import SemanticCache
+            from rgruntime.semantic.embedder import make_embedder
+            from rgruntime.semantic.layer_index import LayerSemanticIndex
+        except ImportError as error:  # pragma: no cover - the test extra installs it
+            from rgruntime.semantic.errors import EmbedderUnavailableError
+
+            raise EmbedderUnavailableError(
+                str(embedder),
+                f"the package {error.name!r}",
+                "install the semantic extra: pip install 'rgruntime[semantic]'",
+            ) from error
+        # Indexed by the name given (a registered name, or the embedder's own): a second use
+        # must not load the model again just to learn its name.
+        name = embedder if isinstance(embedder, str) else embedder.name
+        if self._semantic_lock is None:
+            self._semantic_lock = anyio.Lock()
+        async with self._semantic_lock:  # two first uses must not start two indices
+            known = self._semantic.get((layer, name))
+            if known is not None:
+                index, settings = known
+                if options and options != settings:
+                    raise ConfigError(
+                        "semantic_index options",
+                        options,
+                        f"the settings of the index already running for layer {layer!r} and "
+                        f"embedder {name!r} ({settings}), or none",
+                    )
+                return index
+            model = make_embedder(embedder) if isinstance(embedder, str) else embedder
+            cache = SemanticCache(model, **options)
+            await supervisor.start_service(cache.run, f"rgruntime semantic index {layer}")
+            index = LayerSemanticIndex(target, cache)
+            self._semantic[(layer, name)] = (index, dict(options))
+            return index
 
     def stats(self) -> CacheStats:
         """Counters summed over all layers; each layer's own record is in ``.layers``."""

@@ -115,3 +115,6 @@ class LayerStatistics:
     #: How many times the supervisor moved this layer's byte budget.
     budget_changes: int
     policy_entries: int
+    #: Removal listeners registered, and how many times one of them raised (logged, not raised).
+    removal_listeners: int
+    listener_failures: int

@@ -1,13 +1,16 @@
 """The supervisor actor: starts the layer actors in one task group and coordinates what crosses
 layers.
 
-Its inbox carries ``AddLayer`` (start one more layer actor while running) and ``InvalidateAll``
-(fan one invalidation out to every layer and add up what went). Routing cross-layer work through
+Its inbox carries ``AddLayer`` (start one more layer actor while running), ``StartService``
+(start another actor, such as a semantic index, in the same task group, so that it lives and
+stops with the layers) and ``InvalidateAll`` (fan one invalidation out to every layer and add up
+what went). Routing cross-layer work through
 one task gives it one order: two runtime-wide invalidations never interleave layer by layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import anyio
@@ -33,6 +36,16 @@ class _AddLayer:
         self.config = config
         self.done = anyio.Event()
         self.layer: Layer | None = None
+
+
+class _StartService:
+    __slots__ = ("done", "function", "name", "started")
+
+    def __init__(self, function: Callable[..., Coroutine[Any, Any, Any]], name: str) -> None:
+        self.function = function
+        self.name = name
+        self.done = anyio.Event()
+        self.started = False
 
 
 class _InvalidateAll:
@@ -74,12 +87,15 @@ class Supervisor:
                     self._rebalance_budgets, shared, self._rebalance_interval, name="budgets"
                 )
             task_status.started()
-            message: _AddLayer | _InvalidateAll | None = None
+            message: _AddLayer | _StartService | _InvalidateAll | None = None
             try:
                 async for message in self._receive:
                     if isinstance(message, _AddLayer):
                         if message.config.name not in self.layers:
                             message.layer = await self._start_layer(layer_group, message.config)
+                    elif isinstance(message, _StartService):
+                        await layer_group.start(message.function, name=message.name)
+                        message.started = True
                     else:
                         message.removed = await self._invalidate_all(message.selection)
                     message.done.set()
@@ -104,6 +120,19 @@ class Supervisor:
             raise RuntimeClosedError("the runtime closed before the layer could start")
         return message.layer
 
+    async def start_service(
+        self, function: Callable[..., Coroutine[Any, Any, Any]], name: str
+    ) -> None:
+        """Start ``await task_group.start(function)`` in the layers' task group.
+
+        ``function`` must accept ``task_status`` and report itself started; it is cancelled
+        when the runtime closes, with the layers.
+        """
+        message = _StartService(function, name)
+        await self._post(message)
+        if not message.started:
+            raise RuntimeClosedError(f"the runtime closed before {name} could start")
+
     async def invalidate_all(self, selection: Selection) -> int:
         message = _InvalidateAll(selection)
         await self._post(message)
@@ -111,7 +140,7 @@ class Supervisor:
             raise RuntimeClosedError("the runtime closed during the invalidation")
         return message.removed
 
-    async def _post(self, message: _AddLayer | _InvalidateAll) -> None:
+    async def _post(self, message: _AddLayer | _StartService | _InvalidateAll) -> None:
         try:
             await self._send.send(message)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):

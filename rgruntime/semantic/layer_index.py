@@ -1,0 +1,100 @@
+"""A cache layer's semantic index: find an entry of the layer by the meaning of a text.
+
+:class:`SemanticCache` maps texts to keys; the layer keeps the values. :class:`LayerSemanticIndex`
+binds the two so that they cannot disagree:
+
+- a **lookup** asks the semantic cache for the best verified key, then reads that key through the
+  layer's normal read path, which checks the entry's deadline: an entry past its TTL that the
+  layer's actor has not swept yet reads as a miss, and a key the layer no longer holds is taken
+  out of the semantic cache on the spot;
+- **removals** flow one way, from the layer: the index registers a removal listener
+  (:mod:`rgruntime.runtime.removals`), so that whenever a key leaves the layer (evicted, expired,
+  invalidated by key, pattern or tag, cleared, deleted) its vector leaves the semantic cache in
+  the same synchronous step. No orphan vector stays behind, and no lookup can return a removed
+  entry;
+- an **add** happens after the layer stored the entry; if the entry left the layer while its text
+  was being embedded, the add is undone.
+
+One index serves every partition of a layer: the partition (everything that selects an answer
+except the text: tenant, agent, model, temperature, tools, system prompt...) is chosen before any
+vector search, so entries of another partition are never candidates.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from rgruntime._missing import MISSING
+from rgruntime.semantic.cache import SemanticCache
+from rgruntime.semantic.records import SemanticStats
+
+if TYPE_CHECKING:
+    from rgruntime.runtime.layer import Layer
+    from rgruntime.runtime.removals import RemovalReason
+
+__all__ = ["LayerSemanticIndex", "SemanticHit"]
+
+
+@attrs.frozen
+class SemanticHit:
+    """A semantic hit on a layer: the entry's key and value, and how similar its text was."""
+
+    key: str
+    value: Any
+    similarity: float
+    text: str
+
+
+class LayerSemanticIndex:
+    """Lookups by meaning over one layer's entries (obtain it from ``runtime.semantic_index``)."""
+
+    def __init__(self, layer: Layer, cache: SemanticCache) -> None:
+        self.layer = layer
+        self.cache = cache
+        self._unregister = layer.add_removal_listener(self._removed)
+
+    def __repr__(self) -> str:
+        return f"<LayerSemanticIndex layer={self.layer.name!r} {self.cache!r}>"
+
+    @property
+    def embedder_name(self) -> str:
+        return self.cache.embedder.name
+
+    def _removed(self, layer: str, key: str, reason: RemovalReason) -> None:
+        # A replaced value keeps its key, and the key derives from the text: the vector stays.
+        if reason != "replaced":
+            self.cache.remove(key)
+
+    async def lookup(
+        self, partition: str, text: str, *, threshold: float | None = None, verify: bool = True
+    ) -> SemanticHit | None:
+        """The live entry of ``partition`` whose text best matches ``text``, or None.
+
+        ``threshold``: cosine similarity in [0, 1] (default: the index's). The entry is read
+        through the layer (its hit is counted there), so an expired entry is never returned.
+        """
+        match = await self.cache.lookup(partition, text, threshold, verify=verify)
+        if match is None:
+            return None
+        value = self.layer.get_nowait(match.key, MISSING)
+        if value is MISSING:
+            # Expired, not yet swept by the layer's actor: the sweep will remove it anyway.
+            return None
+        return SemanticHit(match.key, value, match.similarity, match.text)
+
+    async def add(self, partition: str, key: str, text: str) -> None:
+        """Index ``text`` for the layer's entry ``key`` (store the entry first)."""
+        await self.cache.add(partition, key, text)
+        if key not in self.layer:
+            # The entry left the layer before or while its text was embedded: the listener has
+            # nothing to remove yet at that moment, so the vector goes now.
+            self.cache.remove(key)
+
+    def stats(self) -> SemanticStats:
+        return self.cache.stats()
+
+    def close(self) -> None:
+        """Stop following the layer (the runtime closing does this)."""
+        self._unregister()
