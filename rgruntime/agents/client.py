@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rgruntime.agents.agent import Agent, AgentRegistry
 from rgruntime.agents.config import SessionCacheConfig
 from rgruntime.agents.execution import ExecutionResult, Executor
 from rgruntime.agents.models import ModelGateway, check_providers
 from rgruntime.agents.savings import Savings, SavingsLedger
+from rgruntime.agents.semantic_responses import SemanticResponses
 from rgruntime.agents.sessions import Session, SessionStore
 from rgruntime.agents.tools import ToolRegistry
 from rgruntime.config import RuntimeConfig
@@ -30,6 +31,9 @@ from rgruntime.providers import (
 )
 from rgruntime.runtime.runtime import Runtime
 from rgruntime.runtime.stats import CacheStats
+
+if TYPE_CHECKING:
+    from rgruntime.semantic.embedder import Embedder
 
 __all__ = ["CacheAPI", "ResonantGenesis", "SessionsAPI"]
 
@@ -55,6 +59,12 @@ def _check_backend(cache_backend: Mapping[str, Any] | None) -> None:
     for key, value in cache_backend.items():
         if key != "type":
             raise ConfigError(f"cache_backend.{key}", value, "no other setting for 'memory'")
+
+
+def _is_embedder(candidate: object) -> bool:
+    # Checked by shape: the Embedder protocol lives with numpy, which `import rgruntime` must
+    # not import.
+    return all(hasattr(candidate, name) for name in ("name", "dimension", "embed"))
 
 
 def goal_tag(agent_id: str, goal: str) -> str:
@@ -204,7 +214,10 @@ class ResonantGenesis:
     ``api_key`` and ``base_url`` configure an OpenAI-compatible provider as the default one;
     without ``base_url`` the default provider is the offline :class:`SimulatedProvider`.
     ``providers`` maps model names to providers of their own. ``prices`` extends or overrides
-    the bundled price table (LiteLLM's JSON shape).
+    the bundled price table (LiteLLM's JSON shape). ``embedder`` is the embedding model of
+    semantic caching for agents whose ``semantic_cache`` names none (an
+    :class:`~rgruntime.semantic.Embedder` or a registered name; default: the local
+    all-MiniLM-L6-v2); OpenAI embedding models use ``base_url`` and ``api_key``.
     """
 
     def __init__(
@@ -218,8 +231,16 @@ class ResonantGenesis:
         providers: Mapping[str, ModelProvider] | None = None,
         prices: Mapping[str, Any] | None = None,
         default_model: str = "sim-small",
+        embedder: Embedder | str | None = None,
     ) -> None:
         _check_backend(cache_backend)
+        if embedder is not None and not isinstance(embedder, str) and not _is_embedder(embedder):
+            raise ConfigError(
+                "embedder", embedder, "an embedder name or an object with name, dimension, embed()"
+            )
+        self._embedder = embedder
+        self._base_url = base_url
+        self._api_key = api_key
         self._runtime = Runtime(cache_config)
         self._providers = check_providers(providers)
         if provider is not None and not isinstance(provider, ModelProvider):
@@ -257,8 +278,12 @@ class ResonantGenesis:
             self._models = ModelGateway(
                 runtime.layer("model"), self._provider, self._providers, self._prices, self._ledger
             )
+            semantic = SemanticResponses(
+                runtime, embedder=self._embedder, base_url=self._base_url, api_key=self._api_key
+            )
+            stack.push_async_callback(semantic.aclose)
             self._executor = Executor(
-                runtime.layer("response"), self._models, self.tools, self._ledger
+                runtime.layer("response"), self._models, self.tools, self._ledger, semantic=semantic
             )
             self._sessions = SessionsAPI(
                 self.agents, SessionStore(runtime.layer("session")), self._executor

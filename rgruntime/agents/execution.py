@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import anyio
 import attrs
@@ -21,6 +22,11 @@ from rgruntime.agents.agent import Agent
 from rgruntime.agents.models import UNCACHEABLE_FINISH, ModelGateway, is_cacheable
 from rgruntime.agents.runner import AgentOutput, RunContext, builtin_loop
 from rgruntime.agents.savings import SavingsLedger
+from rgruntime.agents.semantic_responses import (
+    SemanticResponses,
+    semantic_partition,
+    uses_semantic_cache,
+)
 from rgruntime.agents.sessions import Session
 from rgruntime.agents.tools import ToolRegistry
 from rgruntime.errors import InvalidArgumentError
@@ -50,7 +56,8 @@ class ExecutionResult:
 
     ``cached`` is True when no model was called for this request: ``layer`` says which layer
     answered (``"response"``, or ``"model"`` when every model call of a fresh run hit the model
-    cache) and ``match`` how (``"exact"``). ``usage`` and ``cost`` are what this request spent;
+    cache) and ``match`` how (``"exact"``, or ``"semantic"``: the answer of a similar goal, whose
+    cosine ``similarity`` in [0, 1] is given). ``usage`` and ``cost`` are what this request spent;
     ``tokens_saved`` and ``cost_saved`` what the cache saved it; ``latency`` is in seconds;
     ``model_calls`` how many calls reached a model provider (model-cache hits not counted).
     """
@@ -72,24 +79,28 @@ class ExecutionResult:
     model_calls: int
 
 
+def response_material(
+    agent: Agent, goal: str, tool_schemas: Sequence[object], history: Iterable[Message]
+) -> dict[str, Any]:
+    """Everything the response key of ``goal`` for ``agent`` hashes (the module documentation)."""
+    return {
+        "agent_id": agent.id,
+        "goal": goal,
+        "model": agent.model,
+        "temperature": agent.temperature,
+        "tools": sorted(agent.tools),
+        "agent_version": agent.version,
+        "system_prompt": agent.system_prompt,
+        "tool_schemas": tool_schemas,
+        "context": [message.to_dict() for message in history],
+    }
+
+
 def response_key(
     agent: Agent, goal: str, tool_schemas: Sequence[object], history: Iterable[Message]
 ) -> str:
     """The response cache key of ``goal`` for ``agent`` (see the module documentation)."""
-    return stable_key(
-        f"response:{agent.id}",
-        {
-            "agent_id": agent.id,
-            "goal": goal,
-            "model": agent.model,
-            "temperature": agent.temperature,
-            "tools": sorted(agent.tools),
-            "agent_version": agent.version,
-            "system_prompt": agent.system_prompt,
-            "tool_schemas": tool_schemas,
-            "context": [message.to_dict() for message in history],
-        },
-    )
+    return stable_key(f"response:{agent.id}", response_material(agent, goal, tool_schemas, history))
 
 
 class _Uncacheable(Exception):
@@ -107,8 +118,10 @@ class Executor:
         tools: ToolRegistry,
         ledger: SavingsLedger,
         clock: Callable[[], float] = anyio.current_time,
+        semantic: SemanticResponses | None = None,
     ) -> None:
         self._layer = layer
+        self._semantic = semantic
         self._models = models
         self._tools = tools
         self._ledger = ledger
@@ -137,9 +150,19 @@ class Executor:
             return await self._run(agent, goal, history, session, started, key=None, cache=cache)
 
         tool_schemas = [self._tools.spec(name).to_dict() for name in agent.tools]
-        key = response_key(agent, goal, tool_schemas, history)
+        material = response_material(agent, goal, tool_schemas, history)
+        key = stable_key(f"response:{agent.id}", material)
         ttl = cache_ttl if cache_ttl is not None else agent.cache_config.response_ttl
         fresh: ExecutionResult | None = None
+        semantic = self._semantic if uses_semantic_cache(agent) else None
+        partition = semantic_partition(material) if semantic is not None else ""
+        if semantic is not None and key not in self._layer:
+            # An exact miss: a similar goal's answer, in the same partition, may serve.
+            hit = await semantic.lookup(agent, partition, goal)
+            if hit is not None:
+                return self._cached_result(
+                    agent, session, started, hit.key, hit.value, "semantic", hit.similarity
+                )
 
         async def produce() -> CachedResponse:
             nonlocal fresh
@@ -174,15 +197,29 @@ class Executor:
                 latency=self._clock() - started,
             )
         if fresh is not None:
+            if semantic is not None:
+                await semantic.remember(agent, partition, key, goal)
             return fresh
         # Answered by the cache, or by an identical request already running: nothing spent.
+        return self._cached_result(agent, session, started, key, cached, "exact", None)
+
+    def _cached_result(
+        self,
+        agent: Agent,
+        session: Session | None,
+        started: float,
+        key: str,
+        cached: CachedResponse,
+        match: str,
+        similarity: float | None,
+    ) -> ExecutionResult:
         self._ledger.record_hit("response", cached.usage.total_tokens, cached.cost)
         return ExecutionResult(
             output=cached.output,
             cached=True,
             layer="response",
-            match="exact",
-            similarity=None,
+            match=match,
+            similarity=similarity,
             usage=Usage(),
             cost=0.0,
             latency=self._clock() - started,

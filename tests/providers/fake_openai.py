@@ -141,7 +141,14 @@ class FakeOpenAI:
         self.events_sent = 0
         self.stream_ended = anyio.Event()
         self._released = anyio.Event()
-        self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        self.embedding_requests: list[Received] = []
+        self._embedder: Any = None
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            ]
+        )
 
     def release(self) -> None:
         """End every pending ``delay`` now (a test calls it before it stops the server)."""
@@ -168,6 +175,22 @@ class FakeOpenAI:
             headers=reply.headers,
             media_type="text/event-stream",
         )
+
+    async def _embeddings(self, request: Request) -> Response:
+        """OpenAI's embeddings answer, with real sentence vectors (the local MiniLM model)."""
+        from rgruntime.semantic import MiniLMEmbedder
+
+        body = json.loads(await request.body())
+        self.embedding_requests.append(Received(dict(request.headers), body))
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        if self._embedder is None:
+            self._embedder = MiniLMEmbedder()
+        vectors = await self._embedder.embed(texts)
+        data = [
+            {"object": "embedding", "index": i, "embedding": row.tolist()}
+            for i, row in enumerate(vectors)
+        ]
+        return JSONResponse({"object": "list", "data": data, "model": body["model"]})
 
     async def _send_events(self, raw: str, delay: float) -> AsyncIterator[str]:
         # One event per write (split where the events end), so that a client can stop mid-way.

@@ -1,0 +1,164 @@
+"""Semantic response caching through the client, on the real local embedding model.
+
+Real clocks (the embedding model and the index run in worker threads) and a provider without
+latency. The guide's own pair ("What's the weather?" / "How's the weather today?") scores 0.81
+on all-MiniLM-L6-v2, below any safe threshold (docs/semantic.md), so these tests use pairs that
+the model does place close together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from rgruntime import ConfigError, ResonantGenesis
+from rgruntime.providers import SimulatedProvider
+from rgruntime.semantic import EmbedderUnavailableError
+from tests.providers.fake_openai import FakeOpenAI, serve
+
+pytestmark = pytest.mark.anyio
+
+SEMANTIC = {"semantic_cache": {"enabled": True, "similarity_threshold": 0.92}}
+RESET = "How do I reset my password?"
+RESET_AGAIN = "How can I reset my password?"
+
+
+@pytest.fixture
+def provider() -> SimulatedProvider:
+    return SimulatedProvider(latency=0)
+
+
+@pytest.fixture
+async def client(provider: SimulatedProvider) -> AsyncIterator[ResonantGenesis]:
+    async with ResonantGenesis(api_key="your_key", provider=provider) as opened:
+        yield opened
+
+
+async def ask(client: ResonantGenesis, agent_id: str, goal: str) -> Any:
+    return await client.sessions.execute(agent_id=agent_id, goal=goal)
+
+
+async def test_a_paraphrase_is_answered_from_the_cache_with_its_similarity(
+    client: ResonantGenesis, provider: SimulatedProvider
+) -> None:
+    agent = await client.agents.create(name="Support Bot", cache_config=SEMANTIC)
+    first = await ask(client, agent.id, RESET)
+    assert (first.cached, provider.calls) == (False, 1)
+
+    second = await ask(client, agent.id, RESET_AGAIN)
+    assert second.cached
+    assert (second.layer, second.match) == ("response", "semantic")
+    assert second.similarity is not None
+    assert 0.92 <= second.similarity <= 1
+    assert second.output == first.output
+    assert second.cache_key == first.cache_key
+    assert provider.calls == 1
+    assert second.tokens_saved == first.usage.total_tokens
+
+    # A near miss that the model scores high is refused, and asks the model.
+    other = await ask(client, agent.id, "How do I reset my router?")
+    assert not other.cached
+    assert provider.calls == 2
+
+
+async def test_an_exact_repeat_is_an_exact_hit(client: ResonantGenesis) -> None:
+    agent = await client.agents.create(name="Support Bot", cache_config=SEMANTIC)
+    await ask(client, agent.id, RESET)
+    again = await ask(client, agent.id, RESET)
+    assert (again.match, again.similarity) == ("exact", None)
+
+
+async def test_agents_and_models_never_share_answers(
+    client: ResonantGenesis, provider: SimulatedProvider
+) -> None:
+    first = await client.agents.create(name="A", cache_config=SEMANTIC)
+    second = await client.agents.create(name="B", cache_config=SEMANTIC)
+    other_model = await client.agents.create(name="C", model="sim-large", cache_config=SEMANTIC)
+    await ask(client, first.id, RESET)
+    for agent in (second, other_model):
+        # Not even for the identical text: another agent's or model's partition is not searched.
+        # (Agent B's model call may hit the model layer: same model, same prompt.)
+        assert (await ask(client, agent.id, RESET)).layer != "response"
+        # Each has its own answers to find by meaning.
+        assert (await ask(client, agent.id, RESET_AGAIN)).match == "semantic"
+    assert provider.calls == 2  # agent A's model call, and model C's
+
+
+async def test_invalidated_answers_are_not_found_by_meaning(
+    client: ResonantGenesis, provider: SimulatedProvider
+) -> None:
+    agent = await client.agents.create(name="Support Bot", cache_config=SEMANTIC)
+    await ask(client, agent.id, RESET)
+    assert await client.cache.invalidate(agent_id=agent.id) >= 1
+    assert not (await ask(client, agent.id, RESET_AGAIN)).cached
+    assert provider.calls == 2
+
+
+async def test_an_updated_agent_does_not_serve_its_old_answers_by_meaning(
+    client: ResonantGenesis,
+) -> None:
+    agent = await client.agents.create(name="Support Bot", cache_config=SEMANTIC)
+    await ask(client, agent.id, RESET)
+    await client.agents.update(agent.id, system_prompt="Answer in French.")
+    assert not (await ask(client, agent.id, RESET_AGAIN)).cached
+
+
+async def test_response_cache_similarity_threshold_turns_it_on(client: ResonantGenesis) -> None:
+    config = {"response_cache": {"enabled": True, "ttl": 86400, "similarity_threshold": 0.95}}
+    agent = await client.agents.create(name="FAQ Bot", cache_config=config)
+    await ask(client, agent.id, RESET)
+    answer = await ask(client, agent.id, RESET_AGAIN)  # 0.99 on this model
+    assert answer.match == "semantic"
+    plain = await client.agents.create(name="Plain", cache_config={"response_cache": {}})
+    await ask(client, plain.id, RESET)
+    assert not (await ask(client, plain.id, RESET_AGAIN)).cached
+
+
+async def test_an_openai_embedding_model_without_a_url_says_what_is_missing(
+    client: ResonantGenesis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    config = {
+        "semantic_cache": {
+            "enabled": True,
+            "similarity_threshold": 0.92,
+            "embedding_model": "text-embedding-3-small",
+        }
+    }
+    agent = await client.agents.create(name="Support Bot", cache_config=config)
+    with pytest.raises(EmbedderUnavailableError, match="the API base URL"):
+        await ask(client, agent.id, RESET)
+
+
+async def test_the_guides_semantic_snippet_over_an_openai_compatible_server() -> None:
+    fake = FakeOpenAI()
+    async with (
+        serve(fake) as base_url,
+        ResonantGenesis(api_key="sk-test", base_url=base_url) as client,
+    ):
+        agent = await client.agents.create(
+            name="Support Bot",
+            cache_config={
+                "semantic_cache": {
+                    "enabled": True,
+                    "similarity_threshold": 0.92,
+                    "embedding_model": "text-embedding-3-small",
+                }
+            },
+        )
+        first = await ask(client, agent.id, RESET)
+        second = await ask(client, agent.id, RESET_AGAIN)
+        assert not first.cached
+        assert second.match == "semantic"
+        assert len(fake.requests) == 1  # one chat completion
+        assert fake.embedding_requests  # the vectors came over HTTP
+        assert fake.embedding_requests[0].body["model"] == "text-embedding-3-small"
+        assert fake.embedding_requests[0].headers["authorization"] == "Bearer sk-test"
+
+
+async def test_a_bad_embedder_is_refused() -> None:
+    with pytest.raises(ConfigError, match="embedder"):
+        ResonantGenesis(embedder=42)  # type: ignore[arg-type]
