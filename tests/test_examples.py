@@ -18,6 +18,7 @@ EXPECTED = {
     "guide_blocking.py": "blocking client, second call cached: True",
     "guide_configuration.py": "second 'Analyze document', cached: True from response",
     "guide_response_caching.py": "10 concurrent requests, model calls: 1",
+    "guide_semantic_caching.py": "'How can I reset my password?': cached=True match=semantic",
     "guide_savings.py": "Cached responses: 4",
     "guide_sessions.py": "resumed after 3 turns, history kept: 4 messages",
 }
