@@ -17,14 +17,23 @@ from rgruntime.agents import (
     AgentCacheConfig,
     AgentNotFoundError,
     AgentOutput,
+    AutoInvalidateConfig,
     BlockingClient,
     ExecutionResult,
+    MemoryConfig,
+    MemoryRecord,
+    MemoryResult,
+    PreloadResult,
     ResonantGenesis,
     RunContext,
     Savings,
     Session,
     SessionCacheConfig,
     SessionNotFoundError,
+    ToolCacheOverride,
+    WarmingSchedule,
+    WarmProgress,
+    WarmReport,
     connect,
 )
 from rgruntime.config import BUILTIN_LAYERS, STRATEGIES, LayerConfig, RuntimeConfig
@@ -36,9 +45,13 @@ from rgruntime.errors import (
     RGRuntimeError,
     RuntimeClosedError,
 )
+from rgruntime.events import Event, EventBus, EventStats
 from rgruntime.policies import EvictionPolicy, LRUPolicy, TTLPolicy
 from rgruntime.runtime import CacheStats, Layer, LayerStatistics, Runtime, open_runtime
+from rgruntime.runtime.current import current_runtime, use_runtime
+from rgruntime.runtime.dependencies import DependencyGraph, record_read
 from rgruntime.sizing import estimate_size
+from rgruntime.tools import NoRuntimeError, Tool, ToolCacheSettings, cache
 from rgruntime.units import parse_duration, parse_size
 
 __all__ = [
@@ -49,9 +62,14 @@ __all__ = [
     "AgentCacheConfig",
     "AgentNotFoundError",
     "AgentOutput",
+    "AutoInvalidateConfig",
     "BlockingClient",
     "CacheStats",
     "ConfigError",
+    "DependencyGraph",
+    "Event",
+    "EventBus",
+    "EventStats",
     "EvictionPolicy",
     "ExecutionResult",
     "InvalidArgumentError",
@@ -61,7 +79,12 @@ __all__ = [
     "LayerNotFoundError",
     "LayerStatistics",
     "LoaderRecursionError",
+    "MemoryConfig",
+    "MemoryRecord",
+    "MemoryResult",
     "MissingType",
+    "NoRuntimeError",
+    "PreloadResult",
     "RGRuntimeError",
     "ResonantGenesis",
     "RunContext",
@@ -73,10 +96,20 @@ __all__ = [
     "SessionCacheConfig",
     "SessionNotFoundError",
     "TTLPolicy",
+    "Tool",
+    "ToolCacheOverride",
+    "ToolCacheSettings",
+    "WarmProgress",
+    "WarmReport",
+    "WarmingSchedule",
     "__version__",
+    "cache",
     "connect",
+    "current_runtime",
     "estimate_size",
     "open_runtime",
     "parse_duration",
     "parse_size",
+    "record_read",
+    "use_runtime",
 ]

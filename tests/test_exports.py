@@ -25,6 +25,24 @@ DOCUMENTED = (
     "estimate_size",
     "LRUPolicy",
     "TTLPolicy",
+    # The client's memory, events and warming (docs/client.md).
+    "Event",
+    "EventBus",
+    "EventStats",
+    "MemoryConfig",
+    "MemoryRecord",
+    "MemoryResult",
+    "PreloadResult",
+    "WarmProgress",
+    "WarmReport",
+    "WarmingSchedule",
+    # The caching guide's tool caching and the dependency graph.
+    "Tool",
+    "cache",
+    "NoRuntimeError",
+    "use_runtime",
+    "record_read",
+    "AutoInvalidateConfig",
 )
 
 
@@ -65,3 +83,11 @@ def test_missing_is_a_falsy_singleton_distinct_from_none() -> None:
 def test_version_is_a_string() -> None:
     assert isinstance(rgruntime.__version__, str)
     assert rgruntime.__version__
+
+
+def test_the_guides_tool_import_path() -> None:
+    from rgruntime.tools import Tool, cache
+
+    assert Tool is rgruntime.Tool
+    assert cache is rgruntime.cache
+    assert issubclass(rgruntime.NoRuntimeError, rgruntime.RuntimeClosedError)

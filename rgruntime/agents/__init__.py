@@ -5,16 +5,23 @@ from rgruntime.agents.blocking import BlockingClient, connect
 from rgruntime.agents.client import CacheAPI, ResonantGenesis, SessionsAPI
 from rgruntime.agents.config import (
     AgentCacheConfig,
+    AutoInvalidateConfig,
+    MemoryCacheConfig,
+    MemoryConfig,
+    MemorySearch,
     ResponseCacheConfig,
     SemanticCacheConfig,
     SessionCacheConfig,
+    ToolCacheOverride,
 )
 from rgruntime.agents.execution import CachedResponse, ExecutionResult
+from rgruntime.agents.memory import MemoryAPI, MemoryRecord, MemoryResult, PreloadResult
 from rgruntime.agents.models import CachedCompletion, ModelCall, ModelGateway
 from rgruntime.agents.runner import AgentOutput, RunContext
 from rgruntime.agents.savings import LayerSavings, Savings
 from rgruntime.agents.sessions import Session, SessionNotFoundError
 from rgruntime.agents.tools import RegisteredTool, ToolNotFoundError, ToolRegistry
+from rgruntime.agents.warming import WarmingSchedule, WarmProgress, WarmReport
 
 __all__ = [
     "Agent",
@@ -22,14 +29,22 @@ __all__ = [
     "AgentNotFoundError",
     "AgentOutput",
     "AgentRegistry",
+    "AutoInvalidateConfig",
     "BlockingClient",
     "CacheAPI",
     "CachedCompletion",
     "CachedResponse",
     "ExecutionResult",
     "LayerSavings",
+    "MemoryAPI",
+    "MemoryCacheConfig",
+    "MemoryConfig",
+    "MemoryRecord",
+    "MemoryResult",
+    "MemorySearch",
     "ModelCall",
     "ModelGateway",
+    "PreloadResult",
     "RegisteredTool",
     "ResonantGenesis",
     "ResponseCacheConfig",
@@ -41,7 +56,11 @@ __all__ = [
     "SessionCacheConfig",
     "SessionNotFoundError",
     "SessionsAPI",
+    "ToolCacheOverride",
     "ToolNotFoundError",
     "ToolRegistry",
+    "WarmProgress",
+    "WarmReport",
+    "WarmingSchedule",
     "connect",
 ]

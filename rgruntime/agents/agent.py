@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from rgruntime.agents.config import AgentCacheConfig
+from rgruntime.agents.config import (
+    AgentCacheConfig,
+    MemoryConfig,
+    ToolCacheOverride,
+    parse_tool_cache_config,
+)
 from rgruntime.errors import ConfigError, InvalidArgumentError, RGRuntimeError
 
 if TYPE_CHECKING:
@@ -73,6 +78,9 @@ class Agent:
     tools: tuple[str, ...] = attrs.field(default=(), converter=_tools)
     system_prompt: str | None = None
     cache_config: AgentCacheConfig = attrs.field(factory=AgentCacheConfig)
+    memory_config: MemoryConfig = attrs.field(factory=MemoryConfig)
+    #: Per-tool overrides of the tools' own cache settings, for this agent.
+    tool_cache_config: Mapping[str, ToolCacheOverride] = attrs.field(factory=dict, hash=False)
     runner: Runner | None = attrs.field(default=None, eq=False, repr=False)
     created_at: float = attrs.field(factory=time.time, eq=False)
     updated_at: float = attrs.field(factory=time.time, eq=False)
@@ -84,7 +92,17 @@ class Agent:
             raise InvalidArgumentError("runner", self.runner, "an async callable or None")
 
 
-_UPDATABLE = ("name", "model", "temperature", "tools", "system_prompt", "cache_config", "runner")
+_UPDATABLE = (
+    "name",
+    "model",
+    "temperature",
+    "tools",
+    "system_prompt",
+    "cache_config",
+    "runner",
+    "memory_config",
+    "tool_cache_config",
+)
 
 
 class AgentRegistry:
@@ -96,13 +114,17 @@ class AgentRegistry:
         *,
         on_update: Callable[[Agent, Agent], Awaitable[None]] | None = None,
         on_delete: Callable[[Agent], Awaitable[None]] | None = None,
+        on_create: Callable[[Agent], Awaitable[None]] | None = None,
         max_response_ttl: float | None = None,
+        max_tool_ttl: float | None = None,
     ) -> None:
         self._agents: dict[str, Agent] = {}
         self._max_response_ttl = max_response_ttl
+        self._max_tool_ttl = max_tool_ttl
         self._default_model = default_model
         self._on_update = on_update
         self._on_delete = on_delete
+        self._on_create = on_create
 
     async def create(
         self,
@@ -115,6 +137,8 @@ class AgentRegistry:
         cache_config: Mapping[str, Any] | AgentCacheConfig | None = None,
         runner: Runner | None = None,
         agent_id: str | None = None,
+        memory_config: Mapping[str, Any] | MemoryConfig | None = None,
+        tool_cache_config: Mapping[str, Any] | None = None,
     ) -> Agent:
         """A new agent (version 1). ``agent_id`` defaults to a fresh ``agent_<hex>``."""
         if agent_id is None:
@@ -132,8 +156,14 @@ class AgentRegistry:
             system_prompt=system_prompt,
             cache_config=self._cache_config(cache_config),
             runner=runner,
+            memory_config=MemoryConfig.from_mapping(memory_config),
+            tool_cache_config=parse_tool_cache_config(
+                tool_cache_config, _tools(tools), max_ttl=self._max_tool_ttl
+            ),
         )
         self._agents[agent.id] = agent
+        if self._on_create is not None:
+            await self._on_create(agent)
         return agent
 
     def _cache_config(
@@ -171,6 +201,15 @@ class AgentRegistry:
                 raise InvalidArgumentError(key, value, f"one of {', '.join(_UPDATABLE)}")
         if "cache_config" in changes:
             changes["cache_config"] = self._cache_config(changes["cache_config"])
+        if "memory_config" in changes:
+            changes["memory_config"] = MemoryConfig.from_mapping(changes["memory_config"])
+        if "tools" in changes or "tool_cache_config" in changes:
+            # Checked against the tools the agent will have.
+            changes["tool_cache_config"] = parse_tool_cache_config(
+                changes.get("tool_cache_config", old.tool_cache_config),
+                _tools(changes.get("tools", old.tools)),
+                max_ttl=self._max_tool_ttl,
+            )
         new = attrs.evolve(old, version=old.version + 1, updated_at=time.time(), **changes)
         self._agents[agent_id] = new
         if self._on_update is not None:

@@ -80,6 +80,9 @@ class BlockingClient:
         self.cache = _BlockingNamespace(portal, client.cache)
         self.tools = _BlockingNamespace(portal, client.tools)
         self.models = _BlockingNamespace(portal, client.models)
+        self.memory = _BlockingNamespace(portal, client.memory)
+        # Handlers registered here are async functions; they run on the client's event loop.
+        self.events = _BlockingNamespace(portal, client.events)
 
     def close(self) -> None:
         """Stop the runtime and the event loop thread (idempotent)."""

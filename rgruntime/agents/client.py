@@ -8,20 +8,25 @@ and, when the client owns them, its model providers. Namespaces: ``client.agents
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import tzinfo
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rgruntime.agents.agent import Agent, AgentRegistry
-from rgruntime.agents.config import SessionCacheConfig
+from rgruntime.agents.config import MemorySearch, SessionCacheConfig
 from rgruntime.agents.execution import ExecutionResult, Executor
+from rgruntime.agents.memory import MemoryAPI
 from rgruntime.agents.models import ModelGateway, check_providers
 from rgruntime.agents.savings import Savings, SavingsLedger
 from rgruntime.agents.semantic_responses import SemanticResponses
+from rgruntime.agents.services import ServiceGroup
 from rgruntime.agents.sessions import Session, SessionStore
-from rgruntime.agents.tools import ToolRegistry
+from rgruntime.agents.tools import RegisteredTool, ToolRegistry
+from rgruntime.agents.warming import ProgressCallback, Warmer, WarmingSchedule, WarmReport
 from rgruntime.config import RuntimeConfig
 from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
+from rgruntime.events import EventBus
 from rgruntime.keys import digest
 from rgruntime.providers import (
     ModelProvider,
@@ -34,6 +39,7 @@ from rgruntime.runtime.stats import CacheStats
 
 if TYPE_CHECKING:
     from rgruntime.semantic.embedder import Embedder
+    from rgruntime.semantic.records import SemanticStats
 
 __all__ = ["CacheAPI", "ResonantGenesis", "SessionsAPI"]
 
@@ -67,6 +73,11 @@ def _is_embedder(candidate: object) -> bool:
     return all(hasattr(candidate, name) for name in ("name", "dimension", "embed"))
 
 
+def tool_tag(name: str) -> str:
+    """The tag every cached result of the tool ``name`` carries (``@cache`` and agent loop)."""
+    return f"tool:{name}"
+
+
 def goal_tag(agent_id: str, goal: str) -> str:
     """The tag every cached answer of ``agent_id`` to ``goal`` carries (whatever its context)."""
     return f"agent:{agent_id}:goal:{digest(goal)}"
@@ -75,9 +86,16 @@ def goal_tag(agent_id: str, goal: str) -> str:
 class SessionsAPI:
     """``client.sessions``: create and resume sessions, execute goals."""
 
-    def __init__(self, agents: AgentRegistry, store: SessionStore, executor: Executor) -> None:
+    def __init__(
+        self,
+        agents: AgentRegistry,
+        store: SessionStore,
+        executor: Executor,
+        events: EventBus | None = None,
+    ) -> None:
         self._agents = agents
         self._store = store
+        self._events = events if events is not None else EventBus()
         self._executor = executor
 
     async def create(
@@ -91,7 +109,9 @@ class SessionsAPI:
         """A new session with ``agent_id``, cached in the ``session`` layer."""
         agent = self._agents.get(agent_id)
         config = SessionCacheConfig.from_mapping(cache_config)
-        return await self._store.create(agent, config, session_id=session_id, state=state)
+        session = await self._store.create(agent, config, session_id=session_id, state=state)
+        await self._notify("session.created", session_id=session.id, agent_id=agent.id)
+        return session
 
     async def resume(self, session_id: str, use_cache: bool = True) -> Session:
         """The cached session. ``use_cache=False`` keeps its state but starts a fresh history.
@@ -109,10 +129,14 @@ class SessionsAPI:
             created_at=session.created_at,
         )
         await self._store.save(fresh)
+        await self._notify("session.updated", session_id=fresh.id, agent_id=fresh.agent_id)
         return fresh
 
     async def delete(self, session_id: str) -> bool:
-        return await self._store.delete(session_id)
+        deleted = await self._store.delete(session_id)
+        if deleted:
+            await self._notify("session.deleted", session_id=session_id, agent_id=None)
+        return deleted
 
     async def execute(
         self,
@@ -133,9 +157,11 @@ class SessionsAPI:
         tags = [*_tag_list(cache_tags), goal_tag(agent.id, goal) if isinstance(goal, str) else ""]
         tags = [tag for tag in tags if tag]
         if session_id is None:
-            return await self._executor.execute(
+            result = await self._executor.execute(
                 agent, goal, cache=cache, cache_ttl=cache_ttl, cache_tags=tags
             )
+            self._executed(result, goal)
+            return result
         async with self._store.lock(session_id):
             session = await self._store.load(session_id)
             if session.agent_id != agent.id:
@@ -146,7 +172,24 @@ class SessionsAPI:
                 agent, goal, session=session, cache=cache, cache_ttl=cache_ttl, cache_tags=tags
             )
             await self._store.save(session.after_turn(goal, result.output))
-            return result
+        self._executed(result, goal)
+        # After the session's lock is released: a handler may run a turn of this session.
+        await self._notify("session.updated", session_id=session_id, agent_id=agent.id)
+        return result
+
+    async def _notify(self, event: str, **data: Any) -> None:
+        if self._events.is_open:
+            await self._events.emit(event, **data)
+
+    def _executed(self, result: ExecutionResult, goal: str) -> None:
+        # Queued, never awaited: a cache hit must not wait for anyone's handlers.
+        if result.cache_key is None:
+            return  # no cache took part (cache=False, or caching off for the agent)
+        event = "cache.hit" if result.cached and result.layer == "response" else "cache.miss"
+        if self._events.has_handlers(event):
+            self._events.emit_nowait(
+                event, layer="response", agent_id=result.agent_id, key=result.cache_key, goal=goal
+            )
 
 
 def _tag_list(tags: Iterable[str]) -> list[str]:
@@ -158,16 +201,22 @@ def _tag_list(tags: Iterable[str]) -> list[str]:
 class CacheAPI:
     """``client.cache``: read, delete and invalidate entries; statistics and savings."""
 
-    def __init__(self, runtime: Runtime, ledger: SavingsLedger) -> None:
+    def __init__(
+        self, runtime: Runtime, ledger: SavingsLedger, warmer: Warmer | None = None
+    ) -> None:
         self._runtime = runtime
         self._ledger = ledger
+        self._warmer = warmer
 
     async def get(self, key: str, *, layer: str = "response", default: Any = None) -> Any:
         """The value cached under ``key`` in ``layer``, or ``default``."""
         return await self._runtime.layer(layer).get(key, default)
 
     async def delete(self, key: str, *, layer: str = "response") -> bool:
-        return await self._runtime.layer(layer).delete(key)
+        """Remove ``key`` from ``layer``; returns once what depended on it has gone too."""
+        deleted = await self._runtime.layer(layer).delete(key)
+        await self._runtime.dependencies.settled()
+        return deleted
 
     async def invalidate(
         self,
@@ -203,9 +252,64 @@ class CacheAPI:
         """Counters summed over the layers (each layer's in ``.layers``)."""
         return self._runtime.stats()
 
+    def get_semantic_stats(self) -> dict[str, SemanticStats]:
+        """Semantic lookups by ``"<layer>:<embedder>"``: hits, misses by cause, rejections by
+        reason, and the histogram of hit similarities."""
+        return self._runtime.semantic_stats()
+
     def get_savings(self, period: float | str = "30d") -> Savings:
         """Responses served from the cache, tokens and cost saved over ``period``."""
         return self._ledger.savings(period)
+
+    async def warm(
+        self,
+        agent_id: str,
+        goals: Iterable[str],
+        *,
+        cache_ttl: float | str | None = None,
+        concurrency: int = 4,
+        progress: ProgressCallback | None = None,
+        cache_tags: Iterable[str] = (),
+    ) -> WarmReport:
+        """Run ``goals`` for ``agent_id`` (``concurrency`` at a time) so that their answers are
+        cached; report each as warmed, already cached, not cacheable or failed
+        (:mod:`rgruntime.agents.warming`). ``progress`` is called after each goal."""
+        return await _opened(self._warmer).warm(
+            agent_id,
+            goals,
+            cache_ttl=cache_ttl,
+            concurrency=concurrency,
+            progress=progress,
+            cache_tags=cache_tags,
+        )
+
+    async def schedule_warming(
+        self,
+        cron: str,
+        job: Callable[[], Awaitable[Any]] | None = None,
+        *,
+        agent_id: str | None = None,
+        goals: Iterable[str] | None = None,
+        cache_ttl: float | str | None = None,
+        concurrency: int = 4,
+        progress: ProgressCallback | None = None,
+        timezone: tzinfo | None = None,
+        name: str | None = None,
+    ) -> WarmingSchedule:
+        """Warm on a cron schedule (``"0 0 * * *"``: daily at midnight, in ``timezone``, UTC by
+        default) until cancelled or the client closes: ``agent_id`` with ``goals`` (as
+        :meth:`warm`), or any async ``job``."""
+        return await _opened(self._warmer).schedule(
+            cron,
+            job,
+            agent_id=agent_id,
+            goals=goals,
+            cache_ttl=cache_ttl,
+            concurrency=concurrency,
+            progress=progress,
+            timezone=timezone,
+            name=name,
+        )
 
 
 class ResonantGenesis:
@@ -217,7 +321,9 @@ class ResonantGenesis:
     the bundled price table (LiteLLM's JSON shape). ``embedder`` is the embedding model of
     semantic caching for agents whose ``semantic_cache`` names none (an
     :class:`~rgruntime.semantic.Embedder` or a registered name; default: the local
-    all-MiniLM-L6-v2); OpenAI embedding models use ``base_url`` and ``api_key``.
+    all-MiniLM-L6-v2); OpenAI embedding models use ``base_url`` and ``api_key``. It also embeds
+    the agents' memories (``client.memory``), unless ``memory_search`` (an async function
+    ``(agent_id, query, k) -> results``) searches a memory store of your own for every agent.
     """
 
     def __init__(
@@ -232,8 +338,14 @@ class ResonantGenesis:
         prices: Mapping[str, Any] | None = None,
         default_model: str = "sim-small",
         embedder: Embedder | str | None = None,
+        memory_search: MemorySearch | None = None,
     ) -> None:
         _check_backend(cache_backend)
+        if memory_search is not None and not callable(memory_search):
+            raise ConfigError(
+                "memory_search", memory_search, "an async function (agent_id, query, k) -> results"
+            )
+        self._memory_search = memory_search
         if embedder is not None and not isinstance(embedder, str) and not _is_embedder(embedder):
             raise ConfigError(
                 "embedder", embedder, "an embedder name or an object with name, dimension, embed()"
@@ -257,18 +369,24 @@ class ResonantGenesis:
             PriceTable.default() if prices is None else PriceTable.default().extend(prices)
         )
         self._ledger = SavingsLedger()
-        self.tools = ToolRegistry()
+        self.tools = ToolRegistry(on_replace=self._tool_replaced, on_update=self._tool_updated)
+        #: ``client.events``: usable before the client opens (to register handlers).
+        self.events = EventBus()
         self.agents = AgentRegistry(
             default_model,
             on_update=self._agent_updated,
             on_delete=self._agent_deleted,
+            on_create=self._agent_created,
             max_response_ttl=self._runtime.config.layers["response"].max_ttl,
+            max_tool_ttl=self._runtime.config.layers["tool"].max_ttl,
         )
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._sessions: SessionsAPI | None = None
         self._cache: CacheAPI | None = None
         self._models: ModelGateway | None = None
         self._executor: Executor | None = None
+        self._memory: MemoryAPI | None = None
+        self._warmer: Warmer | None = None
 
     async def __aenter__(self) -> ResonantGenesis:
         async with contextlib.AsyncExitStack() as stack:
@@ -283,12 +401,32 @@ class ResonantGenesis:
             )
             stack.push_async_callback(semantic.aclose)
             self._executor = Executor(
-                runtime.layer("response"), self._models, self.tools, self._ledger, semantic=semantic
+                runtime.layer("response"),
+                self._models,
+                self.tools,
+                self._ledger,
+                semantic=semantic,
+                runtime=runtime,
             )
             self._sessions = SessionsAPI(
-                self.agents, SessionStore(runtime.layer("session")), self._executor
+                self.agents, SessionStore(runtime.layer("session")), self._executor, self.events
             )
-            self._cache = CacheAPI(runtime, self._ledger)
+            # Entered last, so closed first: handlers and schedules end before the runtime does.
+            services = await stack.enter_async_context(ServiceGroup())
+            self.events._open(services, runtime.layers.values())
+            stack.callback(self.events._close)
+            self._warmer = Warmer(self.agents, self._sessions, runtime.layer("response"), services)
+            stack.callback(self._warmer._close)
+            self._cache = CacheAPI(runtime, self._ledger, self._warmer)
+            self._memory = MemoryAPI(
+                runtime,
+                self.agents,
+                self.events,
+                embedder=self._embedder,
+                search=self._memory_search,
+            )
+            for agent in self.agents.list():  # agents created before the client opened
+                await self._memory.preload_configured(agent)
             self._exit_stack = stack.pop_all()
         return self
 
@@ -301,6 +439,8 @@ class ResonantGenesis:
         assert self._exit_stack is not None
         self._sessions = self._cache = None
         self._models = self._executor = None
+        self._memory = None
+        self._warmer = None
         return await self._exit_stack.__aexit__(exc_type, exc, traceback)
 
     @property
@@ -319,6 +459,10 @@ class ResonantGenesis:
     def models(self) -> ModelGateway:
         return _opened(self._models)
 
+    @property
+    def memory(self) -> MemoryAPI:
+        return _opened(self._memory)
+
     @classmethod
     def blocking(cls, *args: Any, backend: str = "asyncio", **kwargs: Any) -> Any:
         """A blocking client for scripts and notebooks (see :func:`rgruntime.connect`)."""
@@ -330,14 +474,47 @@ class ResonantGenesis:
         # The version is in every response key, so old answers can never be served again:
         # remove them now instead of letting them wait for their TTL. Sessions stay.
         # A runtime that is not open holds nothing to remove (client.agents works without it).
-        if self._runtime.is_open:
+        # auto_invalidate.on_agent_update=False leaves them to their TTL.
+        if self._runtime.is_open and new.cache_config.auto_invalidate.on_agent_update:
             await self._runtime.layer("response").invalidate(tags=[f"agent:{old.id}"])
+            await self._runtime.dependencies.settled()
+        if self._memory is not None:
+            await self._memory.agent_updated(old, new)
+        await self._notify("agent.updated", agent_id=new.id, version=new.version)
 
     async def _agent_deleted(self, agent: Agent) -> None:
         if self._runtime.is_open:
             await self._runtime.invalidate(tags=[f"agent:{agent.id}"])
         if self._executor is not None:
             self._executor.forget_agent(agent.id)
+        if self._memory is not None:
+            self._memory.forget_agent(agent.id)
+        await self._notify("agent.deleted", agent_id=agent.id, version=agent.version)
+
+    async def _agent_created(self, agent: Agent) -> None:
+        if self._memory is not None:
+            await self._memory.preload_configured(agent)
+        await self._notify("agent.created", agent_id=agent.id, version=agent.version)
+
+    def _tool_replaced(self, tool: RegisteredTool) -> None:
+        # client.tools.register() of a taken name (synchronous): the tool's version is in its
+        # results' keys, so the new function never gets the old results; the graph's task
+        # removes them, and the answers that used them, at once (tools.update() waits for it).
+        if self._runtime.is_open:
+            self._runtime.dependencies.invalidate_soon([tool_tag(tool.name)])
+        self.events.emit_nowait("tool.updated", tool=tool.name, version=tool.version)
+
+    async def _tool_updated(self, tool: RegisteredTool) -> None:
+        # Its cached results go, and with them (through the dependency graph) the answers of
+        # agents with auto_invalidate.on_tool_update that used them.
+        if self._runtime.is_open:
+            await self._runtime.invalidate(tags=[tool_tag(tool.name)])
+        await self._notify("tool.updated", tool=tool.name, version=tool.version)
+
+    async def _notify(self, event: str, **data: Any) -> None:
+        # Agents and tools change with the client closed too: then nobody is listening.
+        if self.events.is_open:
+            await self.events.emit(event, **data)
 
 
 def _opened(namespace: T | None) -> T:

@@ -7,6 +7,8 @@ cache_config = {"response_cache": {"enabled": True, "ttl": 86400, "max_entries":
 cache_config = {"semantic_cache": {"enabled": True, "similarity_threshold": 0.92,
                                    "embedding_model": "text-embedding-3-small"}}
 session_cache = {"state_cache": True, "context_cache": True, "history_limit": 50}
+memory_config = {"cache": {"enabled": True, "ttl": 900, "max_entries": 1000, "preload": True,
+                           "preload_queries": ["company policies"]}}
 ```
 
 Every key is validated: an unknown key or a bad value raises :class:`~rgruntime.ConfigError`
@@ -15,7 +17,7 @@ naming the dotted field (``cache_config.response_cache.ttl``), the value and wha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -33,9 +35,15 @@ from rgruntime.validation import (
 
 __all__ = [
     "AgentCacheConfig",
+    "AutoInvalidateConfig",
+    "MemoryCacheConfig",
+    "MemoryConfig",
+    "MemorySearch",
     "ResponseCacheConfig",
     "SemanticCacheConfig",
     "SessionCacheConfig",
+    "ToolCacheOverride",
+    "parse_tool_cache_config",
 ]
 
 
@@ -95,6 +103,42 @@ class SemanticCacheConfig:
         return cls(**_parse_fields(_SEMANTIC_CACHE_KEYS, options, where))
 
 
+_AUTO_INVALIDATE_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
+    "on_agent_update": boolean,
+    "on_tool_update": boolean,
+    "on_memory_update": boolean,
+}
+
+
+@attrs.frozen(kw_only=True)
+class AutoInvalidateConfig:
+    """The guide's ``auto_invalidate``: what an agent's cached answers follow (all on by default).
+
+    - ``on_agent_update``: updating the agent removes its cached answers at once (the version is
+      in every answer's key, so they could not be served anyway: this frees them now);
+    - ``on_tool_update``: its answers depend on the tool results they used, so updating a tool
+      (or invalidating a result) removes them; off, tool results are not recorded for it;
+    - ``on_memory_update``: the same for its memory lookups (adding or deleting a memory).
+    """
+
+    on_agent_update: bool = True
+    on_tool_update: bool = True
+    on_memory_update: bool = True
+
+    @classmethod
+    def from_mapping(cls, options: object, where: str) -> AutoInvalidateConfig:
+        return cls(**_parse_fields(_AUTO_INVALIDATE_KEYS, options, where))
+
+    def ignored_layers(self) -> frozenset[str]:
+        """Layers whose reads an execution does not record (see the dependency graph)."""
+        ignored = set()
+        if not self.on_tool_update:
+            ignored.add("tool")
+        if not self.on_memory_update:
+            ignored.add("memory")
+        return frozenset(ignored)
+
+
 @attrs.frozen(kw_only=True)
 class AgentCacheConfig:
     """An agent's ``cache_config``.
@@ -109,6 +153,7 @@ class AgentCacheConfig:
     memory_cache: bool = True
     response_cache: ResponseCacheConfig = ResponseCacheConfig()
     semantic_cache: SemanticCacheConfig = SemanticCacheConfig()
+    auto_invalidate: AutoInvalidateConfig = AutoInvalidateConfig()
 
     @property
     def response_ttl(self) -> float | None:
@@ -133,6 +178,7 @@ class AgentCacheConfig:
             "memory_cache",
             "response_cache",
             "semantic_cache",
+            "auto_invalidate",
         )
         checked = check_known_keys(options, known, where)
         response = ResponseCacheConfig.from_mapping(
@@ -155,6 +201,9 @@ class AgentCacheConfig:
             response_cache=response,
             semantic_cache=SemanticCacheConfig.from_mapping(
                 checked.get("semantic_cache", {}), f"{where}.semantic_cache"
+            ),
+            auto_invalidate=AutoInvalidateConfig.from_mapping(
+                checked.get("auto_invalidate", {}), f"{where}.auto_invalidate"
             ),
         )
 
@@ -191,3 +240,178 @@ class SessionCacheConfig:
         if isinstance(options, SessionCacheConfig):
             return options
         return cls(**_parse_fields(_SESSION_CACHE_KEYS, options, where))
+
+
+#: A user's own memory search: ``await search(agent_id, query, k)`` returns the best ``k``
+#: memories, most similar first, each a :class:`~rgruntime.MemoryResult` or a dict with ``text``
+#: and optionally ``id``, ``metadata`` and ``similarity`` (a cosine similarity in [0, 1]).
+MemorySearch = Callable[[str, str, int], Awaitable[Sequence[Any]]]
+
+
+def _query_list(value: object, field: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(field, value, "a list of queries such as ['company policies']")
+    for query in value:
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError(field, query, "queries that are non-empty strings")
+    return tuple(dict.fromkeys(value))  # each query once, in the given order
+
+
+def _search_function(value: object, field: str) -> MemorySearch | None:
+    if value is not None and not callable(value):
+        raise ConfigError(
+            field, value, "an async function (agent_id, query, k) -> results, or None"
+        )
+    return value  # type: ignore[return-value,unused-ignore]
+
+
+_MEMORY_CACHE_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
+    "enabled": boolean,
+    "ttl": optional_duration,
+    "max_entries": optional_count,
+    "preload": boolean,
+    "preload_queries": _query_list,
+    "preload_k": positive_int,
+    "preload_concurrency": positive_int,
+}
+
+
+@attrs.frozen(kw_only=True)
+class MemoryCacheConfig:
+    """The guide's ``memory_config["cache"]``: how an agent's memory lookups are cached.
+
+    ``ttl`` defaults to the ``memory`` layer's (15 min); ``max_entries`` keeps at most that many
+    of the agent's lookups (the oldest go first). With ``preload``, the ``preload_queries`` are
+    looked up (``preload_k`` results each, ``preload_concurrency`` at a time) when the agent is
+    created in an open client, or when the client opens.
+    """
+
+    enabled: bool = True
+    ttl: float | None = None
+    max_entries: int | None = None
+    preload: bool = False
+    preload_queries: tuple[str, ...] = ()
+    preload_k: int = 5
+    preload_concurrency: int = 8
+
+    @classmethod
+    def from_mapping(cls, options: object, where: str) -> MemoryCacheConfig:
+        return cls(**_parse_fields(_MEMORY_CACHE_KEYS, options, where))
+
+
+@attrs.frozen(kw_only=True)
+class MemoryConfig:
+    """An agent's ``memory_config``: ``{"cache": {...}, "search": async_function}``.
+
+    ``search`` replaces the built-in memory store for this agent (it wins over the client's
+    ``memory_search=``).
+    """
+
+    cache: MemoryCacheConfig = MemoryCacheConfig()
+    search: MemorySearch | None = attrs.field(default=None, eq=False)
+
+    @classmethod
+    def from_mapping(
+        cls, options: Mapping[str, Any] | MemoryConfig | None, where: str = "memory_config"
+    ) -> MemoryConfig:
+        if options is None:
+            return cls()
+        if isinstance(options, MemoryConfig):
+            return options
+        checked = check_known_keys(options, ("cache", "search"), where)
+        return cls(
+            cache=MemoryCacheConfig.from_mapping(checked.get("cache", {}), f"{where}.cache"),
+            search=_search_function(checked.get("search"), f"{where}.search"),
+        )
+
+
+def _param_names(value: object, field: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(field, value, "a list of parameter names such as ['query']")
+    for name in value:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigError(field, name, "parameter names (identifiers such as 'query')")
+    return tuple(value)
+
+
+def _tool_strategy(value: object, field: str) -> str:
+    from rgruntime.tools.caching import STRATEGIES
+
+    if value not in STRATEGIES:
+        raise ConfigError(field, value, f"one of {', '.join(map(repr, STRATEGIES))}")
+    return str(value)
+
+
+_TOOL_CACHE_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
+    "enabled": boolean,
+    "ttl": optional_duration,
+    "cache_key_params": _param_names,
+    "strategy": _tool_strategy,
+}
+
+
+@attrs.frozen(kw_only=True)
+class ToolCacheOverride:
+    """One tool's entry in an agent's ``tool_cache_config``: what it overrides for that agent.
+
+    Unset fields (``None``) keep the tool's own setting (from ``@cache``, else the defaults:
+    cached, exact match on every parameter, the ``tool`` layer's TTL).
+    """
+
+    enabled: bool | None = None
+    ttl: float | None = None
+    cache_key_params: tuple[str, ...] | None = None
+    strategy: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The overrides as :class:`~rgruntime.tools.ToolCacheSettings` options."""
+        options: dict[str, Any] = {}
+        if self.enabled is not None:
+            options["enabled"] = self.enabled
+        if self.ttl is not None:
+            options["ttl"] = self.ttl
+        if self.cache_key_params is not None:
+            options["key_params"] = self.cache_key_params
+        if self.strategy is not None:
+            options["strategy"] = self.strategy
+        return options
+
+
+def parse_tool_cache_config(
+    options: object,
+    tools: Sequence[str],
+    where: str = "tool_cache_config",
+    max_ttl: float | None = None,
+) -> dict[str, ToolCacheOverride]:
+    """Validate ``tool_cache_config={"web_search": {"enabled": True, "ttl": 300, ...}}``.
+
+    Every name must be one of the agent's ``tools``; ``max_ttl``: the ``tool`` layer's.
+    """
+    if options is None:
+        return {}
+    if isinstance(options, Mapping) and all(
+        isinstance(value, ToolCacheOverride) for value in options.values()
+    ):
+        parsed = dict(options)
+    else:
+        if not isinstance(options, Mapping):
+            raise ConfigError(where, options, "a dict of tool name to settings")
+        for name, settings in options.items():
+            if name not in tools:
+                raise ConfigError(
+                    f"{where}.{name}",
+                    settings,
+                    f"settings of one of the agent's tools: {', '.join(tools) or 'it has none'}",
+                )
+        parsed = {
+            name: ToolCacheOverride(**_parse_fields(_TOOL_CACHE_KEYS, settings, f"{where}.{name}"))
+            for name, settings in options.items()
+        }
+    for name, override in parsed.items():
+        if override.ttl is not None and max_ttl is not None and override.ttl > max_ttl:
+            raise ConfigError(
+                f"{where}.{name}.ttl",
+                override.ttl,
+                f"at most the tool layer's max_ttl ({max_ttl:g} s)",
+            )
+    return parsed

@@ -6,6 +6,11 @@ and everything else that shapes the answer: the agent's version, its system prom
 schemas, the session's conversation so far, and the key format's version. Concurrent identical
 requests run the agent once (the layer's single flight). Empty, errored, truncated or filtered
 answers are returned but never cached.
+
+While a run that may be cached goes, the model outputs, tool results and memory lookups it reads
+are recorded; its answer depends on them (:mod:`rgruntime.runtime.dependencies`): when any of
+them leaves the cache, the answer does too. A run during which something it read left the cache
+is returned but not cached.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -33,7 +38,12 @@ from rgruntime.errors import InvalidArgumentError
 from rgruntime.keys import stable_key
 from rgruntime.providers import Message, Usage
 from rgruntime.runtime.arguments import check_tags
+from rgruntime.runtime.current import use_runtime
+from rgruntime.runtime.dependencies import recording
 from rgruntime.runtime.layer import Layer
+
+if TYPE_CHECKING:
+    from rgruntime.runtime.runtime import Runtime
 
 __all__ = ["CachedResponse", "ExecutionResult", "Executor", "response_key"]
 
@@ -119,7 +129,9 @@ class Executor:
         ledger: SavingsLedger,
         clock: Callable[[], float] = anyio.current_time,
         semantic: SemanticResponses | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
+        self._runtime = runtime
         self._layer = layer
         self._semantic = semantic
         self._models = models
@@ -166,9 +178,14 @@ class Executor:
 
         async def produce() -> CachedResponse:
             nonlocal fresh
-            fresh = await self._run(agent, goal, history, session, started, key=key, cache=True)
-            if not is_cacheable(fresh.output, fresh.finish_reason):
-                raise _Uncacheable(fresh)
+            graph = self._runtime.dependencies if self._runtime is not None else None
+            ignored = agent.cache_config.auto_invalidate.ignored_layers()
+            with recording(graph, ignored) as reads:
+                fresh = await self._run(agent, goal, history, session, started, key=key, cache=True)
+                if not is_cacheable(fresh.output, fresh.finish_reason) or reads.tainted:
+                    raise _Uncacheable(fresh)
+                if graph is not None:
+                    graph.depend((self._layer.name, key), reads)
             self._remember(agent, key)
             return CachedResponse(
                 output=fresh.output,
@@ -243,9 +260,16 @@ class Executor:
         key: str | None,
         cache: bool,
     ) -> ExecutionResult:
-        context = RunContext(agent, goal, history, self._models, self._tools, cache=cache)
+        context = RunContext(
+            agent, goal, history, self._models, self._tools, cache=cache, runtime=self._runtime
+        )
         runner = agent.runner or builtin_loop
-        output = await runner(context)
+        if self._runtime is not None:
+            # A @cache-decorated tool the runner calls caches in this client's runtime.
+            with use_runtime(self._runtime):
+                output = await runner(context)
+        else:
+            output = await runner(context)
         if isinstance(output, str):
             # A bare string does not say how it ended: if the last model answer was cut short
             # or filtered, so is this one (most runners return that answer's text).

@@ -4,21 +4,34 @@ A runner is either the user's own (an async callable from their framework, given
 ``agents.create(runner=...)``) or :func:`builtin_loop`, which alternates model calls and tool
 calls until the model answers. Either way, model calls made through ``context.complete`` go
 through the ``model`` layer, and the context adds up what they cost and what cache hits saved.
+
+Tool calls made through ``context.call_tool`` go through the ``tool`` layer: a tool's own
+``@cache`` settings, with the agent's ``tool_cache_config`` for that tool on top; the agent's
+``cache_config.tool_cache=False`` (or ``enabled=False``, or ``execute(cache=False)``) runs every
+tool uncached. Model answers and tool results used are recorded as what the answer depends on
+(:mod:`rgruntime.runtime.dependencies`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from rgruntime.agents.agent import Agent
+from rgruntime.agents.config import ToolCacheOverride
 from rgruntime.agents.models import ModelGateway
 from rgruntime.agents.tools import ToolRegistry
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.providers import Completion, CompletionRequest, Message, ToolCall, Usage
+from rgruntime.runtime.dependencies import record_read
+from rgruntime.tools import cache_info
+from rgruntime.tools.caching import CallPlan, ToolCacheSettings, cached_call
+
+if TYPE_CHECKING:
+    from rgruntime.runtime.runtime import Runtime
 
 __all__ = ["AgentOutput", "RunContext", "builtin_loop"]
 
@@ -51,8 +64,10 @@ class RunContext:
         tools: ToolRegistry,
         *,
         cache: bool,
+        runtime: Runtime | None = None,
     ) -> None:
         self.agent = agent
+        self._runtime = runtime
         self.goal = goal
         self.history = tuple(history)
         self._models = models
@@ -88,7 +103,11 @@ class RunContext:
     ) -> Completion:
         """Ask the agent's model (through the ``model`` layer unless caching is off)."""
         use_cache = self._cache and self.agent.cache_config.enabled
-        call = await self._models.complete(self.request(messages, **options), cache=use_cache)
+        request = self.request(messages, **options)
+        call = await self._models.complete(request, cache=use_cache)
+        if use_cache:
+            # The answer depends on this model output (ignored if it was not cached).
+            record_read("model", self._models.key(request))
         self.model_calls += 1
         self.last_finish_reason = call.completion.finish_reason
         if call.cached:
@@ -101,12 +120,39 @@ class RunContext:
         return call.completion
 
     async def call_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
-        """Run the registered tool ``name`` with ``arguments``."""
+        """Run the registered tool ``name`` with ``arguments``, through the tool cache."""
         if name not in self.agent.tools:
             raise InvalidArgumentError(
                 "tool", name, f"one of the agent's tools: {', '.join(self.agent.tools) or 'none'}"
             )
-        return await self._tools.get(name).function(**arguments)
+        tool = self._tools.get(name)
+        config = self.agent.cache_config
+        if self._runtime is None or not (self._cache and config.enabled and config.tool_cache):
+            return await tool.function(**arguments)
+        plan = tool_plan(tool.function, self.agent.tool_cache_config.get(name), name)
+        return await cached_call(
+            plan, (), dict(arguments), runtime=self._runtime, name=name, version=tool.version
+        )
+
+
+def tool_plan(
+    function: Callable[..., Awaitable[Any]], override: ToolCacheOverride | None, name: str
+) -> CallPlan:
+    """How the agent loop caches ``function``: its ``@cache`` settings (else the defaults), with
+    the agent's override on top. The function called is the undecorated one, so that the
+    result is cached once, under the registered tool's name."""
+    info = cache_info(function)
+    settings = info.settings if info is not None else ToolCacheSettings()
+    target: Callable[..., Awaitable[Any]] = function
+    if info is not None:
+        target = info.function
+        owner = getattr(function, "__self__", None)
+        if owner is not None:  # a bound method of a Tool: bind the undecorated function too
+            target = info.function.__get__(owner)
+    where = f"tool_cache_config.{name}"
+    if override is not None:
+        settings = settings.merged(where, **override.options())
+    return CallPlan.of(target, settings, where, "cache_key_params")
 
 
 async def builtin_loop(context: RunContext) -> AgentOutput:

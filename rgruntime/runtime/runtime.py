@@ -8,7 +8,9 @@ and nothing binds to an event loop before the block is entered.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
+from contextvars import Token
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +19,10 @@ import anyio.abc
 
 from rgruntime.config import RuntimeConfig
 from rgruntime.errors import ConfigError, LayerNotFoundError, RuntimeClosedError
+from rgruntime.runtime import current
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.clock import backend_clock
+from rgruntime.runtime.dependencies import DependencyGraph
 from rgruntime.runtime.layer import Layer
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
 from rgruntime.runtime.supervisor import Supervisor
@@ -26,6 +30,7 @@ from rgruntime.runtime.supervisor import Supervisor
 if TYPE_CHECKING:
     from rgruntime.semantic.embedder import Embedder
     from rgruntime.semantic.layer_index import LayerSemanticIndex
+    from rgruntime.semantic.records import SemanticStats
 
 __all__ = ["Runtime", "open_runtime"]
 
@@ -48,6 +53,8 @@ class Runtime:
         self._state = _State.NEW
         self._supervisor: Supervisor | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._dependencies = DependencyGraph()
+        self._current_token: Token[Runtime | None] | None = None
         # Semantic indices by (layer, embedder name), and the settings each was made with.
         self._semantic: dict[tuple[str, str], tuple[LayerSemanticIndex, dict[str, Any]]] = {}
         self._semantic_lock: anyio.Lock | None = None
@@ -66,12 +73,18 @@ class Runtime:
         await task_group.__aenter__()
         try:
             await task_group.start(self._supervisor.run, name="rgruntime supervisor")
+            # The dependency graph lives in the supervisor's task group, with the layers.
+            await self._supervisor.start_service(
+                functools.partial(self._dependencies.run, self._supervisor.layers),
+                "rgruntime dependencies",
+            )
         except BaseException as error:
             self._state = _State.CLOSED
             task_group.cancel_scope.cancel()
             await task_group.__aexit__(type(error), error, error.__traceback__)
             raise
         self._task_group = task_group
+        self._current_token = current.opened(self)
         return self
 
     async def __aexit__(
@@ -81,6 +94,7 @@ class Runtime:
         traceback: TracebackType | None,
     ) -> bool | None:
         self._state = _State.CLOSED
+        current.closed(self, self._current_token)
         assert self._task_group is not None
         self._task_group.cancel_scope.cancel()
         try:
@@ -127,9 +141,21 @@ class Runtime:
         pattern: str | None = None,
         tags: Iterable[str] | None = None,
     ) -> int:
-        """:meth:`Layer.invalidate` over every layer; returns the total removed."""
+        """:meth:`Layer.invalidate` over every layer; returns the total removed.
+
+        Returns once what depended on the removed entries has gone too (see
+        :mod:`rgruntime.runtime.dependencies`); the total counts those dependents.
+        """
         selection = Selection.of(key=key, keys=keys, pattern=pattern, tags=tags)
-        return await self._require_supervisor().invalidate_all(selection)
+        cascaded = self._dependencies.cascaded
+        removed = await self._require_supervisor().invalidate_all(selection)
+        await self._dependencies.settled()
+        return removed + self._dependencies.cascaded - cascaded
+
+    @property
+    def dependencies(self) -> DependencyGraph:
+        """The dependency graph: which cached entries were computed from which."""
+        return self._dependencies
 
     async def semantic_index(
         self, layer: str = "response", *, embedder: Embedder | str = "minilm", **options: Any
@@ -179,6 +205,14 @@ class Runtime:
             index = LayerSemanticIndex(target, cache)
             self._semantic[(layer, name)] = (index, dict(options))
             return index
+
+    def semantic_stats(self) -> dict[str, SemanticStats]:
+        """Each running semantic index's statistics (hit-similarity histogram included), by
+        ``"<layer>:<embedder>"``."""
+        self._require_supervisor()
+        return {
+            f"{layer}:{name}": index.stats() for (layer, name), (index, _) in self._semantic.items()
+        }
 
     def stats(self) -> CacheStats:
         """Counters summed over all layers; each layer's own record is in ``.layers``."""

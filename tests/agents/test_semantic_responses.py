@@ -56,6 +56,10 @@ async def test_a_paraphrase_is_answered_from_the_cache_with_its_similarity(
     assert second.cache_key == first.cache_key
     assert provider.calls == 1
     assert second.tokens_saved == first.usage.total_tokens
+    stats = client.cache.get_semantic_stats()["response:minilm"]
+    assert (stats.lookups, stats.empty, stats.hits) == (2, 1, 1)
+    assert stats.hit_similarities.total == 1
+    assert stats.hit_similarities.quantile(0.5) == int(second.similarity * 100) / 100
 
     # A near miss that the model scores high is refused, and asks the model.
     other = await ask(client, agent.id, "How do I reset my router?")

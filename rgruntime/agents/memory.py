@@ -1,0 +1,560 @@
+"""``client.memory``: each agent's memories, searched by meaning, lookups cached in the ``memory``
+layer.
+
+```python
+memory_id = await client.memory.add("agent_123", "Refunds take 5 days.", {"source": "policy"})
+results = await client.memory.search("agent_123", "how long do refunds take?", k=5)
+results[0].text, results[0].similarity, results[0].metadata, results[0].id
+await client.memory.preload(agent_id="agent_123", queries=["company policies"], concurrency=8)
+await client.memory.delete("agent_123", memory_id)
+```
+
+**The store.** Built in: one partition per agent (:class:`~rgruntime.semantic.PartitionIndex`:
+an exact numpy search while it holds up to 2,048 memories, an hnswlib graph above), vectors from
+the client's embedder (``ResonantGenesis(embedder=...)``: the local all-MiniLM-L6-v2 by default,
+``"hashing"`` for tests). Embedding, searches and index writes run in worker threads behind the
+semantic package's limiters, never on the event loop. **Pluggable:** an async function
+``search(agent_id, query, k)`` given as ``ResonantGenesis(memory_search=...)`` (every agent) or
+``memory_config={"search": ...}`` (one agent, wins) replaces the built-in store for searches; such
+an agent's memories live in the user's store, so ``add``/``delete`` refuse it: change your store,
+then call ``client.memory.invalidate(agent_id)``.
+
+**The cache.** A search is cached in the ``memory`` layer under its agent, query and ``k``, tagged
+``agent:<id>:memory`` (so ``client.cache.invalidate(agent_id=...)`` removes it with the rest of
+the agent's entries), per ``memory_config["cache"]`` (``enabled``, ``ttl``, ``max_entries``,
+``preload``...) and the agent's ``cache_config["memory_cache"]`` (both must allow it). A cached
+search read during an agent's execution is recorded as a dependency of the response
+(``rgruntime.runtime.dependencies.record_read``), so invalidating it invalidates that response.
+
+**Changes.** With ``auto_invalidate.on_memory_update`` (the agent's ``cache_config``), adding or
+deleting a memory invalidates the agent's cached lookups (and, through the dependency graph, the
+responses that used them) once the change is searchable. Each change emits ``memory.added`` /
+``memory.deleted`` (and ``memory.invalidated``) on ``client.events``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import attrs
+
+from rgruntime.agents.agent import Agent, AgentRegistry
+from rgruntime.agents.config import MemorySearch
+from rgruntime.errors import InvalidArgumentError
+from rgruntime.events import EventBus
+from rgruntime.keys import stable_key
+from rgruntime.runtime.dependencies import record_read
+from rgruntime.runtime.runtime import Runtime
+
+if TYPE_CHECKING:
+    from rgruntime.semantic.embedder import Embedder
+    from rgruntime.semantic.index import HnswSettings, PartitionIndex
+
+__all__ = ["MemoryAPI", "MemoryRecord", "MemoryResult", "PreloadResult", "memory_tag"]
+
+logger = logging.getLogger("rgruntime.memory")
+
+#: The most results one search may ask for: a lookup is for a prompt, not an export.
+MAX_K: Final = 1000
+
+
+def memory_tag(agent_id: str) -> str:
+    """The tag of every cached memory lookup of ``agent_id`` (a child of ``agent:<id>``)."""
+    return f"agent:{agent_id}:memory"
+
+
+def memory_key(agent_id: str, query: str, k: int) -> str:
+    """The ``memory`` layer key of a search: ``memory:<agent_id>:k1:<32 hex digits>``."""
+    return stable_key(f"memory:{agent_id}", {"query": query, "k": k})
+
+
+def _frozen_metadata(metadata: Mapping[str, Any] | None, field: str) -> Mapping[str, Any]:
+    if metadata is None:
+        return MappingProxyType({})
+    if not isinstance(metadata, Mapping) or not all(isinstance(key, str) for key in metadata):
+        raise InvalidArgumentError(field, metadata, "a dict with string keys, or None")
+    # A copy behind a read-only view: cached results are shared by every caller.
+    return MappingProxyType(dict(metadata))
+
+
+def _check_similarity(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise InvalidArgumentError(field, value, "a cosine similarity between 0 and 1")
+    return float(value)
+
+
+@attrs.frozen(kw_only=True)
+class MemoryResult:
+    """One memory found by a search; ``similarity`` is a cosine similarity in [0, 1]."""
+
+    id: str
+    text: str
+    metadata: Mapping[str, Any] = attrs.field(factory=lambda: MappingProxyType({}))
+    similarity: float
+
+    @classmethod
+    def coerce(cls, item: object, field: str) -> MemoryResult:
+        """A user search function's result item (a MemoryResult or a dict) as a MemoryResult."""
+        if isinstance(item, MemoryResult):
+            return item
+        if not isinstance(item, Mapping):
+            raise InvalidArgumentError(
+                field, item, "a MemoryResult or a dict with text, id, metadata, similarity"
+            )
+        text = item.get("text")
+        if not isinstance(text, str):
+            raise InvalidArgumentError(f"{field}.text", text, "a string")
+        memory_id = item.get("id", stable_key("memory", text))
+        if not isinstance(memory_id, str | int):
+            raise InvalidArgumentError(f"{field}.id", memory_id, "a string")
+        return cls(
+            id=str(memory_id),
+            text=text,
+            metadata=_frozen_metadata(item.get("metadata"), f"{field}.metadata"),
+            similarity=_check_similarity(item.get("similarity", 1.0), f"{field}.similarity"),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class MemoryRecord:
+    """A memory as stored: what ``add`` was given, and when."""
+
+    id: str
+    agent_id: str
+    text: str
+    metadata: Mapping[str, Any]
+    created_at: float
+
+
+@attrs.frozen(kw_only=True)
+class PreloadResult:
+    """What a preload did, query by query.
+
+    ``loaded``: queries looked up now (their results are in the cache); ``already_cached``:
+    queries whose lookup was cached already (nothing ran); ``failed``: queries whose lookup
+    raised, with the exception (nothing was cached for them).
+    """
+
+    agent_id: str
+    loaded: Mapping[str, tuple[MemoryResult, ...]]
+    already_cached: tuple[str, ...]
+    failed: Mapping[str, Exception]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class _AgentMemory:
+    """One agent's memories: records by label, labels by id, and their vectors' index."""
+
+    __slots__ = ("deleting", "ids", "index", "next_label", "records")
+
+    def __init__(self, index: PartitionIndex) -> None:
+        self.index = index
+        self.records: dict[int, MemoryRecord] = {}
+        self.ids: dict[str, int] = {}
+        self.next_label = 0
+        # Deletions not yet applied to the index: a search asks for that many more neighbours,
+        # since the ones it finds may be going.
+        self.deleting = 0
+
+
+class MemoryAPI:
+    """``client.memory`` (see the module documentation)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        agents: AgentRegistry,
+        events: EventBus,
+        *,
+        embedder: Embedder | str | None = None,
+        search: MemorySearch | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._layer = runtime.layer("memory")
+        self._agents = agents
+        self._events = events
+        self._embedder_spec: Embedder | str = embedder if embedder is not None else "minilm"
+        self._embedder: Embedder | None = None
+        self._embedder_lock = anyio.Lock()
+        self._default_search = search
+        self._stores: dict[str, _AgentMemory] = {}
+        #: The index settings of agents' partitions created from now on (None: the defaults,
+        #: exact search up to 2,048 memories, an hnswlib graph above).
+        self.index_settings: HnswSettings | None = None
+        # Keys of each agent's cached lookups, oldest first, for memory_config.cache.max_entries.
+        self._agent_keys: dict[str, OrderedDict[str, None]] = {}
+
+    # -- the user's API ----------------------------------------------------------------------------
+
+    async def add(self, agent_id: str, text: str, metadata: Mapping[str, Any] | None = None) -> str:
+        """Store ``text`` (with ``metadata``) as a memory of ``agent_id``; return its id.
+
+        Returns once the memory is searchable (and, with ``on_memory_update``, the agent's cached
+        lookups are invalidated).
+        """
+        agent = self._agents.get(agent_id)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArgumentError("text", text, "a non-empty string")
+        frozen = _frozen_metadata(metadata, "metadata")
+        self._require_builtin(agent, "add")
+        embedder = await self._get_embedder()
+        vector = (await embedder.embed([text]))[0]
+        store = self._store(agent.id, embedder.dimension)
+        label = store.next_label
+        store.next_label += 1
+        record = MemoryRecord(
+            id=f"mem_{secrets.token_hex(8)}",
+            agent_id=agent.id,
+            text=text,
+            metadata=frozen,
+            created_at=time.time(),
+        )
+        # Cancelled before this point, nothing is stored. From here on the add completes even
+        # if its caller is cancelled: a vector without its record, or a memory stored while the
+        # agent's cached lookups that miss it stay, would be a half-done add.
+        with anyio.CancelScope(shield=True):
+            await _run_in_worker(store.index.apply, [], [label], vector[None, :])
+            if self._stores.get(agent.id) is store:  # else the agent was deleted meanwhile
+                store.records[label] = record
+                store.ids[record.id] = label
+            removed = await self._invalidate_after_change(agent)
+        await self._changed_events(agent, "memory.added", record.id, removed)
+        return record.id
+
+    async def delete(self, agent_id: str, memory_id: str) -> bool:
+        """Forget a memory; True if ``agent_id`` had it."""
+        agent = self._agents.get(agent_id)
+        if not isinstance(memory_id, str):
+            raise InvalidArgumentError("memory_id", memory_id, "a memory id returned by add()")
+        self._require_builtin(agent, "delete")
+        store = self._stores.get(agent.id)
+        label = store.ids.pop(memory_id, None) if store is not None else None
+        if store is None or label is None:
+            return False
+        # Out of the records first: from now on no search returns it, even before the index
+        # has dropped its vector.
+        del store.records[label]
+        store.deleting += 1
+        # As in add: once the memory is out of the records, the rest of the change completes.
+        with anyio.CancelScope(shield=True):
+            try:
+                await _run_in_worker(store.index.apply, [label], [], None)
+            finally:
+                store.deleting -= 1
+            removed = await self._invalidate_after_change(agent)
+        await self._changed_events(agent, "memory.deleted", memory_id, removed)
+        return True
+
+    def get(self, agent_id: str, memory_id: str) -> MemoryRecord | None:
+        """The stored memory ``memory_id`` of ``agent_id``, or None."""
+        store = self._stores.get(self._agents.get(agent_id).id)
+        label = store.ids.get(memory_id) if store is not None else None
+        return store.records.get(label) if store is not None and label is not None else None
+
+    def list(self, agent_id: str) -> builtins.list[MemoryRecord]:
+        """Every stored memory of ``agent_id``, oldest first (built-in store only)."""
+        store = self._stores.get(self._agents.get(agent_id).id)
+        return [] if store is None else sorted(store.records.values(), key=_created)
+
+    async def search(self, agent_id: str, query: str, k: int = 5) -> builtins.list[MemoryResult]:
+        """The ``k`` memories of ``agent_id`` most similar to ``query``, most similar first.
+
+        Cached in the ``memory`` layer when the agent's configuration allows it.
+        """
+        agent = self._agents.get(agent_id)
+        _check_query(query, "query")
+        _check_k(k)
+        if not self.caches(agent):
+            return list(await self._lookup(agent, query, k))
+        results, loaded, key = await self._cached_lookup(agent, query, k)
+        # In the caller's task: the execution running this search (if any) depends on the key.
+        record_read("memory", key)
+        event = "cache.miss" if loaded else "cache.hit"
+        if self._events.has_handlers(event):
+            self._events.emit_nowait(event, layer="memory", agent_id=agent.id, key=key, query=query)
+        return list(results)
+
+    async def preload(
+        self,
+        agent_id: str,
+        queries: Iterable[str],
+        *,
+        k: int = 5,
+        concurrency: int = 8,
+    ) -> PreloadResult:
+        """Look up ``queries`` (at most ``concurrency`` at once) and cache the results.
+
+        A failing lookup does not stop the others: it is reported in ``failed`` with its
+        exception. Raises :class:`~rgruntime.InvalidArgumentError` for bad arguments, or when the
+        agent's memory lookups are not cached (preloading would fill nothing).
+        """
+        agent = self._agents.get(agent_id)
+        if isinstance(queries, str) or not isinstance(queries, Iterable):
+            raise InvalidArgumentError("queries", queries, "a list of queries, not one string")
+        given = builtins.list(queries)
+        for query in given:
+            _check_query(query, "queries")
+        unique = builtins.list(dict.fromkeys(given))  # each query once, in the given order
+        _check_k(k)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidArgumentError("concurrency", concurrency, "a positive whole number")
+        if not self.caches(agent):
+            raise InvalidArgumentError(
+                "agent_id",
+                agent.id,
+                "an agent whose memory lookups are cached (memory_config.cache.enabled and "
+                "cache_config.memory_cache)",
+            )
+        result = await self._preload(agent, unique, k, concurrency)
+        await self._events.emit("memory.preloaded", agent_id=agent.id, result=result)
+        return result
+
+    async def invalidate(self, agent_id: str) -> int:
+        """Remove every cached memory lookup of ``agent_id`` (after its memories changed in a
+        store of your own); return how many went."""
+        agent = self._agents.get(agent_id)
+        return await self._invalidate_lookups(agent.id)
+
+    def caches(self, agent: Agent) -> bool:
+        """Whether ``agent``'s memory lookups are cached."""
+        config = agent.cache_config
+        return config.enabled and config.memory_cache and agent.memory_config.cache.enabled
+
+    # -- the client's hooks ------------------------------------------------------------------------
+
+    async def preload_configured(self, agent: Agent) -> PreloadResult | None:
+        """Preload the agent's ``memory_config.cache.preload_queries`` if it asks for it.
+
+        Used when an agent is created (or updated) in an open client and when the client opens;
+        a failure is logged, never raised: it must not undo the agent's creation.
+        """
+        cache = agent.memory_config.cache
+        if not (cache.preload and cache.preload_queries and self.caches(agent)):
+            return None
+        result = await self._preload(
+            agent, list(cache.preload_queries), cache.preload_k, cache.preload_concurrency
+        )
+        for query, error in result.failed.items():
+            logger.warning(
+                "preloading memory of agent %r: query %r failed: %r", agent.id, query, error
+            )
+        await self._events.emit("memory.preloaded", agent_id=agent.id, result=result)
+        return result
+
+    async def agent_updated(self, old: Agent, new: Agent) -> None:
+        """A new memory configuration (another search function, TTL...) makes old lookups
+        wrong: remove them, then preload what the new configuration asks for."""
+        if (
+            old.memory_config.search is not new.memory_config.search
+            or old.memory_config.cache != new.memory_config.cache
+            or self.caches(old) != self.caches(new)
+        ):
+            await self._invalidate_lookups(new.id)
+            await self.preload_configured(new)
+
+    def forget_agent(self, agent_id: str) -> None:
+        """Drop a deleted agent's memories (its cached lookups go with its other entries)."""
+        self._stores.pop(agent_id, None)
+        self._agent_keys.pop(agent_id, None)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _search_function(self, agent: Agent) -> MemorySearch | None:
+        own = agent.memory_config.search
+        return own if own is not None else self._default_search
+
+    def _require_builtin(self, agent: Agent, operation: str) -> None:
+        if self._search_function(agent) is not None:
+            raise InvalidArgumentError(
+                "agent_id",
+                agent.id,
+                f"an agent whose memories are in the built-in store (this one searches through "
+                f"a memory_search function: {operation} in your own store, then call "
+                f"client.memory.invalidate({agent.id!r}))",
+            )
+
+    async def _get_embedder(self) -> Embedder:
+        if self._embedder is not None:
+            return self._embedder
+        async with self._embedder_lock:  # two first uses must not load the model twice
+            if self._embedder is None:
+                from rgruntime.semantic import CachedEmbedder, embedding_limiter, make_embedder
+
+                spec = self._embedder_spec
+                # Loading a local model reads and parses its file: off the event loop.
+                model = (
+                    await anyio.to_thread.run_sync(make_embedder, spec, limiter=embedding_limiter())
+                    if isinstance(spec, str)
+                    else spec
+                )
+                # Agents repeat queries (and preloads repeat them again): embed each once.
+                self._embedder = CachedEmbedder(model, max_entries=2048)
+            return self._embedder
+
+    def _store(self, agent_id: str, dimension: int) -> _AgentMemory:
+        store = self._stores.get(agent_id)
+        if store is None:
+            from rgruntime.semantic import HnswSettings, PartitionIndex
+
+            settings = self.index_settings or HnswSettings()
+            store = self._stores[agent_id] = _AgentMemory(PartitionIndex(dimension, settings))
+        return store
+
+    async def _lookup(self, agent: Agent, query: str, k: int) -> tuple[MemoryResult, ...]:
+        """Search the agent's memories, bypassing the cache."""
+        search = self._search_function(agent)
+        if search is not None:
+            found = await search(agent.id, query, k)
+            if isinstance(found, str | bytes) or not isinstance(found, Sequence):
+                raise InvalidArgumentError(
+                    "memory_search result", found, "a list of MemoryResult or dicts"
+                )
+            return tuple(
+                MemoryResult.coerce(item, f"memory_search result[{position}]")
+                for position, item in enumerate(found[:k])
+            )
+        store = self._stores.get(agent.id)
+        if store is None or not store.records:
+            return ()
+        embedder = await self._get_embedder()
+        vector = (await embedder.embed([query]))[0]
+        pairs = await _run_in_worker(store.index.search, vector, k + store.deleting)
+        results: builtins.list[MemoryResult] = []
+        for label, similarity in pairs:
+            record = store.records.get(label)
+            if record is not None:  # deleted while the search ran
+                results.append(
+                    MemoryResult(
+                        id=record.id,
+                        text=record.text,
+                        metadata=record.metadata,
+                        similarity=similarity,
+                    )
+                )
+        return tuple(results[:k])
+
+    async def _cached_lookup(
+        self, agent: Agent, query: str, k: int
+    ) -> tuple[tuple[MemoryResult, ...], bool, str]:
+        """The search through the ``memory`` layer: (results, whether this call ran it, key)."""
+        key = memory_key(agent.id, query, k)
+        loaded = False
+
+        async def load() -> tuple[MemoryResult, ...]:
+            nonlocal loaded
+            loaded = True
+            results = await self._lookup(agent, query, k)
+            self._remember(agent, key)
+            return results
+
+        cache = agent.memory_config.cache
+        results = await self._layer.get_or_load(
+            key, load, ttl=cache.ttl, tags=[memory_tag(agent.id)]
+        )
+        return results, loaded, key
+
+    def _remember(self, agent: Agent, key: str) -> None:
+        """Keep at most ``memory_config.cache.max_entries`` cached lookups of this agent."""
+        limit = agent.memory_config.cache.max_entries
+        if limit is None:
+            return
+        keys = self._agent_keys.setdefault(agent.id, OrderedDict())
+        keys[key] = None
+        keys.move_to_end(key)
+        while len(keys) > limit:
+            oldest, _ = keys.popitem(last=False)
+            self._layer.delete_nowait(oldest)
+
+    async def _preload(
+        self, agent: Agent, queries: builtins.list[str], k: int, concurrency: int
+    ) -> PreloadResult:
+        loaded: dict[str, tuple[MemoryResult, ...]] = {}
+        already: list[str] = []
+        failed: dict[str, Exception] = {}
+        pending = iter(queries)
+
+        async def worker() -> None:
+            # ``concurrency`` workers share one iterator: never more lookups at once than that.
+            for query in pending:
+                if memory_key(agent.id, query, k) in self._layer:
+                    already.append(query)
+                    continue
+                try:
+                    results, _, _ = await self._cached_lookup(agent, query, k)
+                except Exception as error:  # reported, never cached: the others go on
+                    failed[query] = error
+                else:
+                    loaded[query] = results
+
+        async with anyio.create_task_group() as group:
+            for _ in range(min(concurrency, len(queries))):
+                group.start_soon(worker)
+        order = {query: position for position, query in enumerate(queries)}
+        return PreloadResult(
+            agent_id=agent.id,
+            loaded=MappingProxyType(dict(sorted(loaded.items(), key=lambda i: order[i[0]]))),
+            already_cached=tuple(sorted(already, key=order.__getitem__)),
+            failed=MappingProxyType(dict(sorted(failed.items(), key=lambda i: order[i[0]]))),
+        )
+
+    async def _invalidate_after_change(self, agent: Agent) -> int | None:
+        """With ``on_memory_update``, the agent's cached lookups (and what used them) go."""
+        if not _invalidates_on_memory_update(agent):
+            return None
+        return await self._remove_lookups(agent.id)
+
+    async def _changed_events(
+        self, agent: Agent, event: str, memory_id: str, removed: int | None
+    ) -> None:
+        if removed is not None:
+            await self._events.emit("memory.invalidated", agent_id=agent.id, removed=removed)
+        await self._events.emit(event, agent_id=agent.id, memory_id=memory_id)
+
+    async def _remove_lookups(self, agent_id: str) -> int:
+        # Through the runtime (the supervisor), as every invalidation whose dependents must go:
+        # it returns once the answers that used these lookups are gone too.
+        removed = await self._runtime.invalidate(tags=[memory_tag(agent_id)])
+        self._agent_keys.pop(agent_id, None)
+        return removed
+
+    async def _invalidate_lookups(self, agent_id: str) -> int:
+        removed = await self._remove_lookups(agent_id)
+        await self._events.emit("memory.invalidated", agent_id=agent_id, removed=removed)
+        return removed
+
+
+def _invalidates_on_memory_update(agent: Agent) -> bool:
+    """The agent's ``cache_config.auto_invalidate.on_memory_update`` (on by default)."""
+    return agent.cache_config.auto_invalidate.on_memory_update
+
+
+def _created(record: MemoryRecord) -> float:
+    return record.created_at
+
+
+def _check_query(query: object, field: str) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidArgumentError(field, query, "a non-empty string")
+
+
+def _check_k(k: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidArgumentError("k", k, f"a whole number from 1 to {MAX_K}")
+
+
+async def _run_in_worker(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a worker thread, behind the semantic package's index limiter."""
+    from rgruntime.semantic import worker_limiter
+
+    return await anyio.to_thread.run_sync(function, *args, limiter=worker_limiter())

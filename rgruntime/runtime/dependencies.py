@@ -1,0 +1,364 @@
+"""What a cached value was computed from, so that it leaves the cache when any of that leaves.
+
+While an execution (or a cached tool call) runs, every cached value it reads is recorded:
+``record_read(layer, key)`` adds the entry to the *read set* of the computation running in the
+current context (a context variable; a no-op outside one). When the computation's own result is
+stored, it *depends on* everything in its read set. When any of those entries leaves its layer,
+its dependents are invalidated, and theirs in turn, across layers: a response that used a tool
+result goes when the tool result goes. This is what makes long response TTLs safe.
+
+**Which removals cascade: all of them.** Invalidated, deleted, cleared, replaced, expired and
+evicted alike. The graph cannot tell whether a value that left would come back the same if it
+were computed again (a tool result that expired may now be different), so a dependent is never
+kept longer than anything it read. A consequence worth knowing: a response that read a tool
+result with a 5-minute TTL lives at most 5 minutes, whatever its own TTL.
+
+**Who does what.**
+
+- Each layer tells the graph, through a removal listener (:mod:`rgruntime.runtime.removals`),
+  whenever one of its keys leaves. The listener is synchronous and never suspends: it updates the
+  edges in place (a few dictionary operations on the event loop's thread, where nothing else can
+  interleave) and *queues* the dependents to invalidate.
+- The graph's own task (an actor started in the supervisor's task group, so it lives and stops
+  with the layers) drains that queue: it invalidates the queued dependents in their layers, which
+  reports their removals back to the listener, which queues their dependents, until nothing is
+  left. Cycles end: a key's edges go the moment it leaves, so no key is visited twice per change.
+- Listeners are registered lazily, on the layers that take part in an edge or a recorded read:
+  a layer nobody depends on pays nothing on its removals.
+
+**No leaks.** An edge leaves when either side leaves: when a dependency leaves, its edges go with
+the cascade; when a dependent leaves for any reason but a replacement, its own edges go. (When a
+dependent's value is *replaced*, its edges stay: the new value's edges were recorded just before
+the write, and keeping the old ones only makes a later invalidation reach it when it need not.)
+A recorded dependent whose write never landed (discarded by a concurrent invalidation, refused as
+oversize) is checked by the task right after the write and forgotten.
+
+**A read that goes stale while its reader runs.** An open read set is *tainted* if one of the
+entries it read leaves before the reader's result is stored: the result is then handed to its
+callers but not cached, since it was computed from a value the cache no longer vouches for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, TypeAlias
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from rgruntime.errors import RuntimeClosedError
+
+if TYPE_CHECKING:
+    from rgruntime.runtime.layer import Layer
+    from rgruntime.runtime.removals import RemovalReason
+
+__all__ = ["DependencyGraph", "ReadSet", "record_read", "recording", "taint_current"]
+
+logger = logging.getLogger("rgruntime.runtime")
+
+#: An entry of the runtime: ``(layer name, key)``.
+Node: TypeAlias = tuple[str, str]
+
+_current_reads: ContextVar[ReadSet | None] = ContextVar("rgruntime_read_set", default=None)
+
+
+def record_read(layer: str, key: str) -> None:
+    """Record that the computation running now read the cached entry ``key`` of ``layer``.
+
+    When the computation's result is cached, it depends on that entry: invalidating the entry
+    invalidates the result. A no-op outside a recorded computation (an execution or a cached
+    tool call), so library code may call it unconditionally.
+    """
+    reads = _current_reads.get()
+    if reads is not None:
+        reads.add(layer, key)
+
+
+def taint_current() -> None:
+    """Mark the computation running now as unfit for caching (it used a value that went stale)."""
+    reads = _current_reads.get()
+    if reads is not None:
+        reads.tainted = True
+
+
+class ReadSet:
+    """The cached entries one computation read, while it runs (see :func:`recording`)."""
+
+    __slots__ = ("__weakref__", "_closed", "committed", "graph", "ignored", "nodes", "tainted")
+
+    def __init__(self, graph: DependencyGraph | None, ignored: Iterable[str] = ()) -> None:
+        self.graph = graph
+        self.nodes: set[Node] = set()
+        self.ignored = frozenset(ignored)
+        #: Something it read left its layer before its result was stored.
+        self.tainted = False
+        #: Its result was stored with its dependencies (see DependencyGraph.depend).
+        self.committed = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<ReadSet {len(self.nodes)} reads{' tainted' if self.tainted else ''}>"
+
+    def add(self, layer: str, key: str) -> None:
+        if layer in self.ignored or self._closed:
+            return
+        node = (layer, key)
+        if node not in self.nodes:
+            self.nodes.add(node)
+            if self.graph is not None:
+                self.graph._reading(node, self)
+
+    def _close(self) -> None:
+        self._closed = True
+        if self.graph is not None:
+            self.graph._done_reading(self)
+
+
+@contextlib.contextmanager
+def recording(graph: DependencyGraph | None, ignored: Iterable[str] = ()) -> Iterator[ReadSet]:
+    """Record the reads of the code run in this block (this task and the tasks it starts).
+
+    ``ignored``: layers whose reads are not recorded (an agent that opted out of invalidation on
+    tool updates ignores ``tool``). Blocks nest: an inner block records its own reads only. When
+    it ends without its result having been stored (``committed``), its reads and its taint count
+    for the outer block too: a result that was not cached cannot be depended on, so the outer
+    one depends directly on what it was computed from.
+    """
+    parent = _current_reads.get()
+    reads = ReadSet(graph, ignored)
+    token = _current_reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _current_reads.reset(token)
+        reads._close()
+        if parent is not None and not reads.committed:
+            for layer, key in reads.nodes:
+                parent.add(layer, key)
+            parent.tainted |= reads.tainted
+
+
+class DependencyGraph:
+    """The runtime's dependency graph (see the module documentation).
+
+    ``runtime.dependencies``; its task runs from the runtime's opening to its close.
+    """
+
+    def __init__(self) -> None:
+        self._dependents: dict[Node, set[Node]] = {}  # dependency -> what depends on it
+        self._dependencies: dict[Node, set[Node]] = {}  # dependent -> what it depends on
+        self._readers: dict[Node, set[ReadSet]] = {}  # entry -> open read sets that read it
+        self._watching: dict[str, Callable[[], None]] = {}  # layer -> unregister its listener
+        self._layers: Mapping[str, Layer] = {}
+        # Work for the task: dependents to invalidate (by layer), dependents to check once their
+        # write has landed, tag invalidations asked for by code that cannot wait.
+        self._pending: dict[str, set[str]] = {}
+        self._to_verify: set[Node] = set()
+        self._pending_tags: list[frozenset[str]] = []
+        self._wake: anyio.Event | None = None
+        self._busy = False
+        self._settle_waiters: list[anyio.Event] = []
+        self._running = False
+        #: Entries removed because something they depended on left.
+        self.cascaded = 0
+
+    def __repr__(self) -> str:
+        return f"<DependencyGraph {self.edge_count()} edges>"
+
+    # -- what callers use ------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def depend(self, node: Node, reads: ReadSet) -> None:
+        """Make ``node`` depend on what ``reads`` holds. Call it just before ``node`` is stored.
+
+        Never suspends. Dependencies whose layer the runtime does not have are ignored.
+        """
+        if not self._running:
+            return
+        reads.committed = True
+        dependencies = {
+            dependency
+            for dependency in reads.nodes
+            if dependency != node and dependency[0] in self._layers
+        }
+        if not dependencies or node[0] not in self._layers:
+            return
+        self._watch(node[0])
+        for dependency in dependencies:
+            self._watch(dependency[0])
+            self._dependents.setdefault(dependency, set()).add(node)
+        self._dependencies.setdefault(node, set()).update(dependencies)
+        self._to_verify.add(node)
+        self._wake_task()
+
+    def dependencies_of(self, layer: str, key: str) -> frozenset[Node]:
+        """What the entry depends on (directly)."""
+        return frozenset(self._dependencies.get((layer, key), ()))
+
+    def dependents_of(self, layer: str, key: str) -> frozenset[Node]:
+        """What depends on the entry (directly)."""
+        return frozenset(self._dependents.get((layer, key), ()))
+
+    def edge_count(self) -> int:
+        return sum(len(nodes) for nodes in self._dependencies.values())
+
+    def open_reads(self) -> int:
+        """Entries read by computations still running (for tests: it returns to 0)."""
+        return sum(len(readers) for readers in self._readers.values())
+
+    def invalidate_soon(self, tags: Iterable[str]) -> None:
+        """Queue a runtime-wide invalidation of ``tags`` (for code that cannot await).
+
+        Never suspends; ``await settled()`` waits for it and for its cascade.
+        """
+        if self._running:
+            self._pending_tags.append(frozenset(tags))
+            self._wake_task()
+
+    async def settled(self) -> None:
+        """Return once every queued cascade has run (and the cascades they caused)."""
+        if not self._running:
+            return
+        if not (self._busy or self._pending or self._to_verify or self._pending_tags):
+            await anyio.lowlevel.checkpoint()
+            return
+        done = anyio.Event()
+        self._settle_waiters.append(done)
+        self._wake_task()
+        await done.wait()
+
+    # -- the listener: synchronous, never suspends ----------------------------------------------
+
+    def _removed(self, layer: str, key: str, reason: RemovalReason) -> None:
+        node = (layer, key)
+        readers = self._readers.get(node)
+        if readers:
+            for reads in readers:
+                reads.tainted = True
+        if reason != "replaced":
+            self._forget_dependent(node)
+        dependents = self._dependents.pop(node, None)
+        if dependents:
+            for dependent in dependents:
+                others = self._dependencies.get(dependent)
+                if others is not None:
+                    others.discard(node)
+                    if not others:
+                        del self._dependencies[dependent]
+                self._pending.setdefault(dependent[0], set()).add(dependent[1])
+            self._wake_task()
+
+    def _forget_dependent(self, node: Node) -> None:
+        for dependency in self._dependencies.pop(node, ()):
+            dependents = self._dependents.get(dependency)
+            if dependents is not None:
+                dependents.discard(node)
+                if not dependents:
+                    del self._dependents[dependency]
+
+    def _reading(self, node: Node, reads: ReadSet) -> None:
+        if not self._running or node[0] not in self._layers:
+            return
+        self._watch(node[0])
+        self._readers.setdefault(node, set()).add(reads)
+
+    def _done_reading(self, reads: ReadSet) -> None:
+        for node in reads.nodes:
+            readers = self._readers.get(node)
+            if readers is not None:
+                readers.discard(reads)
+                if not readers:
+                    del self._readers[node]
+
+    def _watch(self, layer: str) -> None:
+        if layer not in self._watching:
+            self._watching[layer] = self._layers[layer].add_removal_listener(self._removed)
+
+    def _wake_task(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # -- the task --------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        layers: Mapping[str, Layer],
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until cancelled. ``layers``: the runtime's live map of layers by name."""
+        self._layers = layers
+        self._running = True
+        self._wake = anyio.Event()
+        task_status.started()
+        try:
+            while True:
+                if self._to_verify:
+                    self._verify()
+                elif self._pending_tags:
+                    await self._invalidate_tags(self._pending_tags.pop(0))
+                elif self._pending:
+                    name, keys = self._pending.popitem()
+                    await self._invalidate_keys(name, keys)
+                else:
+                    waiters, self._settle_waiters = self._settle_waiters, []
+                    for waiter in waiters:
+                        waiter.set()
+                    # No checkpoint between the emptiness checks above and this new event, so
+                    # no listener can queue work in between and go unheard.
+                    self._wake = anyio.Event()
+                    await self._wake.wait()
+        finally:
+            self._stop()
+
+    def _verify(self) -> None:
+        nodes, self._to_verify = self._to_verify, set()
+        for node in nodes:
+            layer = self._layers.get(node[0])
+            if layer is None or node[1] not in layer:
+                # Its write never landed (or it already left and was forgotten): no edges.
+                self._forget_dependent(node)
+
+    async def _invalidate_keys(self, name: str, keys: set[str]) -> None:
+        layer = self._layers.get(name)
+        if layer is None:
+            return
+        self._busy = True
+        try:
+            self.cascaded += await layer.invalidate(keys=keys)
+        except RuntimeClosedError:
+            pass  # the runtime is closing: this task is about to be cancelled too
+        finally:
+            self._busy = False
+
+    async def _invalidate_tags(self, tags: frozenset[str]) -> None:
+        self._busy = True
+        try:
+            for layer in list(self._layers.values()):
+                await layer.invalidate(tags=tags)
+        except RuntimeClosedError:
+            pass
+        finally:
+            self._busy = False
+
+    def _stop(self) -> None:
+        self._running = False
+        for unregister in self._watching.values():
+            unregister()
+        self._watching.clear()
+        self._dependents.clear()
+        self._dependencies.clear()
+        self._readers.clear()
+        self._pending.clear()
+        self._to_verify.clear()
+        self._pending_tags.clear()
+        waiters, self._settle_waiters = self._settle_waiters, []
+        for waiter in waiters:
+            waiter.set()
