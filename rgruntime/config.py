@@ -153,6 +153,7 @@ _RUNTIME_KEYS: Final = (
     "sliding_ttl",
     "tiers",
     "rebalance_interval",
+    "cascade_on_expiry",
     "layers",
 )
 
@@ -168,7 +169,9 @@ class RuntimeConfig:
       guide's table: response 1 h, session none, model 1 d, tool 5 min, memory 15 min);
     - ``max_size``: the byte budget of the whole runtime, split across the layers that set no
       ``max_size`` of their own in proportion to their ``budget_share``;
-    - ``max_entries``, ``strategy``, ``sliding_ttl``: per-layer defaults.
+    - ``max_entries``, ``strategy``, ``sliding_ttl``: per-layer defaults;
+    - ``cascade_on_expiry``: an entry that expires takes what was computed from it along (off:
+      only known changes do; see :mod:`rgruntime.runtime.dependencies`).
     """
 
     enabled: bool = True
@@ -180,6 +183,8 @@ class RuntimeConfig:
     tiers: tuple[Tier, ...] | None = None
     #: How often the supervisor moves budget between layers (None: never).
     rebalance_interval: float | None = 10.0
+    #: Whether an entry that expires takes what depended on it along (the dependency graph).
+    cascade_on_expiry: bool = False
     layers: Mapping[str, LayerConfig] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -224,6 +229,9 @@ class RuntimeConfig:
         rebalance = optional_duration(
             options.get("rebalance_interval", 10.0), f"{where}.rebalance_interval"
         )
+        cascade_on_expiry = boolean(
+            options.get("cascade_on_expiry", False), f"{where}.cascade_on_expiry"
+        )
         if strategy == "tiered" and tiers is not None and max_size is None:
             # The guide's tiered config sizes the tiers and sets no max_size: they are the budget.
             max_size = sum(tier.size for tier in tiers)
@@ -252,6 +260,7 @@ class RuntimeConfig:
             sliding_ttl=sliding,
             tiers=tiers,
             rebalance_interval=rebalance,
+            cascade_on_expiry=cascade_on_expiry,
             layers=_split_budget(layers, max_size),
         )
 

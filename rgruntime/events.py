@@ -33,8 +33,12 @@ emitter and the runtime go on.
 
 - ``cache.hit`` / ``cache.miss``: an ``execute`` was answered from / not from the response
   cache (``layer="response"``, ``agent_id``, ``key``, ``goal``); a memory search from / not from
-  the memory cache (``layer="memory"``, ``agent_id``, ``key``, ``query``);
-- ``cache.evicted`` (the layer's policy removed a key to stay within its bounds),
+  a stored entry of the memory cache (``layer="memory"``, ``agent_id``, ``key``, ``query``). A
+  memory search that waited for an identical one already running is a ``cache.miss`` with
+  ``joined=True`` (it ran no lookup of its own; the one that ran says ``joined=False``): only
+  an entry already stored makes a hit, as the layer's statistics count it;
+- ``cache.evicted`` (the layer's policy removed a key to stay within its bounds, ``reason``
+  ``evicted``; or an agent's ``max_entries`` trimmed its oldest entry, ``reason`` ``trimmed``),
   ``cache.expired`` (its TTL ran out), ``cache.invalidated`` (``invalidate``, ``clear`` or
   ``delete`` removed it): ``layer``, ``key``, ``reason``;
 - ``agent.created`` / ``agent.updated`` / ``agent.deleted``: ``agent_id``, ``version``;
@@ -387,6 +391,8 @@ class EventBus:
 #: Removal reasons as events. A write that replaces a key's value is not a removal for users.
 _REMOVAL_EVENTS: Final[Mapping[str, str]] = {
     "evicted": "cache.evicted",
+    # An agent's max_entries: capacity pressure, as an eviction.
+    "trimmed": "cache.evicted",
     "expired": "cache.expired",
     "invalidated": "cache.invalidated",
     "cleared": "cache.invalidated",

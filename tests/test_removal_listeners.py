@@ -57,6 +57,18 @@ async def test_every_way_out_is_reported_with_its_reason() -> None:
         assert tool.stats().entries == 0
 
 
+async def test_a_trim_is_reported_as_trimmed() -> None:
+    async with rgruntime.open_runtime() as runtime:
+        tool = runtime.layer("tool")
+        heard: Heard = []
+        tool.add_removal_listener(recorder(heard))
+        await tool.set("a", 1)
+        assert tool.delete_nowait("a", reason="trimmed") is True
+        with pytest.raises(rgruntime.InvalidArgumentError):
+            tool.delete_nowait("a", reason="evicted")  # type: ignore[arg-type]
+        assert heard == [("tool", "a", "trimmed")]
+
+
 async def test_a_failing_listener_is_logged_counted_and_the_layer_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -21,7 +21,7 @@ from rgruntime.errors import ConfigError, InvalidArgumentError, RGRuntimeError
 if TYPE_CHECKING:
     from rgruntime.agents.runner import AgentOutput, RunContext
 
-__all__ = ["Agent", "AgentNotFoundError", "AgentRegistry", "Runner"]
+__all__ = ["Agent", "AgentNotFoundError", "AgentRegistry", "Runner", "merged_cache_config"]
 
 #: An agent framework's own loop: gets the goal and the cached model/tool helpers, returns the
 #: answer (a string, or an AgentOutput with usage and finish reason).
@@ -90,6 +90,31 @@ class Agent:
             raise InvalidArgumentError("system_prompt", self.system_prompt, "a string or None")
         if self.runner is not None and not callable(self.runner):
             raise InvalidArgumentError("runner", self.runner, "an async callable or None")
+
+
+def merged_cache_config(
+    current: AgentCacheConfig, changes: Mapping[str, Any] | AgentCacheConfig | None
+) -> Mapping[str, Any] | AgentCacheConfig | None:
+    """``changes`` (a partial ``cache_config`` dict) on top of ``current``, in the dict form.
+
+    Keys not given keep their value; nested dicts (``response_cache``, ``semantic_cache``,
+    ``auto_invalidate``) merge key by key. ``response_ttl`` sets ``response_cache.ttl`` (giving
+    both, they must agree). The result is validated as a whole by the caller; anything but a
+    dict (an :class:`AgentCacheConfig`, ``None`` for the defaults) replaces the config.
+    """
+    if not isinstance(changes, Mapping):
+        return changes
+    merged: dict[str, Any] = attrs.asdict(current, recurse=True)
+    if "response_ttl" in changes:
+        # The alias replaces the TTL: the old response_cache.ttl must not contradict it.
+        merged["response_cache"].pop("ttl", None)
+    for key, value in changes.items():
+        base = merged.get(key)
+        if isinstance(base, dict) and isinstance(value, Mapping):
+            merged[key] = {**base, **value}
+        else:
+            merged[key] = value  # a scalar, or a bad value left for validation to name
+    return merged
 
 
 _UPDATABLE = (
@@ -193,14 +218,18 @@ class AgentRegistry:
         """A new version of the agent with ``changes`` (the same keywords as :meth:`create`).
 
         The version is part of the response cache key, so answers cached for the old version
-        are never served for the new one.
+        are never served for the new one. A ``cache_config`` dict is *merged* into the agent's
+        (see :func:`merged_cache_config`): ``cache_config={"auto_invalidate": {...}}`` changes
+        that and keeps the rest; an :class:`AgentCacheConfig` replaces it whole.
         """
         old = self.get(agent_id)
         for key, value in changes.items():
             if key not in _UPDATABLE:
                 raise InvalidArgumentError(key, value, f"one of {', '.join(_UPDATABLE)}")
         if "cache_config" in changes:
-            changes["cache_config"] = self._cache_config(changes["cache_config"])
+            changes["cache_config"] = self._cache_config(
+                merged_cache_config(old.cache_config, changes["cache_config"])
+            )
         if "memory_config" in changes:
             changes["memory_config"] = MemoryConfig.from_mapping(changes["memory_config"])
         if "tools" in changes or "tool_cache_config" in changes:

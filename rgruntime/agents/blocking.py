@@ -5,6 +5,19 @@ opens a :class:`ResonantGenesis` in it. Every method of every namespace is then 
 the portal: it runs on the loop's thread and the calling thread waits for its result. Close the
 client (``with rgruntime.connect() as client:`` or ``client.close()``) to stop the runtime and
 the thread.
+
+**Code running on the client's loop** (event handlers, agent runners, tools) cannot wait for
+the loop it runs on: there, the namespaces are the async client's, and an async method returns
+its coroutine to await. So the guide's handler works unchanged on a blocking client:
+
+```python
+@client.events.on("data.updated")
+async def invalidate_cache(event):
+    await client.cache.invalidate(tags=[event.data_type])
+```
+
+``client.events.on(...)`` (and every other registration) runs on the loop too, as everything
+that changes the client's state does.
 """
 
 from __future__ import annotations
@@ -12,24 +25,37 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from rgruntime.events import EventHandler
+
 if TYPE_CHECKING:
     from rgruntime.agents.client import ResonantGenesis
+
+H = TypeVar("H", bound=EventHandler)
 
 __all__ = ["BlockingClient", "connect"]
 
 
 class _BlockingNamespace:
-    """Calls each method of ``target`` through the portal; other attributes pass through."""
+    """Calls each method of ``target`` through the portal; other attributes pass through.
 
-    def __init__(self, portal: BlockingPortal, target: Any) -> None:
+    On the portal's own loop thread a method is called as it is (an async one returns its
+    coroutine): a portal call from there could only fail, the loop being busy running the caller.
+    """
+
+    def __init__(self, portal: BlockingPortal, target: Any, loop_thread: int) -> None:
         self._portal = portal
         self._target = target
+        self._loop_thread = loop_thread
+
+    def _on_loop(self) -> bool:
+        return threading.get_ident() == self._loop_thread
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._target, name)
@@ -40,6 +66,8 @@ class _BlockingNamespace:
 
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
+            if self._on_loop():
+                return attribute(*args, **kwargs)
             if inspect.isasyncgenfunction(attribute):
                 return _iterate(portal, attribute(*args, **kwargs))
             return portal.call(functools.partial(attribute, *args, **kwargs))
@@ -48,6 +76,25 @@ class _BlockingNamespace:
 
     def __repr__(self) -> str:
         return f"<blocking {self._target!r}>"
+
+
+class _BlockingEvents(_BlockingNamespace):
+    """``client.events``: as the other namespaces, and ``on`` registers through the portal.
+
+    ``EventBus.on(name)`` returns a decorator; called in the caller's thread, it would change
+    the bus (and the layers' removal listeners) off the loop, racing the loop's own reads.
+    """
+
+    def on(self, event: str) -> Callable[[H], H]:
+        if self._on_loop():
+            return self._target.on(event)  # type: ignore[no-any-return]
+        register = self._portal.call(self._target.on, event)  # the name is checked here
+
+        def decorator(handler: H) -> H:
+            self._portal.call(register, handler)
+            return handler
+
+        return decorator
 
 
 def _iterate(portal: BlockingPortal, generator: AsyncGenerator[Any, None]) -> Iterator[Any]:
@@ -75,14 +122,15 @@ class BlockingClient:
             raise
         self._portal = portal
         self._client = client
-        self.agents = _BlockingNamespace(portal, client.agents)
-        self.sessions = _BlockingNamespace(portal, client.sessions)
-        self.cache = _BlockingNamespace(portal, client.cache)
-        self.tools = _BlockingNamespace(portal, client.tools)
-        self.models = _BlockingNamespace(portal, client.models)
-        self.memory = _BlockingNamespace(portal, client.memory)
+        loop_thread = portal.call(threading.get_ident)
+        self.agents = _BlockingNamespace(portal, client.agents, loop_thread)
+        self.sessions = _BlockingNamespace(portal, client.sessions, loop_thread)
+        self.cache = _BlockingNamespace(portal, client.cache, loop_thread)
+        self.tools = _BlockingNamespace(portal, client.tools, loop_thread)
+        self.models = _BlockingNamespace(portal, client.models, loop_thread)
+        self.memory = _BlockingNamespace(portal, client.memory, loop_thread)
         # Handlers registered here are async functions; they run on the client's event loop.
-        self.events = _BlockingNamespace(portal, client.events)
+        self.events = _BlockingEvents(portal, client.events, loop_thread)
 
     def close(self) -> None:
         """Stop the runtime and the event loop thread (idempotent)."""

@@ -8,8 +8,7 @@ and, when the client owns them, its model providers. Namespaces: ``client.agents
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import tzinfo
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +22,7 @@ from rgruntime.agents.semantic_responses import SemanticResponses
 from rgruntime.agents.services import ServiceGroup
 from rgruntime.agents.sessions import Session, SessionStore
 from rgruntime.agents.tools import RegisteredTool, ToolRegistry
-from rgruntime.agents.warming import ProgressCallback, Warmer, WarmingSchedule, WarmReport
+from rgruntime.agents.warming import Warmer, WarmingMethods
 from rgruntime.config import RuntimeConfig
 from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
 from rgruntime.events import EventBus
@@ -198,8 +197,9 @@ def _tag_list(tags: Iterable[str]) -> list[str]:
     return list(tags)
 
 
-class CacheAPI:
-    """``client.cache``: read, delete and invalidate entries; statistics and savings."""
+class CacheAPI(WarmingMethods):
+    """``client.cache``: read, delete and invalidate entries; statistics and savings; warming
+    (``warm``, ``schedule_warming``: :class:`~rgruntime.agents.warming.WarmingMethods`)."""
 
     def __init__(
         self, runtime: Runtime, ledger: SavingsLedger, warmer: Warmer | None = None
@@ -261,55 +261,9 @@ class CacheAPI:
         """Responses served from the cache, tokens and cost saved over ``period``."""
         return self._ledger.savings(period)
 
-    async def warm(
-        self,
-        agent_id: str,
-        goals: Iterable[str],
-        *,
-        cache_ttl: float | str | None = None,
-        concurrency: int = 4,
-        progress: ProgressCallback | None = None,
-        cache_tags: Iterable[str] = (),
-    ) -> WarmReport:
-        """Run ``goals`` for ``agent_id`` (``concurrency`` at a time) so that their answers are
-        cached; report each as warmed, already cached, not cacheable or failed
-        (:mod:`rgruntime.agents.warming`). ``progress`` is called after each goal."""
-        return await _opened(self._warmer).warm(
-            agent_id,
-            goals,
-            cache_ttl=cache_ttl,
-            concurrency=concurrency,
-            progress=progress,
-            cache_tags=cache_tags,
-        )
-
-    async def schedule_warming(
-        self,
-        cron: str,
-        job: Callable[[], Awaitable[Any]] | None = None,
-        *,
-        agent_id: str | None = None,
-        goals: Iterable[str] | None = None,
-        cache_ttl: float | str | None = None,
-        concurrency: int = 4,
-        progress: ProgressCallback | None = None,
-        timezone: tzinfo | None = None,
-        name: str | None = None,
-    ) -> WarmingSchedule:
-        """Warm on a cron schedule (``"0 0 * * *"``: daily at midnight, in ``timezone``, UTC by
-        default) until cancelled or the client closes: ``agent_id`` with ``goals`` (as
-        :meth:`warm`), or any async ``job``."""
-        return await _opened(self._warmer).schedule(
-            cron,
-            job,
-            agent_id=agent_id,
-            goals=goals,
-            cache_ttl=cache_ttl,
-            concurrency=concurrency,
-            progress=progress,
-            timezone=timezone,
-            name=name,
-        )
+    def _warming(self) -> Warmer:
+        # warm and schedule_warming (WarmingMethods) use the client's Warmer, while it is open.
+        return _opened(self._warmer)
 
 
 class ResonantGenesis:

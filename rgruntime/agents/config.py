@@ -95,7 +95,9 @@ class SemanticCacheConfig:
     """The guide's ``semantic_cache``: answer similar goals from the cache (off by default)."""
 
     enabled: bool = False
-    similarity_threshold: float = 0.92
+    # rgruntime.semantic.DEFAULT_THRESHOLD (not imported: it would import numpy); a test keeps
+    # the two equal.
+    similarity_threshold: float = 0.91
     embedding_model: str | None = None
 
     @classmethod

@@ -16,7 +16,6 @@ is returned but not cached.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from rgruntime.agents.semantic_responses import (
 )
 from rgruntime.agents.sessions import Session
 from rgruntime.agents.tools import ToolRegistry
+from rgruntime.agents.trimming import AgentEntries
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.keys import stable_key
 from rgruntime.providers import Message, Usage
@@ -138,8 +138,8 @@ class Executor:
         self._tools = tools
         self._ledger = ledger
         self._clock = clock
-        # Keys of each agent's cached answers, oldest first, for response_cache.max_entries.
-        self._agent_keys: dict[str, OrderedDict[str, None]] = {}
+        # Each agent's cached answers, oldest first, for response_cache.max_entries.
+        self._entries = AgentEntries(layer)
 
     async def execute(
         self,
@@ -184,9 +184,8 @@ class Executor:
                 fresh = await self._run(agent, goal, history, session, started, key=key, cache=True)
                 if not is_cacheable(fresh.output, fresh.finish_reason) or reads.tainted:
                     raise _Uncacheable(fresh)
-                if graph is not None:
-                    graph.depend((self._layer.name, key), reads)
-            self._remember(agent, key)
+                if graph is not None and not graph.depend((self._layer.name, key), reads):
+                    raise _Uncacheable(fresh)
             return CachedResponse(
                 output=fresh.output,
                 finish_reason=fresh.finish_reason,
@@ -213,6 +212,9 @@ class Executor:
                 model_calls=0,
                 latency=self._clock() - started,
             )
+        if key in self._layer:
+            # Counted once it is stored: a load discarded by an invalidation cached nothing.
+            self._entries.remember(agent.id, key, agent.cache_config.response_cache.max_entries)
         if fresh is not None:
             if semantic is not None:
                 await semantic.remember(agent, partition, key, goal)
@@ -301,17 +303,5 @@ class Executor:
             model_calls=context.model_calls - context.model_hits,
         )
 
-    def _remember(self, agent: Agent, key: str) -> None:
-        """Keep at most ``response_cache.max_entries`` cached answers of this agent."""
-        limit = agent.cache_config.response_cache.max_entries
-        if limit is None:
-            return
-        keys = self._agent_keys.setdefault(agent.id, OrderedDict())
-        keys[key] = None
-        keys.move_to_end(key)
-        while len(keys) > limit:
-            oldest, _ = keys.popitem(last=False)
-            self._layer.delete_nowait(oldest)
-
     def forget_agent(self, agent_id: str) -> None:
-        self._agent_keys.pop(agent_id, None)
+        self._entries.forget(agent_id)

@@ -24,7 +24,8 @@ then call ``client.memory.invalidate(agent_id)``.
 the agent's entries), per ``memory_config["cache"]`` (``enabled``, ``ttl``, ``max_entries``,
 ``preload``...) and the agent's ``cache_config["memory_cache"]`` (both must allow it). A cached
 search read during an agent's execution is recorded as a dependency of the response
-(``rgruntime.runtime.dependencies.record_read``), so invalidating it invalidates that response.
+(``rgruntime.runtime.dependencies.record_read_of``), so invalidating it invalidates that
+response; a lookup that went stale while it ran leaves the response uncached.
 
 **Changes.** With ``auto_invalidate.on_memory_update`` (the agent's ``cache_config``), adding or
 deleting a memory invalidates the agent's cached lookups (and, through the dependency graph, the
@@ -38,20 +39,20 @@ import builtins
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 import attrs
 
 from rgruntime.agents.agent import Agent, AgentRegistry
 from rgruntime.agents.config import MemorySearch
+from rgruntime.agents.trimming import AgentEntries
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.events import EventBus
 from rgruntime.keys import stable_key
-from rgruntime.runtime.dependencies import record_read
+from rgruntime.runtime.dependencies import record_read_of
 from rgruntime.runtime.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ logger = logging.getLogger("rgruntime.memory")
 
 #: The most results one search may ask for: a lookup is for a prompt, not an export.
 MAX_K: Final = 1000
+
+#: Where a cached search's results came from (see ``MemoryAPI._cached_lookup``).
+Source = Literal["hit", "loaded", "joined"]
 
 
 def memory_tag(agent_id: str) -> str:
@@ -192,8 +196,8 @@ class MemoryAPI:
         #: The index settings of agents' partitions created from now on (None: the defaults,
         #: exact search up to 2,048 memories, an hnswlib graph above).
         self.index_settings: HnswSettings | None = None
-        # Keys of each agent's cached lookups, oldest first, for memory_config.cache.max_entries.
-        self._agent_keys: dict[str, OrderedDict[str, None]] = {}
+        # Each agent's cached lookups, oldest first, for memory_config.cache.max_entries.
+        self._entries = AgentEntries(self._layer)
 
     # -- the user's API ----------------------------------------------------------------------------
 
@@ -277,12 +281,19 @@ class MemoryAPI:
         _check_k(k)
         if not self.caches(agent):
             return list(await self._lookup(agent, query, k))
-        results, loaded, key = await self._cached_lookup(agent, query, k)
-        # In the caller's task: the execution running this search (if any) depends on the key.
-        record_read("memory", key)
-        event = "cache.miss" if loaded else "cache.hit"
+        results, source, key = await self._cached_lookup(agent, query, k)
+        # In the caller's task: the execution running this search (if any) depends on the key,
+        # or, if the cache no longer holds these results (the lookup was discarded by a change
+        # while it ran, or removed since), must not be cached.
+        record_read_of(self._layer, key, results)
+        # A search that joined an identical one in progress is a miss (nothing stored answered
+        # it, as the layer counts it), one that ran no lookup of its own: joined=True.
+        event = "cache.hit" if source == "hit" else "cache.miss"
         if self._events.has_handlers(event):
-            self._events.emit_nowait(event, layer="memory", agent_id=agent.id, key=key, query=query)
+            extra = {} if source == "hit" else {"joined": source == "joined"}
+            self._events.emit_nowait(
+                event, layer="memory", agent_id=agent.id, key=key, query=query, **extra
+            )
         return list(results)
 
     async def preload(
@@ -366,7 +377,7 @@ class MemoryAPI:
     def forget_agent(self, agent_id: str) -> None:
         """Drop a deleted agent's memories (its cached lookups go with its other entries)."""
         self._stores.pop(agent_id, None)
-        self._agent_keys.pop(agent_id, None)
+        self._entries.forget(agent_id)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -446,35 +457,32 @@ class MemoryAPI:
 
     async def _cached_lookup(
         self, agent: Agent, query: str, k: int
-    ) -> tuple[tuple[MemoryResult, ...], bool, str]:
-        """The search through the ``memory`` layer: (results, whether this call ran it, key)."""
+    ) -> tuple[tuple[MemoryResult, ...], Source, str]:
+        """The search through the ``memory`` layer: (results, where they came from, key).
+
+        ``hit``: a stored entry; ``loaded``: this call ran the lookup; ``joined``: an identical
+        lookup already running answered it.
+        """
         key = memory_key(agent.id, query, k)
+        # Read with no suspension before get_or_load: a live entry now is what it returns.
+        stored = key in self._layer
         loaded = False
 
         async def load() -> tuple[MemoryResult, ...]:
             nonlocal loaded
             loaded = True
-            results = await self._lookup(agent, query, k)
-            self._remember(agent, key)
-            return results
+            return await self._lookup(agent, query, k)
 
         cache = agent.memory_config.cache
         results = await self._layer.get_or_load(
             key, load, ttl=cache.ttl, tags=[memory_tag(agent.id)]
         )
-        return results, loaded, key
-
-    def _remember(self, agent: Agent, key: str) -> None:
-        """Keep at most ``memory_config.cache.max_entries`` cached lookups of this agent."""
-        limit = agent.memory_config.cache.max_entries
-        if limit is None:
-            return
-        keys = self._agent_keys.setdefault(agent.id, OrderedDict())
-        keys[key] = None
-        keys.move_to_end(key)
-        while len(keys) > limit:
-            oldest, _ = keys.popitem(last=False)
-            self._layer.delete_nowait(oldest)
+        source: Source = "loaded" if loaded else "hit" if stored else "joined"
+        if source != "hit" and key in self._layer:
+            # Counted once cached (by this lookup or the one joined), by every caller that
+            # waited: the loader's own caller may have left, and a discarded load cached nothing.
+            self._entries.remember(agent.id, key, cache.max_entries)
+        return results, source, key
 
     async def _preload(
         self, agent: Agent, queries: builtins.list[str], k: int, concurrency: int
@@ -524,9 +532,7 @@ class MemoryAPI:
     async def _remove_lookups(self, agent_id: str) -> int:
         # Through the runtime (the supervisor), as every invalidation whose dependents must go:
         # it returns once the answers that used these lookups are gone too.
-        removed = await self._runtime.invalidate(tags=[memory_tag(agent_id)])
-        self._agent_keys.pop(agent_id, None)
-        return removed
+        return await self._runtime.invalidate(tags=[memory_tag(agent_id)])
 
     async def _invalidate_lookups(self, agent_id: str) -> int:
         removed = await self._remove_lookups(agent_id)

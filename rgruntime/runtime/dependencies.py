@@ -7,11 +7,22 @@ stored, it *depends on* everything in its read set. When any of those entries le
 its dependents are invalidated, and theirs in turn, across layers: a response that used a tool
 result goes when the tool result goes. This is what makes long response TTLs safe.
 
-**Which removals cascade: all of them.** Invalidated, deleted, cleared, replaced, expired and
-evicted alike. The graph cannot tell whether a value that left would come back the same if it
-were computed again (a tool result that expired may now be different), so a dependent is never
-kept longer than anything it read. A consequence worth knowing: a response that read a tool
-result with a 5-minute TTL lives at most 5 minutes, whatever its own TTL.
+**Which removals cascade.** A removal cascades when it is a *known change* of the value:
+
+- ``invalidated``, ``deleted`` (by a user), ``cleared`` and ``replaced`` cascade: what was read
+  is not what the layer holds any more, so whatever was computed from it goes too;
+- ``evicted`` and ``trimmed`` (capacity pressure: a layer over its bounds, or an agent's
+  ``max_entries`` keeping its newest lookups or answers) do not: the value did not change, the
+  layer merely stopped keeping it. Cascading there would make a small layer empty the big ones
+  (a tool layer capped at 3 results would take every answer but 3 with it);
+- ``expired`` does not by default: a TTL running out is not a known change, and cascading would
+  cap every answer's TTL at its shortest dependency's (a response that read a 5-minute tool
+  result would live 5 minutes, whatever its own TTL). A runtime opened with
+  ``cache_config={"cascade_on_expiry": True}`` (``DependencyGraph(cascade_on_expiry=True)``)
+  cascades on expiry too, for data that must never be older than what it was computed from.
+
+Either way the edges of the entry that left are dropped at once: a dependent kept after its
+dependency was evicted or expired no longer depends on anything that is gone.
 
 **Who does what.**
 
@@ -26,16 +37,30 @@ result with a 5-minute TTL lives at most 5 minutes, whatever its own TTL.
 - Listeners are registered lazily, on the layers that take part in an edge or a recorded read:
   a layer nobody depends on pays nothing on its removals.
 
-**No leaks.** An edge leaves when either side leaves: when a dependency leaves, its edges go with
-the cascade; when a dependent leaves for any reason but a replacement, its own edges go. (When a
-dependent's value is *replaced*, its edges stay: the new value's edges were recorded just before
-the write, and keeping the old ones only makes a later invalidation reach it when it need not.)
+**No leaks.** An edge leaves when either side leaves: when a dependency leaves, its edges go,
+whether it cascades or not; when a dependent leaves for any reason but a replacement, its own
+edges go; ``depend`` leaves out dependencies no longer in their layer. (When a dependent's value
+is *replaced*, its edges stay: the new value's edges were recorded just before the write, and
+keeping the old ones only makes a later invalidation reach it when it need not.)
 A recorded dependent whose write never landed (discarded by a concurrent invalidation, refused as
 oversize) is checked by the task right after the write and forgotten.
 
 **A read that goes stale while its reader runs.** An open read set is *tainted* if one of the
-entries it read leaves before the reader's result is stored: the result is then handed to its
-callers but not cached, since it was computed from a value the cache no longer vouches for.
+entries it read leaves (for a reason that cascades) before the reader's result is stored: the
+result is then handed to its callers but not cached, since it was computed from a value the
+cache no longer vouches for. The same holds for a value read after it left: code that got a
+value from a layer records the read with :func:`record_read_of`, which taints the reader when
+the layer no longer holds that value (a lookup whose result an invalidation discarded while it
+ran, or an entry removed before its caller resumed). An entry that leaves without cascading is
+simply dropped from the open read sets.
+
+**Counts.** ``layer.stats().invalidations`` counts every entry removed by ``invalidate``,
+``clear`` or ``delete`` (the trims included), whoever asked, so it includes the dependents the
+graph removed; :attr:`DependencyGraph.cascaded` counts those alone, and ``runtime.invalidate``
+(``client.cache.invalidate``) returns the entries selected plus the dependents their removal
+took along. Evictions and expirations are counted by the layers; evictions never cascade,
+expirations only with ``cascade_on_expiry``. :attr:`DependencyGraph.released` counts the
+dependents that lost an edge without being removed.
 """
 
 from __future__ import annotations
@@ -51,12 +76,21 @@ import anyio.abc
 import anyio.lowlevel
 
 from rgruntime.errors import RuntimeClosedError
+from rgruntime.runtime.removals import RemovalReason
 
 if TYPE_CHECKING:
     from rgruntime.runtime.layer import Layer
-    from rgruntime.runtime.removals import RemovalReason
 
-__all__ = ["DependencyGraph", "ReadSet", "record_read", "recording", "taint_current"]
+__all__ = [
+    "CASCADING_REASONS",
+    "DependencyGraph",
+    "ReadSet",
+    "record_read",
+    "record_read_of",
+    "record_reads",
+    "recording",
+    "taint_current",
+]
 
 logger = logging.getLogger("rgruntime.runtime")
 
@@ -64,6 +98,15 @@ logger = logging.getLogger("rgruntime.runtime")
 Node: TypeAlias = tuple[str, str]
 
 _current_reads: ContextVar[ReadSet | None] = ContextVar("rgruntime_read_set", default=None)
+
+#: Removal reasons that are known changes of a value: what was computed from it goes too
+#: (``expired`` joins them with ``cascade_on_expiry``).
+CASCADING_REASONS: frozenset[RemovalReason] = frozenset(
+    {"invalidated", "deleted", "cleared", "replaced"}
+)
+
+#: ``record_read_of`` without a value: any live entry under the key will do.
+_ANY: object = object()
 
 
 def record_read(layer: str, key: str) -> None:
@@ -76,6 +119,41 @@ def record_read(layer: str, key: str) -> None:
     reads = _current_reads.get()
     if reads is not None:
         reads.add(layer, key)
+
+
+def record_read_of(layer: Layer, key: str, value: object = _ANY) -> None:
+    """Record that the computation running now used ``value``, read from ``key`` of ``layer``.
+
+    Call it once the value is in hand (after ``get_or_load`` returned, in the caller's task).
+    If the layer still holds the value (the same object, when ``value`` is given), the read is
+    recorded as :func:`record_read` does. If it does not, the value was computed or read before
+    a change the cache has since seen (its load was discarded by an invalidation, or the entry
+    left, or was replaced, before the caller resumed): the computation is tainted, so that its
+    result is returned but not cached. A disabled layer keeps nothing, which is no change: no
+    taint. A no-op outside a recorded computation, and for layers the computation ignores.
+    """
+    reads = _current_reads.get()
+    if reads is None or layer.name in reads.ignored:
+        return
+    entry = layer._entries.get(key) if key in layer else None
+    if entry is not None and (value is _ANY or entry.value is value):
+        reads.add(layer.name, key)
+    elif layer.config.enabled:
+        reads.tainted = True
+
+
+def record_reads(reads: ReadSet) -> None:
+    """Make the computation running now depend on what ``reads`` read (and share its taint).
+
+    For a result that was not stored, shared by callers other than the one whose context the
+    computation ran in: each of them depends directly on what it was computed from.
+    """
+    current = _current_reads.get()
+    if current is None or current is reads:
+        return
+    for layer, key in reads.nodes:
+        current.add(layer, key)
+    current.tainted |= reads.tainted
 
 
 def taint_current() -> None:
@@ -148,7 +226,10 @@ class DependencyGraph:
     ``runtime.dependencies``; its task runs from the runtime's opening to its close.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, cascade_on_expiry: bool = False) -> None:
+        if not isinstance(cascade_on_expiry, bool):
+            raise TypeError(f"cascade_on_expiry: expected True or False, got {cascade_on_expiry!r}")
+        self._cascade_on_expiry = cascade_on_expiry
         self._dependents: dict[Node, set[Node]] = {}  # dependency -> what depends on it
         self._dependencies: dict[Node, set[Node]] = {}  # dependent -> what it depends on
         self._readers: dict[Node, set[ReadSet]] = {}  # entry -> open read sets that read it
@@ -163,8 +244,11 @@ class DependencyGraph:
         self._busy = False
         self._settle_waiters: list[anyio.Event] = []
         self._running = False
-        #: Entries removed because something they depended on left.
+        #: Entries removed because something they depended on left (a known change).
         self.cascaded = 0
+        #: Dependents kept when something they depended on left without cascading (evicted,
+        #: trimmed, expired): their edge to it was dropped.
+        self.released = 0
 
     def __repr__(self) -> str:
         return f"<DependencyGraph {self.edge_count()} edges>"
@@ -175,21 +259,45 @@ class DependencyGraph:
     def running(self) -> bool:
         return self._running
 
-    def depend(self, node: Node, reads: ReadSet) -> None:
+    @property
+    def cascade_on_expiry(self) -> bool:
+        """Whether an entry that expires takes its dependents along (off by default)."""
+        return self._cascade_on_expiry
+
+    def cascades(self, reason: RemovalReason) -> bool:
+        """Whether a removal for ``reason`` removes the entry's dependents."""
+        return reason in CASCADING_REASONS or (reason == "expired" and self._cascade_on_expiry)
+
+    def depend(self, node: Node, reads: ReadSet) -> bool:
         """Make ``node`` depend on what ``reads`` holds. Call it just before ``node`` is stored.
 
-        Never suspends. Dependencies whose layer the runtime does not have are ignored.
+        Returns False, recording nothing, when the result must not be stored: ``reads`` is
+        tainted (or, with ``cascade_on_expiry``, something it read has expired). Never suspends.
+        Dependencies that are no longer in their layer (evicted, trimmed or expired since they
+        were read), or whose layer the runtime does not have, are left out: an edge to an entry
+        that is gone would never be removed.
         """
+        if reads.tainted:
+            return False
         if not self._running:
-            return
+            return True
+        dependencies: set[Node] = set()
+        for dependency in reads.nodes:
+            layer = self._layers.get(dependency[0])
+            if dependency == node or layer is None:
+                continue
+            entry = layer._entries.get(dependency[1])
+            if entry is None:
+                continue
+            if dependency[1] not in layer:  # past its deadline, not yet removed by its layer
+                if self._cascade_on_expiry:
+                    reads.tainted = True
+                    return False
+                continue
+            dependencies.add(dependency)
         reads.committed = True
-        dependencies = {
-            dependency
-            for dependency in reads.nodes
-            if dependency != node and dependency[0] in self._layers
-        }
         if not dependencies or node[0] not in self._layers:
-            return
+            return True
         self._watch(node[0])
         for dependency in dependencies:
             self._watch(dependency[0])
@@ -197,6 +305,7 @@ class DependencyGraph:
         self._dependencies.setdefault(node, set()).update(dependencies)
         self._to_verify.add(node)
         self._wake_task()
+        return True
 
     def dependencies_of(self, layer: str, key: str) -> frozenset[Node]:
         """What the entry depends on (directly)."""
@@ -238,22 +347,37 @@ class DependencyGraph:
 
     def _removed(self, layer: str, key: str, reason: RemovalReason) -> None:
         node = (layer, key)
-        readers = self._readers.get(node)
-        if readers:
-            for reads in readers:
-                reads.tainted = True
+        cascade = self.cascades(reason)
+        self._reread(node, cascade)
         if reason != "replaced":
             self._forget_dependent(node)
         dependents = self._dependents.pop(node, None)
-        if dependents:
-            for dependent in dependents:
-                others = self._dependencies.get(dependent)
-                if others is not None:
-                    others.discard(node)
-                    if not others:
-                        del self._dependencies[dependent]
-                self._pending.setdefault(dependent[0], set()).add(dependent[1])
+        if not dependents:
+            return
+        # Either way the edges go; only a known change takes the dependents along.
+        for dependent in dependents:
+            others = self._dependencies.get(dependent)
+            if others is not None:
+                others.discard(node)
+                if not others:
+                    del self._dependencies[dependent]
+        if cascade:
+            for layer_name, dependent_key in dependents:
+                self._pending.setdefault(layer_name, set()).add(dependent_key)
             self._wake_task()
+        else:
+            self.released += len(dependents)
+
+    def _reread(self, node: Node, changed: bool) -> None:
+        """``node`` left: taint the open read sets that read it if it ``changed``; else they
+        merely stop depending on it (the value did not change; the layer stopped keeping it,
+        and an edge to an entry that is gone would never go)."""
+        if changed:
+            for reads in self._readers.get(node, ()):
+                reads.tainted = True
+        else:
+            for reads in self._readers.pop(node, ()):
+                reads.nodes.discard(node)
 
     def _forget_dependent(self, node: Node) -> None:
         for dependency in self._dependencies.pop(node, ()):

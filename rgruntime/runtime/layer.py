@@ -17,7 +17,7 @@ Everything that orders, indexes, expires or evicts belongs to the layer's actor
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -227,9 +227,16 @@ class Layer:
         """Remove ``key``; True if it held a live entry."""
         return self.delete_nowait(key)
 
-    def delete_nowait(self, key: str) -> bool:
-        """:meth:`delete`, never suspending."""
+    def delete_nowait(self, key: str, *, reason: Literal["deleted", "trimmed"] = "deleted") -> bool:
+        """:meth:`delete`, never suspending.
+
+        ``reason="trimmed"``: the caller drops the key to keep a group of keys within a bound of
+        its own (capacity pressure, as an eviction: what was computed from it stays cached);
+        removal listeners hear that reason instead of ``deleted``.
+        """
         self._check_open()
+        if reason not in ("deleted", "trimmed"):
+            raise InvalidArgumentError("reason", reason, "'deleted' or 'trimmed'")
         key = check_key(key)
         self._discard_load(key)
         old = self._entries.pop(key, None)
@@ -238,14 +245,15 @@ class Layer:
         self._retired_hits += old.hits
         self._post_write((old, None))
         if self._removal_listeners:
-            self._removal_listeners.notify(key, "deleted")
+            self._removal_listeners.notify(key, reason)
         return old.expires_at > self._now()
 
     def add_removal_listener(self, listener: RemovalListener) -> Callable[[], None]:
         """Call ``listener(layer, key, reason)`` whenever a key leaves this layer.
 
-        Reasons: ``expired``, ``evicted``, ``invalidated``, ``cleared``, ``deleted``, and
-        ``replaced`` (a write replaced the value under a key). The listener runs synchronously
+        Reasons: ``expired``, ``evicted``, ``invalidated``, ``cleared``, ``deleted``,
+        ``trimmed`` (see :meth:`delete_nowait`) and ``replaced`` (a write replaced the value
+        under a key). The listener runs synchronously
         inside the layer's maintenance (or the caller's ``delete``): it must be quick and must
         not suspend. Its exceptions are logged and counted (``statistics().listener_failures``),
         never raised. Returns a function that unregisters it.

@@ -53,7 +53,7 @@ class Runtime:
         self._state = _State.NEW
         self._supervisor: Supervisor | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._dependencies = DependencyGraph()
+        self._dependencies = DependencyGraph(cascade_on_expiry=self.config.cascade_on_expiry)
         self._current_token: Token[Runtime | None] | None = None
         # Semantic indices by (layer, embedder name), and the settings each was made with.
         self._semantic: dict[tuple[str, str], tuple[LayerSemanticIndex, dict[str, Any]]] = {}

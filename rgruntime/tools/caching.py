@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal, get_type_hints
 import attrs
 
 from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
-from rgruntime.keys import canonical, stable_key
+from rgruntime.keys import canonical, digest, stable_key
 from rgruntime.runtime.arguments import check_tags
 from rgruntime.runtime.current import current_runtime
-from rgruntime.runtime.dependencies import record_read, recording, taint_current
+from rgruntime.runtime.dependencies import ReadSet, record_read_of, record_reads, recording
+from rgruntime.tools.base import Tool
 from rgruntime.units import parse_duration
 
 if TYPE_CHECKING:
@@ -216,9 +217,18 @@ def _readable(qualname: str) -> str:
     return re.sub(r"<locals>\.", "", qualname)
 
 
+_POSITIONAL: Final = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_KEYWORD: Final = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_VARIADIC: Final = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
 @attrs.frozen
 class CallPlan:
-    """A function's caching plan: which parameters make its keys, and how they are built."""
+    """A function's caching plan: which parameters make its keys, and how they are built.
+
+    Everything that depends only on the function and the settings is worked out once, here, so
+    that a call (a cache hit above all) only maps its arguments and hashes the key once.
+    """
 
     function: Callable[..., Awaitable[Any]]
     settings: ToolCacheSettings
@@ -227,6 +237,34 @@ class CallPlan:
     context_params: frozenset[str]
     method: bool
     where: str
+    # Precomputed from the above (see __attrs_post_init__).
+    _positional: tuple[str, ...] = attrs.field(init=False, repr=False)
+    _keywords: frozenset[str] = attrs.field(init=False, repr=False)
+    _defaults: Mapping[str, Any] = attrs.field(init=False, repr=False)
+    _simple: bool = attrs.field(init=False, repr=False)
+    _count: int = attrs.field(init=False, repr=False)
+    _readable: str = attrs.field(init=False, repr=False)
+    # Caches filled as calls come: tags by tool name, names by Tool class.
+    _tags: dict[str, frozenset[str]] = attrs.field(init=False, repr=False, eq=False)
+    _tool_names: dict[type, str] = attrs.field(init=False, repr=False, eq=False)
+    _keys: dict[tuple[Any, ...], str] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        parameters = self.signature.parameters.values()
+        set_ = object.__setattr__  # a frozen class: set the derived fields once, here
+        set_(self, "_positional", tuple(p.name for p in parameters if p.kind in _POSITIONAL))
+        set_(self, "_keywords", frozenset(p.name for p in parameters if p.kind in _KEYWORD))
+        set_(
+            self,
+            "_defaults",
+            {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty},
+        )
+        set_(self, "_simple", not any(p.kind in _VARIADIC for p in parameters))
+        set_(self, "_count", len(self.signature.parameters))
+        set_(self, "_readable", _readable(self.function.__qualname__))
+        set_(self, "_tags", {})
+        set_(self, "_tool_names", {})
+        set_(self, "_keys", {})
 
     @classmethod
     def of(
@@ -303,59 +341,135 @@ class CallPlan:
         bound.apply_defaults()
         return bound
 
-    def name_for(self, bound: inspect.BoundArguments) -> str:
+    def arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults applied.
+
+        What ``Signature.bind`` and ``apply_defaults`` give, mapped directly for signatures
+        without ``*args``/``**kwargs`` (several times faster); any other signature, and any call
+        that does not fit (which must raise bind's TypeError), goes through :meth:`bind`.
+        """
+        positional = self._positional
+        if self._simple and len(args) <= len(positional):
+            arguments = dict(zip(positional, args, strict=False))
+            keywords = self._keywords
+            for name, value in kwargs.items():
+                if name in arguments or name not in keywords:
+                    break  # given twice, or unknown: bind says so
+                arguments[name] = value
+            else:
+                count = self._count
+                if len(arguments) < count:
+                    for name, default in self._defaults.items():
+                        arguments.setdefault(name, default)
+                if len(arguments) == count:
+                    return arguments
+        return dict(self.bind(args, kwargs).arguments)
+
+    def name_for(self, arguments: Mapping[str, Any]) -> str:
+        """The readable start of the call's key: the settings' name, ``<Tool.name>.<method>``,
+        or the function's qualified name."""
         if self.settings.name is not None:
             return self.settings.name
         if self.method:
-            from rgruntime.tools import Tool
+            owner = arguments[self._positional[0]]
+            owner_class = owner if isinstance(owner, type) else type(owner)
+            name = self._tool_names.get(owner_class)
+            if name is None:
+                if isinstance(owner, Tool):
+                    name = f"{owner.name}.{self.function.__name__}"
+                else:
+                    name = self._readable
+                self._tool_names[owner_class] = name
+            return name
+        return self._readable
 
-            owner = next(iter(bound.arguments.values()))
-            if isinstance(owner, Tool):
-                return f"{owner.name}.{self.function.__name__}"
-        return _readable(self.function.__qualname__)
-
-    def key_values(self, bound: inspect.BoundArguments) -> dict[str, Any]:
-        return {name: bound.arguments[name] for name in self.key_params}
-
-    def key(self, name: str, bound: inspect.BoundArguments, values: Mapping[str, Any]) -> str:
-        scope: Any = None
+    def scope_of(self, arguments: Mapping[str, Any]) -> Any:
+        """What tells a method's instances apart: the Tool's version and ``cache_scope()``,
+        never the instance itself (None for functions and other classes)."""
         if self.method:
-            from rgruntime.tools import Tool
-
-            owner = next(iter(bound.arguments.values()))
+            owner = arguments[self._positional[0]]
             if isinstance(owner, Tool):
-                # The tool's version and the instance's scope, never the instance itself.
-                scope = [owner.version, owner.cache_scope()]
-        for parameter, value in values.items():
-            try:
-                canonical(value)
-            except (TypeError, ValueError):
-                raise InvalidArgumentError(
-                    f"{name}(): key parameter {parameter!r}",
-                    value,
-                    "JSON data (str, int, float, bool, None, lists and dicts of them); leave "
-                    "it out of key_params or add it to skip_params",
-                ) from None
-        version = self.settings.version
-        return stable_key(name, self.function.__module__, version, scope, dict(values))
+                return [owner.version, owner.cache_scope()]
+        return None
 
-    def tags_for(self, name: str, bound: inspect.BoundArguments) -> frozenset[str]:
+    def key(self, name: str, scope: Any, values: Mapping[str, Any]) -> str:
+        """The call's key (one canonical encoding of its parts, remembered for scalar values)."""
+        token = _memo_token(name, scope, values)
+        if token is not None:
+            key = self._keys.get(token)
+            if key is not None:
+                return key
+        key = self._encoded_key(name, scope, values)
+        if token is not None:
+            if len(self._keys) >= _KEY_MEMO_SIZE:
+                self._keys.clear()  # bounded; the next calls refill it with what is used now
+            self._keys[token] = key
+        return key
+
+    def _encoded_key(self, name: str, scope: Any, values: Mapping[str, Any]) -> str:
+        try:
+            return stable_key(name, self.function.__module__, self.settings.version, scope, values)
+        except (TypeError, ValueError):
+            # Only a refused call pays for finding which parameter is not JSON data.
+            for parameter, value in values.items():
+                try:
+                    canonical(value)
+                except (TypeError, ValueError):
+                    raise InvalidArgumentError(
+                        f"{name}(): key parameter {parameter!r}",
+                        value,
+                        "JSON data (str, int, float, bool, None, lists and dicts of them); leave "
+                        "it out of key_params or add it to skip_params",
+                    ) from None
+            raise InvalidArgumentError(
+                f"{name}(): cache_scope()", scope, "JSON data (str, int, None...)"
+            ) from None
+
+    def tags_for(self, name: str, arguments: Mapping[str, Any]) -> frozenset[str]:
         option = self.settings.tags
-        extra: Iterable[str] = ()
-        if callable(option):
-            arguments = {
+        if not callable(option):
+            # Static: validated at decoration; the set for each name is built once.
+            tags = self._tags.get(name)
+            if tags is None:
+                tags = self._tags[name] = check_tags(
+                    [f"tool:{name}", *(option or ())], f"{self.where}.tags"
+                )
+            return tags
+        extra = option(
+            **{
                 parameter: value
-                for parameter, value in bound.arguments.items()
+                for parameter, value in arguments.items()
                 if parameter not in self.context_params
             }
-            extra = option(**arguments)
-            field = f"{self.where}.tags({name})"
-        elif option is not None:
-            extra = option
-            field = f"{self.where}.tags"
-        else:
-            field = f"{self.where}.tags"
-        return check_tags([f"tool:{name}", *extra], field)
+        )
+        return check_tags([f"tool:{name}", *extra], f"{self.where}.tags({name})")
+
+
+#: Keys remembered per plan: calls repeat their arguments (that is why they are cached), and
+#: encoding a key's parts costs several times a dictionary lookup.
+_KEY_MEMO_SIZE: Final = 1024
+
+#: Values a memo token may hold as they are: hashable, and equal exactly when their JSON is
+#: (with the type alongside: 1, 1.0 and True are equal in Python, not in JSON).
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _memo_token(name: str, scope: Any, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """A hashable stand-in for a key's parts, or None when a part is not a plain scalar."""
+    parts: list[Any] = [name]
+    if scope is not None:  # [Tool.version, cache_scope()]
+        for part in scope:
+            if type(part) not in _SCALARS:
+                return None
+            parts.append(type(part))
+            parts.append(part)
+    parts.append(len(values))
+    for value in values.values():
+        if type(value) not in _SCALARS:
+            return None
+        parts.append(type(value))
+        parts.append(value)
+    return tuple(parts)
 
 
 def _parameters_of(
@@ -366,10 +480,14 @@ def _parameters_of(
 
 
 class _NotCached(Exception):
-    """Carries a result to every caller sharing the load, but keeps it out of the cache."""
+    """Carries a result to every caller sharing the load, but keeps it out of the cache.
 
-    def __init__(self, value: Any) -> None:
+    ``reads``: what it was computed from; each caller depends on that directly.
+    """
+
+    def __init__(self, value: Any, reads: ReadSet) -> None:
         self.value = value
+        self.reads = reads
 
 
 def find_runtime(plan: CallPlan) -> Runtime | None:
@@ -409,16 +527,29 @@ async def cached_call(
         runtime = find_runtime(plan)
         if runtime is None:
             return await function(*args, **kwargs)
-    bound = plan.bind(args, kwargs)
-    name = name or plan.name_for(bound)
-    values = plan.key_values(bound)
+    arguments = plan.arguments(args, kwargs)
+    name = name or plan.name_for(arguments)
+    values = {parameter: arguments[parameter] for parameter in plan.key_params}
     if version is not None:
-        values = {**values, "__tool_version__": version}
-    key = plan.key(name, bound, values)
-    tags = plan.tags_for(name, bound)
+        values["__tool_version__"] = version
+    # The tool's version and the instance's scope: computed once, for the key and the partition.
+    scope = plan.scope_of(arguments)
+    key = plan.key(name, scope, values)
+    tags = plan.tags_for(name, arguments)
     layer = runtime.layer(settings.layer)
     if settings.strategy == "semantic":
-        return await _semantic_lookup(runtime, layer, plan, name, key, values, bound, tags=tags)
+        return await _semantic_lookup(
+            runtime,
+            layer,
+            plan,
+            args,
+            kwargs,
+            name=name,
+            key=key,
+            scope=scope,
+            values=values,
+            tags=tags,
+        )
     return await _exact(runtime, layer, plan, key, tags, args, kwargs)
 
 
@@ -439,21 +570,22 @@ async def _exact(
         # depends on.
         with recording(graph) as reads:
             value = await plan.function(*args, **kwargs)
-            if (value is None and not settings.cache_none) or reads.tainted:
-                raise _NotCached(value)
-            graph.depend((layer.name, key), reads)
+            if value is None and not settings.cache_none:
+                raise _NotCached(value, reads)
+            # False when something it read went while it ran: returned, never cached.
+            if not graph.depend((layer.name, key), reads):
+                raise _NotCached(value, reads)
         return value
 
     try:
         value = await layer.get_or_load(key, load, ttl=settings.ttl, tags=tags)
     except _NotCached as uncached:
+        # Every caller sharing the result depends on what it was computed from.
+        record_reads(uncached.reads)
         return uncached.value
-    if key in layer:
-        record_read(layer.name, key)
-    elif layer.config.enabled:
-        # The result was kept out of the cache by an invalidation that ran while it was being
-        # computed: whoever uses it now must not be cached as if it were current.
-        taint_current()
+    # The caller depends on the result; if an invalidation kept it out of the cache (or removed
+    # it since), whoever uses it now must not be cached as if it were current.
+    record_read_of(layer, key, value)
     return value
 
 
@@ -461,33 +593,34 @@ async def _semantic_lookup(
     runtime: Runtime,
     layer: Layer,
     plan: CallPlan,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
     name: str,
     key: str,
+    scope: Any,
     values: Mapping[str, Any],
-    bound: inspect.BoundArguments,
-    *,
     tags: frozenset[str],
 ) -> Any:
     """``strategy="semantic"``: a result cached for a similar text answers; else run it exactly.
 
-    The partition is everything in the key but the text (tool, module, version, the other key
-    parameters), so a similar query never crosses to other arguments.
+    The partition is everything in the key but the text (tool, module, the decorator's version,
+    the Tool's version and the instance's ``cache_scope()``, the other key parameters), so a
+    similar query never crosses to other arguments, instances or versions.
     """
-    from rgruntime.keys import digest
-
     text_param = plan.semantic_param()
     text = values[text_param]
     if not isinstance(text, str) or not text.strip():
         # Nothing to compare by meaning: an exact match is all there is.
-        return await _exact(runtime, layer, plan, key, tags, bound.args, bound.kwargs)
+        return await _exact(runtime, layer, plan, key, tags, args, kwargs)
     index = await runtime.semantic_index(layer.name, embedder=plan.settings.embedder)
     others = {parameter: value for parameter, value in values.items() if parameter != text_param}
-    partition = f"{name}:{digest(plan.function.__module__, plan.settings.version, others)}"
+    partition = f"{name}:{digest(plan.function.__module__, plan.settings.version, scope, others)}"
     hit = await index.lookup(partition, text, threshold=plan.settings.similarity_threshold)
     if hit is not None:
-        record_read(layer.name, hit.key)
+        record_read_of(layer, hit.key, hit.value)
         return hit.value
-    value = await _exact(runtime, layer, plan, key, tags, bound.args, bound.kwargs)
+    value = await _exact(runtime, layer, plan, key, tags, args, kwargs)
     if key in layer:
         await index.add(partition, key, text)
     return value

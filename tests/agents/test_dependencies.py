@@ -103,8 +103,8 @@ async def test_invalidating_the_memory_entry_makes_the_next_identical_execution_
     assert (await scenario.execute("What are your hours?")).layer == "response"
 
 
-@pytest.mark.parametrize("how", ["delete", "replace", "expire"])
-async def test_deleting_replacing_or_expiring_a_dependency_removes_the_answer(
+@pytest.mark.parametrize("how", ["delete", "replace"])
+async def test_deleting_or_replacing_a_dependency_removes_the_answer(
     client: ResonantGenesis, how: str
 ) -> None:
     scenario = Scenario(client)
@@ -113,17 +113,141 @@ async def test_deleting_replacing_or_expiring_a_dependency_removes_the_answer(
     memory = client.runtime.layer("memory")
     if how == "delete":
         assert await client.cache.delete(MEMORY_KEY, layer="memory")
-    elif how == "replace":
-        await memory.set(MEMORY_KEY, "60-day returns")
-        await client.runtime.dependencies.settled()
     else:
-        await anyio.sleep(301)  # the tool result's TTL (the tool layer's 5 minutes)
+        await memory.set(MEMORY_KEY, "60-day returns")
         await client.runtime.dependencies.settled()
     assert await client.cache.get(used.cache_key or "") is None
     again = await scenario.execute("weather in paris?")
     assert again.cached is False
     if how == "replace":
         assert again.output == "17 degrees; 60-day returns"
+
+
+async def test_an_expired_dependency_leaves_the_answer_to_its_own_ttl(
+    client: ResonantGenesis,
+) -> None:
+    scenario = Scenario(client)
+    await scenario.setup()
+    used = await scenario.execute("weather in paris?")
+    tool_node = next(
+        node
+        for node in client.runtime.dependencies.dependencies_of("response", used.cache_key or "")
+        if node[0] == "tool"
+    )
+    await anyio.sleep(301)  # the tool result's TTL (the tool layer's 5 minutes)
+    await client.runtime.dependencies.settled()
+    assert tool_node[1] not in client.runtime.layer("tool")
+    # Not a known change: the answer keeps its hour, and the edge to the expired result is gone.
+    assert (await scenario.execute("weather in paris?")).layer == "response"
+    graph = client.runtime.dependencies
+    assert tool_node not in graph.dependencies_of("response", used.cache_key or "")
+    assert graph.dependents_of(*tool_node) == frozenset()
+
+
+async def test_cascade_on_expiry_makes_an_answer_live_no_longer_than_what_it_read() -> None:
+    async with ResonantGenesis(
+        provider=SimulatedProvider(latency=1.0), cache_config={"cascade_on_expiry": True}
+    ) as client:
+        assert client.runtime.dependencies.cascade_on_expiry is True
+        scenario = Scenario(client)
+        await scenario.setup()
+        used = await scenario.execute("weather in paris?")
+        await anyio.sleep(301)
+        await client.runtime.dependencies.settled()
+        assert await client.cache.get(used.cache_key or "") is None
+        assert (await scenario.execute("weather in paris?")).cached is False
+
+
+def test_cascade_on_expiry_is_validated() -> None:
+    with pytest.raises(ConfigError) as raised:
+        rgruntime.RuntimeConfig.from_mapping({"cascade_on_expiry": "yes"})
+    assert raised.value.field == "cache_config.cascade_on_expiry"
+    assert rgruntime.RuntimeConfig().cascade_on_expiry is False
+    with pytest.raises(TypeError):
+        rgruntime.DependencyGraph(cascade_on_expiry=1)  # type: ignore[arg-type]
+
+
+async def test_evicting_tool_results_keeps_the_answers_that_used_them() -> None:
+    # The guide's 24 h answers over a tool layer capped at 3 results: capacity pressure on the
+    # tool layer is not a change of any result, so the answers stay.
+    async with ResonantGenesis(
+        provider=SimulatedProvider(latency=1.0),
+        cache_config={"layers": {"tool": {"max_entries": 3}}},
+    ) as client:
+        calls: list[str] = []
+
+        async def lookup(city: str) -> str:
+            """Look a city up."""
+            calls.append(city)
+            return f"facts about {city}"
+
+        client.tools.register(lookup)
+
+        async def runner(context: RunContext) -> str:
+            return str(await context.call_tool("lookup", {"city": context.goal}))
+
+        agent = await client.agents.create(
+            name="Cities", tools=["lookup"], runner=runner, cache_config={"response_ttl": "1d"}
+        )
+        cities = [f"city{number}" for number in range(20)]
+        for city in cities:
+            assert (await client.sessions.execute(agent.id, city)).cached is False
+        await client.runtime.layer("tool").cleanup()
+        await client.runtime.dependencies.settled()
+        assert client.runtime.layer("tool").stats().entries == 3
+        again = [await client.sessions.execute(agent.id, city) for city in cities]
+        assert [result.layer for result in again] == ["response"] * 20
+        assert len(calls) == 20
+        # The evicted results' edges went with them: only the 3 live results keep dependents.
+        graph = client.runtime.dependencies
+        assert graph.edge_count() == 3
+        assert client.runtime.dependencies.cascaded == 0
+
+
+async def test_trimming_an_agents_lookups_or_answers_does_not_cascade(
+    anyio_backend: str,
+) -> None:
+    memories = ["alpha one", "beta two"]
+
+    async def search(agent_id: str, query: str, k: int) -> list[dict[str, Any]]:
+        return [{"text": text} for text in memories if query in text]
+
+    async with ResonantGenesis(
+        provider=SimulatedProvider(latency=1.0), memory_search=search
+    ) as client:
+
+        async def runner(context: RunContext) -> str:
+            found = await client.memory.search(context.agent.id, context.goal)
+            return "; ".join(result.text for result in found) or "nothing"
+
+        agent = await client.agents.create(
+            name="Trim",
+            runner=runner,
+            memory_config={"cache": {"max_entries": 1}},
+            cache_config={"response_cache": {"max_entries": 2}},
+        )
+        reasons: list[tuple[str, str]] = []
+        for name in ("memory", "response"):
+            client.runtime.layer(name).add_removal_listener(
+                lambda layer, key, reason: reasons.append((layer, reason))
+            )
+        first = await client.sessions.execute(agent.id, "alpha")
+        await client.sessions.execute(agent.id, "beta")  # trims the "alpha" lookup
+        await client.runtime.dependencies.settled()
+        assert reasons == [("memory", "trimmed")]
+        # The answer that used the trimmed lookup stays: its lookup was not changed.
+        assert (await client.sessions.execute(agent.id, "alpha")).layer == "response"
+        await client.sessions.execute(agent.id, "two")  # a third answer trims the oldest
+        await client.runtime.dependencies.settled()
+        assert ("response", "trimmed") in reasons
+        assert first.cache_key not in client.runtime.layer("response")
+        # No edge outlives either side.
+        graph = client.runtime.dependencies
+        assert graph.dependencies_of("response", first.cache_key or "") == frozenset()
+        assert graph.edge_count() == sum(
+            len(graph.dependencies_of("response", key))
+            for key in client.runtime.layer("response")._entries
+        )
 
 
 async def test_a_model_output_invalidated_takes_its_answers_along(client: ResonantGenesis) -> None:
@@ -479,3 +603,197 @@ async def test_closing_the_runtime_with_a_cascade_queued_ends_cleanly() -> None:
     assert graph.edge_count() == 0
     with anyio.fail_after(1):
         await graph.settled()  # a closed graph has nothing to wait for
+
+
+# -- reads of values the cache no longer holds ---------------------------------------------------
+
+
+async def test_a_memory_lookup_invalidated_while_it_ran_does_not_cache_the_answer() -> None:
+    store = ["refunds take 5 days"]
+
+    async def search(agent_id: str, query: str, k: int) -> list[dict[str, Any]]:
+        found = list(store)  # read before the store changes...
+        await anyio.sleep(10)  # ...while the lookup is still running
+        return [{"text": text} for text in found]
+
+    async with ResonantGenesis(
+        provider=SimulatedProvider(latency=1.0), memory_search=search
+    ) as client:
+
+        async def runner(context: RunContext) -> str:
+            found = await client.memory.search(context.agent.id, "refunds")
+            return found[0].text
+
+        agent = await client.agents.create(name="Support", runner=runner)
+        async with anyio.create_task_group() as group:
+            group.start_soon(client.sessions.execute, agent.id, "How long do refunds take?")
+            await anyio.sleep(5)
+            store[:] = ["refunds take 10 days"]
+            await client.memory.invalidate(agent.id)
+        # The first run was computed from the old text: returned, never cached.
+        assert client.runtime.layer("response").stats().entries == 0
+        again = await client.sessions.execute(agent.id, "How long do refunds take?")
+        assert (again.cached, again.output) == (False, "refunds take 10 days")
+        hit = await client.sessions.execute(agent.id, "How long do refunds take?")
+        assert (hit.layer, hit.output) == ("response", "refunds take 10 days")
+        assert client.runtime.dependencies.dependencies_of("response", hit.cache_key or "")
+
+
+async def test_a_model_output_invalidated_while_it_was_asked_does_not_cache_the_answer(
+    client: ResonantGenesis, provider: SimulatedProvider
+) -> None:
+    agent = await client.agents.create(name="FAQ Bot")
+    async with anyio.create_task_group() as group:
+        group.start_soon(client.sessions.execute, agent.id, "Hours?")
+        await anyio.sleep(0.5)  # the model call takes 1 s
+        await client.cache.invalidate(tags=["model:sim-small"])
+    assert client.runtime.layer("response").stats().entries == 0
+    again = await client.sessions.execute(agent.id, "Hours?")
+    assert again.cached is False
+    assert again.model_calls == 1
+    assert (await client.sessions.execute(agent.id, "Hours?")).layer == "response"
+
+
+# -- the Tool Cache snippet, and the failures the graph must catch -------------------------------
+
+
+async def test_the_tool_cache_snippet_misses_after_its_results_are_invalidated() -> None:
+    provider = SimulatedProvider(latency=1.0, tool_script={"web_search": {"query": "rgruntime"}})
+    calls: list[str] = []
+
+    async def web_search(query: str) -> list[str]:
+        """Search the web."""
+        calls.append(query)
+        return [f"{query} docs"]
+
+    async with ResonantGenesis(provider=provider) as client:
+        client.tools.register(web_search)
+        agent = await client.agents.create(
+            name="Research Agent",
+            tools=["web_search"],
+            tool_cache_config={
+                "web_search": {"enabled": True, "ttl": 300, "cache_key_params": ["query"]}
+            },
+        )
+        first = await client.sessions.execute(agent_id=agent.id, goal="What is rgruntime?")
+        hit = await client.sessions.execute(agent_id=agent.id, goal="What is rgruntime?")
+        assert (first.cached, hit.layer, calls) == (False, "response", ["rgruntime"])
+        assert await client.cache.invalidate(pattern="web_search*") == 2  # result, answer
+        again = await client.sessions.execute(agent_id=agent.id, goal="What is rgruntime?")
+        assert again.layer != "response"
+        assert calls == ["rgruntime", "rgruntime"]  # the tool ran again
+
+
+async def test_a_tool_result_computed_from_a_value_that_went_is_not_cached(
+    client: ResonantGenesis,
+) -> None:
+    memory = client.runtime.layer("memory")
+    await memory.set("memory:rate", 1.1)
+    calls: list[float] = []
+
+    @cache(name="convert")
+    async def convert(amount: int) -> float:
+        rate = await memory.get("memory:rate")
+        record_read("memory", "memory:rate")
+        await anyio.sleep(10)  # meanwhile, the rate changes
+        calls.append(rate)
+        return float(amount * rate)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(convert, 100)
+        await anyio.sleep(5)
+        await memory.set("memory:rate", 1.2)
+    assert client.runtime.layer("tool").stats().entries == 0
+    assert await convert(100) == pytest.approx(120.0)
+    assert calls == [1.1, 1.2]
+
+
+async def test_an_uncached_tool_result_hands_its_reads_to_the_answer(
+    client: ResonantGenesis,
+) -> None:
+    memory = client.runtime.layer("memory")
+    await memory.set("memory:stock", {})
+
+    @cache(name="stock_lookup")
+    async def stock(sku: str) -> int | None:
+        found = await memory.get("memory:stock")
+        record_read("memory", "memory:stock")
+        return found.get(sku)  # None: not cached
+
+    async def runner(context: RunContext) -> str:
+        count = await stock("phone")
+        return "out of stock" if count is None else f"{count} left"
+
+    agent = await client.agents.create(name="Shop", runner=runner)
+    answer = await client.sessions.execute(agent.id, "Phones?")
+    graph = client.runtime.dependencies
+    # Nothing was cached for the tool: the answer depends on what the tool read, directly.
+    assert graph.dependencies_of("response", answer.cache_key or "") == {("memory", "memory:stock")}
+    await memory.set("memory:stock", {"phone": 3})
+    await graph.settled()
+    assert (await client.sessions.execute(agent.id, "Phones?")).output == "3 left"
+
+
+async def test_a_nested_read_set_hands_its_reads_and_taint_to_the_outer_one() -> None:
+    async with rgruntime.open_runtime() as runtime:
+        graph = runtime.dependencies
+        with recording(graph) as outer:
+            with recording(graph) as inner:
+                record_read("memory", "m")
+                inner.tainted = True
+            with recording(graph) as stored:
+                record_read("tool", "t")
+                stored.committed = True  # its result was stored: it is what the outer read
+        assert outer.nodes == {("memory", "m")}
+        assert outer.tainted
+
+
+async def test_a_dependent_whose_write_never_landed_leaves_no_edge(
+    client: ResonantGenesis,
+) -> None:
+    memory = client.runtime.layer("memory")
+    await memory.set("memory:x", 1)
+
+    @cache(name="slow_tool")
+    async def slow_tool() -> int:
+        record_read("memory", "memory:x")
+        await anyio.sleep(10)
+        return 1
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(slow_tool)
+        await anyio.sleep(5)
+        # Discards the load in flight: its result (and the edges recorded for it) never land.
+        await client.runtime.layer("tool").invalidate(tags=["tool:slow_tool"])
+    graph = client.runtime.dependencies
+    await graph.settled()
+    assert client.runtime.layer("tool").stats().entries == 0
+    assert graph.edge_count() == 0
+    assert graph.dependents_of("memory", "memory:x") == frozenset()
+
+
+async def test_a_registered_tools_version_is_in_its_results_keys(
+    client: ResonantGenesis,
+) -> None:
+    async def rate(currency: str) -> float:
+        """Exchange rate."""
+        return 1.1
+
+    client.tools.register(rate)
+
+    async def runner(context: RunContext) -> str:
+        return str(await context.call_tool("rate", {"currency": "EUR"}))
+
+    agent = await client.agents.create(name="FX", tools=["rate"], runner=runner)
+    await client.sessions.execute(agent.id, "EUR?")
+    tool_layer = client.runtime.layer("tool")
+    (old_key,) = tool_layer._entries
+
+    async def rate_v2(currency: str) -> float:
+        """Exchange rate."""
+        return 1.2
+
+    await client.tools.update("rate", rate_v2)
+    assert (await client.sessions.execute(agent.id, "EUR?")).output == "1.2"
+    (new_key,) = tool_layer._entries
+    assert new_key != old_key

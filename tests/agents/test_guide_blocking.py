@@ -16,6 +16,9 @@ import rgruntime
 from rgruntime import (
     BlockingClient,
     ConfigError,
+    Event,
+    EventBus,
+    InvalidArgumentError,
     ResonantGenesis,
     RunContext,
     SessionNotFoundError,
@@ -212,3 +215,74 @@ def test_runners_and_tools_run_on_the_portal_loop(portal_backend: str, threads_b
         answer = client.sessions.execute(agent_id=framework.id, goal="Hours?")
         assert answer.output.startswith("From the framework: ")
         assert (searched, provider.calls) == (["hours"], 3)
+
+
+def test_the_guides_event_based_invalidation(portal_backend: str, threads_before: int) -> None:
+    provider = SimulatedProvider(latency=0)
+    with rgruntime.connect(provider=provider, backend=portal_backend) as client:
+        client.agents.create(name="Catalog Bot", agent_id="agent_123")
+
+        # Invalidate on events (the guide's handler, unchanged: it awaits the blocking client)
+        @client.events.on("data.updated")
+        async def invalidate_cache(event: Event) -> None:
+            await client.cache.invalidate(tags=[event.data_type])
+
+        first = client.sessions.execute(
+            agent_id="agent_123", goal="Get product info", cache_tags=["products", "catalog"]
+        )
+        hit = client.sessions.execute(agent_id="agent_123", goal="Get product info")
+        assert (first.cached, hit.cached, hit.layer) == (False, True, "response")
+
+        assert client.events.emit("data.updated", data_type="products") == 1
+        stats = client.events.stats()
+        assert (stats.failures, stats.delivered) == (0, 1)
+        assert client.cache.get(first.cache_key) is None
+        again = client.sessions.execute(agent_id="agent_123", goal="Get product info")
+        assert again.layer != "response"  # a miss
+
+
+def test_on_the_loop_the_namespaces_are_the_async_clients(
+    portal_backend: str, threads_before: int
+) -> None:
+    with rgruntime.connect(provider=SimulatedProvider(latency=0), backend=portal_backend) as client:
+        agent = client.agents.create(name="Bot")
+        seen: list[Any] = []
+
+        async def runner(context: RunContext) -> str:
+            # On the loop's thread: coroutines to await, plain results of plain methods.
+            stats = client.cache.get_stats()
+            answer = await client.sessions.execute(agent_id=agent.id, goal="inner")
+            seen.append((stats.entry_count >= 0, answer.output))
+            return "outer done"
+
+        outer = client.agents.create(name="Outer", runner=runner)
+        assert client.sessions.execute(agent_id=outer.id, goal="outer").output == "outer done"
+        assert len(seen) == 1
+        assert seen[0][0] is True
+        assert seen[0][1]
+
+
+def test_event_registration_runs_on_the_loop(
+    portal_backend: str, threads_before: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registered_on: list[int] = []
+    handled_on: list[int] = []
+    add_handler = EventBus.add_handler
+
+    def recording(self: EventBus, event: str, handler: Any) -> None:
+        registered_on.append(threading.get_ident())
+        add_handler(self, event, handler)
+
+    monkeypatch.setattr(EventBus, "add_handler", recording)
+    with rgruntime.connect(backend=portal_backend) as client:
+
+        @client.events.on("data.updated")
+        async def handler(event: Event) -> None:
+            handled_on.append(threading.get_ident())
+
+        client.events.add_handler("data.updated", handler)
+        with pytest.raises(InvalidArgumentError):
+            client.events.on("")  # checked at once, as on the async client
+        assert client.events.emit("data.updated") == 2
+    assert handled_on[0] != threading.get_ident()
+    assert registered_on == [handled_on[0]] * 2  # both registrations ran on the loop's thread

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 
-from rgruntime import ResonantGenesis
+from rgruntime import ConfigError, ResonantGenesis
 from rgruntime.providers import SimulatedProvider
 from rgruntime.tools import Tool, cache
 
@@ -108,6 +109,57 @@ async def test_automatic_invalidation(client: ResonantGenesis) -> None:
     assert (auto.on_agent_update, auto.on_tool_update, auto.on_memory_update) == (True,) * 3
     assert client.runtime.layer("response").stats().entries == 0
     assert (await client.sessions.execute(agent_id="agent_123", goal="Hours?")).layer != "response"
+
+
+async def test_automatic_invalidation_keeps_the_rest_of_the_agents_cache_config(
+    client: ResonantGenesis,
+) -> None:
+    await client.agents.create(
+        name="Support Bot",
+        agent_id="agent_123",
+        cache_config={
+            "response_ttl": 7200,
+            "tool_cache": False,
+            "memory_cache": False,
+            "response_cache": {"max_entries": 50},
+            "semantic_cache": {"similarity_threshold": 0.95},
+        },
+    )
+    # The guide's snippet gives auto_invalidate alone: the rest of the config stays.
+    agent = await client.agents.update(
+        agent_id="agent_123",
+        cache_config={
+            "auto_invalidate": {
+                "on_agent_update": True,
+                "on_tool_update": False,
+                "on_memory_update": True,
+            }
+        },
+    )
+    config = agent.cache_config
+    assert (config.response_ttl, config.tool_cache, config.memory_cache) == (7200, False, False)
+    assert config.response_cache.max_entries == 50
+    assert config.semantic_cache.similarity_threshold == 0.95
+    assert config.auto_invalidate.on_tool_update is False
+    answer = await client.sessions.execute(agent_id="agent_123", goal="Hours?")
+    assert answer.cached is False
+    await anyio.sleep(5000)  # past the response layer's default hour, within the agent's two
+    assert (await client.sessions.execute(agent_id="agent_123", goal="Hours?")).cached
+
+    # Nested settings merge key by key; the response_ttl alias replaces response_cache.ttl.
+    agent = await client.agents.update("agent_123", cache_config={"response_cache": {"ttl": 60}})
+    assert (agent.cache_config.response_ttl, agent.cache_config.response_cache.max_entries) == (
+        60,
+        50,
+    )
+    agent = await client.agents.update("agent_123", cache_config={"response_ttl": 120})
+    assert agent.cache_config.response_ttl == 120
+    assert agent.cache_config.auto_invalidate.on_tool_update is False
+    # Validated as a whole: a bad value changes nothing.
+    with pytest.raises(ConfigError) as raised:
+        await client.agents.update("agent_123", cache_config={"response_cache": {"ttl": -1}})
+    assert raised.value.field == "cache_config.response_cache.ttl"
+    assert client.agents.get("agent_123") == agent
 
 
 async def test_tag_cache_entries_for_grouped_invalidation(client: ResonantGenesis) -> None:

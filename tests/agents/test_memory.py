@@ -212,6 +212,66 @@ async def test_max_entries_keeps_the_newest_lookups(anyio_backend: str) -> None:
         assert memory_key(agent.id, "two", 5) in layer
 
 
+@pytest.mark.virtual_time
+async def test_max_entries_counts_only_lookups_still_cached(anyio_backend: str) -> None:
+    search = CountingSearch(["alpha"])
+    async with ResonantGenesis(memory_search=search) as client:
+        agent = await client.agents.create(
+            name="A", memory_config={"cache": {"max_entries": 2, "ttl": 60}}
+        )
+        layer = client.runtime.layer("memory")
+        for query in ("one", "two"):
+            await client.memory.search(agent.id, query)
+        # "two" leaves, from the newer end: it must stop counting.
+        assert await client.cache.delete(memory_key(agent.id, "two", 5), layer="memory")
+        await client.memory.search(agent.id, "three")
+        assert memory_key(agent.id, "one", 5) in layer  # two lookups stay cached, not one
+        assert memory_key(agent.id, "three", 5) in layer
+        # Expired ones stop counting too.
+        await anyio.sleep(61)
+        for query in ("four", "five"):
+            await client.memory.search(agent.id, query)
+        assert memory_key(agent.id, "four", 5) in layer
+        assert memory_key(agent.id, "five", 5) in layer
+        evicted: list[tuple[str, str]] = []
+        client.events.add_handler(
+            "cache.evicted", lambda event: evicted.append((event.key, event.reason))
+        )
+        await client.memory.search(agent.id, "six")  # the limit holds: the oldest goes
+        assert memory_key(agent.id, "four", 5) not in layer
+        assert memory_key(agent.id, "five", 5) in layer
+        assert memory_key(agent.id, "six", 5) in layer
+        await client.events.flush()
+        assert evicted == [(memory_key(agent.id, "four", 5), "trimmed")]
+
+
+@pytest.mark.virtual_time
+async def test_a_search_that_joins_one_in_progress_is_a_miss_that_ran_nothing(
+    anyio_backend: str,
+) -> None:
+    search = CountingSearch(["alpha"], delay=1)
+    async with ResonantGenesis(memory_search=search) as client:
+        agent = await client.agents.create(name="A")
+        seen: list[tuple[str, Any]] = []
+        client.events.add_handler(
+            "cache.*", lambda event: seen.append((event.name, event.data.get("joined")))
+        )
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(client.memory.search, agent.id, "alpha")
+        await client.memory.search(agent.id, "alpha")
+        await client.events.flush()
+        assert search.calls == ["alpha"]
+        # One lookup ran; two searches waited for it (misses that ran nothing); one hit.
+        assert sorted(seen) == [
+            ("cache.hit", None),
+            ("cache.miss", False),
+            ("cache.miss", True),
+            ("cache.miss", True),
+        ]
+        assert memory_stats(client) == (1, 3)  # as the layer counts them
+
+
 @pytest.mark.parametrize(
     ("cache_config", "memory_config"),
     [

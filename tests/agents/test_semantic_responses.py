@@ -166,3 +166,10 @@ async def test_the_guides_semantic_snippet_over_an_openai_compatible_server() ->
 async def test_a_bad_embedder_is_refused() -> None:
     with pytest.raises(ConfigError, match="embedder"):
         ResonantGenesis(embedder=42)  # type: ignore[arg-type]
+
+
+def test_the_client_default_threshold_is_the_semantic_default() -> None:
+    from rgruntime.agents.config import SemanticCacheConfig
+    from rgruntime.semantic import DEFAULT_THRESHOLD
+
+    assert SemanticCacheConfig().similarity_threshold == DEFAULT_THRESHOLD

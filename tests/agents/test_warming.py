@@ -4,8 +4,12 @@ cancellation."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import itertools
 import logging
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +24,7 @@ from rgruntime import (
     WarmProgress,
     WarmReport,
 )
-from rgruntime.agents import AgentNotFoundError, AgentOutput, RunContext
+from rgruntime.agents import AgentNotFoundError, AgentOutput, RunContext, warming
 from rgruntime.providers import SimulatedProvider
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
@@ -266,7 +270,9 @@ async def test_schedules_stop_with_the_client() -> None:
         await client.cache.schedule_warming("*/5 * * * *", agent_id=agent.id, goals=["hi"])
 
 
-@pytest.mark.parametrize("cron", ["", "every day", "61 * * * *", "* * *", 5])
+@pytest.mark.parametrize(
+    "cron", ["", "every day", "61 * * * *", "* * *", 5, "* * * * * *", "0 0 * * * 2026", "@daily"]
+)
 async def test_a_bad_cron_expression_is_refused(client: ResonantGenesis, cron: Any) -> None:
     agent = await client.agents.create(name="Support")
     with pytest.raises(ConfigError) as caught:
@@ -289,15 +295,193 @@ async def test_a_schedule_needs_goals_or_a_job(client: ResonantGenesis) -> None:
         await client.cache.schedule_warming("0 0 * * *", job, timezone="UTC")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="goals"):
         await client.cache.schedule_warming("0 0 * * *", agent_id=agent.id, goals="x")
+    with pytest.raises(InvalidArgumentError, match="either job= or agent_id="):
+        await client.cache.schedule_warming("0 0 * * *", job, cache_ttl=60)
+    assert client._warmer is not None
+    assert client._warmer.schedules == []  # nothing started
+
+
+class AsyncCallable:
+    async def __call__(self) -> None:
+        pass
+
+
+async def _takes_one(value: int) -> None:
+    pass
+
+
+async def _with_default(value: int = 1) -> None:
+    pass
+
+
+def _sync_job() -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "job",
+    [lambda: None, lambda x: None, _sync_job, _takes_one, "warm_cache", 5],
+    ids=["lambda", "lambda-x", "sync", "async-with-argument", "string", "number"],
+)
+async def test_a_job_must_be_an_async_function_taking_no_arguments(
+    client: ResonantGenesis, job: Any
+) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        await client.cache.schedule_warming("* * * * *", job)
+    assert (caught.value.field, caught.value.value) == ("job", job)
+    assert "async function taking no arguments" in caught.value.accepted
+    assert client._warmer is not None
+    assert client._warmer.schedules == []
+
+
+async def test_async_callables_without_arguments_are_jobs(client: ResonantGenesis) -> None:
+    jobs = [AsyncCallable(), _with_default, functools.partial(_takes_one, 2)]
+    schedules = [await client.cache.schedule_warming("* * * * *", job) for job in jobs]
+    await anyio.sleep(61)
+    assert [schedule.runs for schedule in schedules] == [1, 1, 1]
+    assert [schedule.failures for schedule in schedules] == [0, 0, 0]
+
+
+async def test_progress_must_take_the_step(client: ResonantGenesis) -> None:
+    agent = await client.agents.create(name="Support")
+    with pytest.raises(InvalidArgumentError) as caught:
+        await client.cache.warm(agent.id, ["hi"], progress=lambda: None)
+    assert caught.value.field == "progress"
+
+
+async def test_cancelled_and_stopped_schedules_leave_the_list(client: ResonantGenesis) -> None:
+    async def job() -> None:
+        pass
+
+    assert client._warmer is not None
+    schedules = [await client.cache.schedule_warming("* * * * *", job) for _ in range(3)]
+    assert client._warmer.schedules == schedules
+    schedules[1].cancel()
+    await anyio.sleep(0.1)
+    assert client._warmer.schedules == [schedules[0], schedules[2]]
+    for schedule in schedules:
+        schedule.cancel()
+    await anyio.sleep(0.1)
+    assert client._warmer.schedules == []
+
+
+async def test_a_schedule_of_goals_takes_the_options_of_warm(client: ResonantGenesis) -> None:
+    agent = await client.agents.create(name="Support", runner=SlowRunner(delay=1))
+    steps: list[WarmProgress] = []
+    await client.cache.schedule_warming(
+        "0 * * * *",
+        agent_id=agent.id,
+        goals=["a", "b"],
+        cache_ttl="1d",
+        cache_tags=["faq"],
+        concurrency=1,
+        progress=steps.append,
+    )
+    await anyio.sleep(3600 + 3)
+    assert [step.goal for step in steps] == ["a", "b"]
+    assert await client.cache.invalidate(tags=["faq"]) == 2
+    with pytest.raises(InvalidArgumentError) as caught:
+        await client.cache.schedule_warming(
+            "0 * * * *", agent_id=agent.id, goals=["a"], cache_tags="faq"
+        )
+    assert caught.value.field == "cache_tags"
+
+
+# -- the schedule's clock ------------------------------------------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+async def fire_times(
+    client: ResonantGenesis, monkeypatch: pytest.MonkeyPatch, start: datetime, until: datetime
+) -> tuple[list[datetime], Any]:
+    """The local times at which a ``0 9 * * *`` New York schedule started at ``start`` fired
+    until ``until`` (the wall clock is ``start`` when it starts, then moves with the loop's)."""
+    monkeypatch.setattr(warming, "_wall_clock", lambda: start.astimezone(UTC))
+    fired: list[datetime] = []
+    origin = anyio.current_time()
+
+    async def job() -> None:
+        # In UTC: aware datetimes of one zone add as wall times, blind to the DST change.
+        fired.append(start.astimezone(UTC) + timedelta(seconds=anyio.current_time() - origin))
+
+    schedule = await client.cache.schedule_warming("0 9 * * *", job, timezone=NEW_YORK)
+    first = schedule.next_run
+    wait = schedule.seconds_until_next()
+    await anyio.sleep((until - start).total_seconds())
+    schedule.cancel()
+    return [moment.astimezone(NEW_YORK) for moment in fired], (first, wait, schedule)
+
+
+def hours_between(times: list[datetime]) -> list[float]:
+    utc = [moment.astimezone(UTC) for moment in times]
+    return [round((b - a).total_seconds() / 3600, 3) for a, b in itertools.pairwise(utc)]
+
+
+@pytest.mark.parametrize(
+    ("start", "first", "hours_to_first", "utc_hour"),
+    [
+        # Saturday 12:00 EST (UTC-5); DST starts on Sunday March 8 at 2:00: a day of 23 hours.
+        (
+            datetime(2026, 3, 7, 12, tzinfo=NEW_YORK),
+            datetime(2026, 3, 8, 9, tzinfo=NEW_YORK),
+            20,
+            13,
+        ),
+        # Saturday 12:00 EDT (UTC-4); DST ends on Sunday November 1 at 2:00: a day of 25 hours.
+        (
+            datetime(2026, 10, 31, 12, tzinfo=NEW_YORK),
+            datetime(2026, 11, 1, 9, tzinfo=NEW_YORK),
+            22,
+            14,
+        ),
+    ],
+    ids=["dst-starts", "dst-ends"],
+)
+async def test_a_daily_schedule_keeps_its_local_time_across_a_dst_change(
+    client: ResonantGenesis,
+    monkeypatch: pytest.MonkeyPatch,
+    start: datetime,
+    first: datetime,
+    hours_to_first: int,
+    utc_hour: int,
+) -> None:
+    fired, (next_run, wait, schedule) = await fire_times(
+        client, monkeypatch, start, start + timedelta(days=4)
+    )
+    assert next_run == first
+    assert wait == pytest.approx(hours_to_first * 3600)  # not 21 h, as wall-clock arithmetic says
+    assert [moment.date() for moment in fired] == [
+        (first + timedelta(days=day)).date() for day in range(4)
+    ]
+    # 9:00 local, to the second, every day.
+    assert {(moment.hour, moment.minute, round(moment.second)) for moment in fired} == {(9, 0, 0)}
+    assert {moment.astimezone(UTC).hour for moment in fired} == {utc_hour}
+    assert hours_between([start, *fired]) == [hours_to_first, 24, 24, 24]
+    assert schedule.missed == 0
+
+
+# -- APScheduler ---------------------------------------------------------------------------------
+
+
+def apscheduler_example() -> Any:
+    """examples/guide_apscheduler.py as a module (its ClientJobs)."""
+    path = Path(__file__).parents[2] / "examples" / "guide_apscheduler.py"
+    spec = importlib.util.spec_from_file_location("guide_apscheduler", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # APScheduler's scheduler is asyncio's
 async def test_the_guides_apscheduler_example_on_asyncio(anyio_backend: str) -> None:
     import asyncio
-    from datetime import datetime
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    jobs = apscheduler_example().ClientJobs()
     async with ResonantGenesis(provider=SimulatedProvider(latency=0)) as client:
         await client.agents.create(name="Support", agent_id="support_agent")
         warmed = asyncio.Event()
@@ -308,12 +492,46 @@ async def test_the_guides_apscheduler_example_on_asyncio(anyio_backend: str) -> 
 
         # Schedule cache warming (once now as well, so that the test sees it run).
         scheduler = AsyncIOScheduler()
-        job = scheduler.add_job(warm_cache, "cron", hour=0, next_run_time=datetime.now())
+        job = scheduler.add_job(jobs.job(warm_cache), "cron", hour=0, next_run_time=datetime.now())
         scheduler.start()
         try:
             await asyncio.wait_for(warmed.wait(), timeout=30)
         finally:
-            scheduler.shutdown(wait=False)
+            await jobs.close(scheduler)
         assert (job.next_run_time.hour, job.next_run_time.minute) == (0, 0)  # daily at midnight
         for query in COMMON_QUERIES:
             assert response_hit(await client.sessions.execute("support_agent", query))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("close", ["shutdown", "ClientJobs.close"])
+async def test_no_apscheduler_job_outlives_the_client(anyio_backend: str, close: str) -> None:
+    import asyncio
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    jobs = apscheduler_example().ClientJobs()
+    started = asyncio.Event()
+    ended = asyncio.Event()
+    async with ResonantGenesis(provider=SimulatedProvider(latency=0)) as client:
+        agent = await client.agents.create(name="Support", runner=SlowRunner(delay=600))
+
+        async def warm_cache() -> None:
+            started.set()
+            try:
+                await client.cache.warm(agent.id, ["a long warm"])
+            finally:
+                ended.set()
+
+        scheduler = AsyncIOScheduler()
+        scheduler.add_job(jobs.job(warm_cache), "cron", hour=0, next_run_time=datetime.now())
+        scheduler.start()
+        await asyncio.wait_for(started.wait(), timeout=30)
+        if close == "shutdown":
+            # What the example did: the shutdown is only queued, and would cancel the job
+            # without waiting for it. The client would close under a running job.
+            scheduler.shutdown(wait=False)
+            assert not ended.is_set()
+        else:
+            await jobs.close(scheduler)
+            assert ended.is_set()  # the job ended before the client closes
