@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import random
+import resource
 import statistics
 import time
 from collections.abc import Sequence
@@ -95,32 +96,84 @@ def real_vectors(count: int) -> tuple[list[str], Vectors]:
     return questions, matrix
 
 
+def _run_delay(descriptor: int) -> int:
+    """The calling thread's total wait for a CPU so far, in ns, from its Linux ``schedstat``.
+
+    A loop that waits for a core while other processes hold both is the machine's doing; a loop
+    that has a core but cannot run (the GIL held elsewhere, or our own code running long) is ours:
+    the ticker tells the two apart with this.
+    """
+    return int(os.pread(descriptor, 64, 0).split()[1])
+
+
 class _Ticker:
-    """Measures the longest interval between two runs of a task that only yields."""
+    """Measures the longest interval between two runs of a task that only yields, and what the
+    loop's thread did meanwhile: waited for a CPU (the machine's other tenants), or waited for a
+    page read back from disk (a major fault: this machine pages out cold file pages); the rest is
+    ours (our code running, or the GIL held by another thread)."""
 
     def __init__(self) -> None:
         self.gaps: list[float] = []
+        self.cpu_waits: list[float] = []
+        self.faults: list[int] = []
         self._stop = anyio.Event()
 
     async def run(self) -> None:
-        last = time.perf_counter()
-        while not self._stop.is_set():
-            await anyio.lowlevel.checkpoint()
-            now = time.perf_counter()
-            self.gaps.append(now - last)
-            last = now
+        try:
+            descriptor: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            descriptor = None  # not Linux: gaps only
+        try:
+            last = time.perf_counter()
+            waited = 0 if descriptor is None else _run_delay(descriptor)
+            faulted = 0 if descriptor is None else _major_faults()
+            while not self._stop.is_set():
+                await anyio.lowlevel.checkpoint()
+                now = time.perf_counter()
+                self.gaps.append(now - last)
+                last = now
+                if descriptor is not None:
+                    total, faults = _run_delay(descriptor), _major_faults()
+                    self.cpu_waits.append((total - waited) / 1e9)
+                    self.faults.append(faults - faulted)
+                    waited, faulted = total, faults
+        finally:
+            if descriptor is not None:
+                os.close(descriptor)
 
     def stop(self) -> None:
         self._stop.set()
 
     def summary(self) -> str:
-        """Longest gap, the 99.9th percentile, and how many gaps passed 5 ms per second."""
-        gaps = sorted(self.gaps)
-        if not gaps:
+        """Longest gap (with its CPU wait and major faults), the 99.9th percentile, gaps over 5 ms
+        per second; then the same without the gaps the machine explains (CPU wait, page reads)."""
+        if not self.gaps:
             return "no ticks"
+        gaps = sorted(self.gaps)
         p999 = gaps[int(0.999 * (len(gaps) - 1))]
-        over = sum(1 for gap in gaps if gap > 0.005) / max(sum(gaps), 1e-9)
-        return f"max {1e3 * gaps[-1]:.1f} ms, p99.9 {1e3 * p999:.2f} ms, >5 ms: {over:.1f}/s"
+        seconds = max(sum(gaps), 1e-9)
+        over = sum(1 for gap in gaps if gap > 0.005) / seconds
+        text = f"max {1e3 * gaps[-1]:.1f} ms"
+        if not self.cpu_waits:
+            return f"{text}, p99.9 {1e3 * p999:.2f} ms, >5 ms: {over:.1f}/s"
+        longest = max(range(len(self.cpu_waits)), key=self.gaps.__getitem__)
+        # A gap with a major fault in it is the machine's (the loop read a page back from disk).
+        own = [
+            gap - wait if faults == 0 else 0.0
+            for gap, wait, faults in zip(self.gaps, self.cpu_waits, self.faults, strict=False)
+        ]
+        over_own = sum(1 for gap in own if gap > 0.005) / seconds
+        return (
+            f"{text} (CPU wait {1e3 * min(self.cpu_waits[longest], gaps[-1]):.1f} ms, "
+            f"{self.faults[longest]} major faults), p99.9 {1e3 * p999:.2f} ms, "
+            f">5 ms: {over:.1f}/s; "
+            f"ours: max {1e3 * max(own):.1f} ms, >5 ms: {over_own:.1f}/s"
+        )
+
+
+def _major_faults() -> int:
+    """Page faults of the calling thread that read from disk so far."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_majflt
 
 
 class _GcPauses:
@@ -199,7 +252,10 @@ async def _size_figures(size: int, stored: Vectors, queries: Vectors) -> dict[st
         found_rows = np.asarray([int(keys[label][1:]) for label in labels_found])
         similarities = queries @ stored.T
         brute = np.argmax(similarities, axis=1)
-        right = found_rows == brute
+        # A found neighbour exactly as similar as brute force's is right too: one query here has
+        # two identical nearest vectors, and either may be found.
+        found_similarities = similarities[np.arange(len(queries)), found_rows]
+        right = (found_rows == brute) | (found_similarities >= similarities.max(axis=1) - 1e-6)
         # The queries that could hit: their true nearest neighbour is similar enough.
         close = similarities.max(axis=1) >= 0.8
         figures["recall_at_1"] = (

@@ -20,10 +20,12 @@ another partition's vectors, so two tenants never share an answer, not even for 
 **Who does what.**
 
 - Callers embed their text in a worker thread (through an embedding cache) and search a partition
-  in a worker thread (``anyio.to_thread.run_sync`` behind one ``CapacityLimiter``): the event loop
-  never computes a vector or walks a graph.
+  in one of the search threads that :meth:`run` keeps (:mod:`rgruntime.semantic.searcher`; through
+  ``anyio.to_thread.run_sync`` while it does not run): the event loop never computes a vector or
+  walks a graph.
 - The actor task alone changes indices: it batches the inserts and deletions queued since its last
-  pass and applies them in one worker-thread call per partition, so writes are serialized.
+  pass and applies them per partition in worker-thread calls of a few inserts each (a search waits
+  while a write holds its partition), so writes are serialized.
 - :meth:`~SemanticCache.remove` hides a key at once, on the caller's thread: the key leaves the
   live map, and every search result is checked against that map on the event loop's thread before
   it is returned. A removed key is therefore never returned, even before the actor has deleted its
@@ -31,9 +33,11 @@ another partition's vectors, so two tenants never share an answer, not even for 
 - An ``add`` whose key is removed (or added again) while its text is being embedded or inserted is
   dropped: like the cache layers' loads, the newer event wins.
 
-**Verification.** The nearest live neighbour must reach the threshold, then pass the lexical check
-(:class:`~rgruntime.semantic.LexicalVerifier`) and the optional user verifier. A candidate that
-fails is counted and the next one above the threshold is tried (up to ``candidates``).
+**Verification.** The live neighbours that reach the threshold (the ``candidates`` nearest) are
+ordered by the lexical verifier's :meth:`~rgruntime.semantic.LexicalVerifier.rank_score` (the
+similarity plus a small weight of the words they share with the query), then checked in that order
+by the lexical check (:class:`~rgruntime.semantic.LexicalVerifier`) and the optional user verifier:
+the first that passes is the match. A candidate that fails is counted by reason.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import numpy as np
 from rgruntime.errors import InvalidArgumentError, RuntimeClosedError
 from rgruntime.semantic.embedder import (
     DEFAULT_EMBEDDER,
+    WORKER_THREADS,
     Embedder,
     Vectors,
     make_embedder,
@@ -68,6 +73,7 @@ from rgruntime.semantic.records import (
     SemanticStats,
     SimilarityHistogram,
 )
+from rgruntime.semantic.searcher import Searcher
 from rgruntime.semantic.verify import LexicalVerifier, RejectionReason, UserVerifier
 from rgruntime.validation import similarity as check_similarity
 
@@ -80,6 +86,8 @@ DEFAULT_THRESHOLD: Final = 0.91
 SAVE_FORMAT: Final = 1
 
 _INBOX_SIZE: Final = 256
+#: Inserts per worker-thread call of the actor (see ``_apply_partition``).
+_APPLY_SLICE: Final = 8
 
 
 class _Partition:
@@ -180,6 +188,8 @@ class SemanticCache:
         self._pending: dict[str, object] = {}
         self._next_label = 0
         self._send, self._receive = anyio.create_memory_object_stream[Any](_INBOX_SIZE)
+        # Lookups search in its threads while run() runs (anyio.to_thread otherwise).
+        self._searcher = Searcher(WORKER_THREADS)
         self._wake_pending = False
         self._running = False
         self._closed = False
@@ -292,21 +302,22 @@ class SemanticCache:
             vector = (await self.embedder.embed([text]))[0]
         # Removed labels may still be in the index: ask for enough to get past them.
         k = self.candidates + len(part.pending_deletes)
-        found = await anyio.to_thread.run_sync(
-            part.index.search, vector, k, limiter=worker_limiter()
-        )
-        tried = 0
+        found = await self._search(part.index, vector, k)
+        candidates: list[tuple[int, str, float, str]] = []
         for label, similarity in found:
-            if similarity < minimum:
+            if similarity < minimum or len(candidates) >= self.candidates:
                 break
             key = self._live_key(part, label)
-            if key is None:
-                continue
-            cached_text = self._texts[key]
+            if key is not None:
+                candidates.append((label, key, similarity, self._texts[key]))
+        if verify and self.verifier is not None and len(candidates) > 1:
+            candidates = self._ranked(text, candidates)
+        tried = 0
+        for label, key, similarity, cached_text in candidates:
+            if self._live_key(part, label) != key:
+                continue  # removed while an earlier candidate was being verified
             tried += 1
             if verify and not await self._verified(text, cached_text, similarity):
-                if tried >= self.candidates:
-                    break
                 continue
             # Checked again after the last await, so that nothing removed meanwhile is returned.
             if self._live_key(part, label) != key:
@@ -320,12 +331,34 @@ class SemanticCache:
             self._below += 1
         return None
 
+    async def _search(
+        self, index: PartitionIndex, vector: Vectors, k: int
+    ) -> list[tuple[int, float]]:
+        if index.runs_inline():
+            return index.search(vector, k)  # a few rows: faster than any hop to a thread
+        return await self._searcher.search(index, vector, k)
+
     def _live_key(self, part: _Partition, label: int) -> str | None:
         """The key that ``label`` of ``part`` stands for, if that key is live under it."""
         key = part.keys.get(label)
         if key is None or self._labels.get(key) != label:
             return None
         return key
+
+    def _ranked(
+        self, query: str, candidates: list[tuple[int, str, float, str]]
+    ) -> list[tuple[int, str, float, str]]:
+        """``candidates`` in the order the verifier's :meth:`~LexicalVerifier.rank_score` gives.
+
+        Stable: equal scores keep the nearest first. The first one that passes the checks wins,
+        so the order decides which of several near-duplicate cached texts answers.
+        """
+        verifier = self.verifier
+        assert verifier is not None
+        return sorted(
+            candidates,
+            key=lambda candidate: -verifier.rank_score(query, candidate[3], candidate[2]),
+        )
 
     async def _verified(self, query: str, cached: str, similarity: float) -> bool:
         if self.verifier is not None:
@@ -419,7 +452,8 @@ class SemanticCache:
             raise RuntimeClosedError("a SemanticCache runs once")
         self._running = True
         try:
-            async with self._send, self._receive:
+            async with self._send, self._receive, anyio.create_task_group() as group:
+                await group.start(self._searcher.serve)
                 task_status.started()
                 await self._serve()
         finally:
@@ -469,12 +503,28 @@ class SemanticCache:
             dimension = len(inserts[0].vector)
             part = self._partitions[name] = _Partition(PartitionIndex(dimension, self.hnsw))
         deletes, part.pending_deletes = part.pending_deletes, []
+        # In slices, each its own worker-thread call: a search waits while a write holds the
+        # index, and one insert into a graph of 100,000 takes 1-2 ms, so a whole pass (64 adds)
+        # would keep lookups waiting ~100 ms; between two slices the waiting searches get in.
+        # Shielded as a whole: a cancellation must not leave the index changed and the maps not.
+        with anyio.CancelScope(shield=True):
+            for start in range(0, max(len(inserts), 1), _APPLY_SLICE):
+                await self._apply_slice(
+                    name, part, deletes if start == 0 else [], inserts[start : start + _APPLY_SLICE]
+                )
+        if part.pending_deletes:
+            self._request_pass()
+
+    async def _apply_slice(
+        self, name: str, part: _Partition, deletes: list[int], inserts: list[_Insert]
+    ) -> None:
         labels = list(range(self._next_label, self._next_label + len(inserts)))
         self._next_label += len(inserts)
         vectors = np.stack([insert.vector for insert in inserts]) if inserts else None
         try:
-            # Shielded: a cancellation must not leave the index changed and the maps not.
-            with anyio.CancelScope(shield=True):
+            if part.index.runs_inline(len(inserts)):
+                part.index.apply(deletes, labels, vectors)  # a few rows: microseconds
+            else:
                 await anyio.to_thread.run_sync(
                     part.index.apply, deletes, labels, vectors, limiter=worker_limiter()
                 )
@@ -494,8 +544,6 @@ class SemanticCache:
                 self._adds += 1
             else:
                 part.pending_deletes.append(label)  # removed while it was being inserted
-        if part.pending_deletes:
-            self._request_pass()
 
     async def _answer(self, request: _Request) -> None:
         try:

@@ -11,8 +11,10 @@ similarity convention of this package (see :mod:`rgruntime.semantic.records`).
 Local models compute on the CPU for milliseconds per text, which would stall every other task of
 the event loop: they run in worker threads through :func:`embedding_limiter`, which leaves one core
 to the event loop (on the 2-core machine this is built for, a second embedding thread made the loop
-wait for a core: gaps over 5 ms, 50 times a second). Index searches and writes, which take well
-under a millisecond, share the separate :func:`worker_limiter`.
+wait for a core: gaps over 5 ms, 50 times a second). Index writes (a few inserts per call, see
+``SemanticCache``) use the separate :func:`worker_limiter`; lookups search in the cache's own
+threads (:mod:`rgruntime.semantic.searcher`), or through :func:`worker_limiter` while the cache's
+actor is not running.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ Vectors = npt.NDArray[np.float32]
 #: The embedder used when none is named: all-MiniLM-L6-v2 on the CPU (see ``docs/semantic.md``).
 DEFAULT_EMBEDDER: Final = "minilm"
 
-#: Worker threads for index searches and writes, per event loop.
+#: Worker threads for index writes (and searches while no cache actor runs), per event loop;
+#: also the number of search threads each running cache keeps.
 WORKER_THREADS: Final = 2
 #: Worker threads for local embedding models, per event loop: every core but one.
 EMBEDDING_THREADS: Final = max(1, (os.cpu_count() or 2) - 1)

@@ -92,7 +92,15 @@ async def test_agent_level_configuration(client: ResonantGenesis) -> None:
     assert agent.cache_config.caches_responses
 
 
-async def test_configure_response_cache(client: ResonantGenesis) -> None:
+async def test_configure_response_cache(provider: SimulatedProvider) -> None:
+    # A similarity_threshold turns semantic matching on. The hashing embedder embeds on the
+    # loop: the local model's worker thread would let the autojump clock leap to the answer's
+    # deadline while it runs (semantic matching on the real model: test_semantic_responses.py).
+    async with ResonantGenesis(api_key="your_key", provider=provider, embedder="hashing") as client:
+        await _configure_response_cache(client)
+
+
+async def _configure_response_cache(client: ResonantGenesis) -> None:
     # Enable response caching
     agent = await client.agents.create(
         name="FAQ Bot",

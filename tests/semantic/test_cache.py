@@ -9,8 +9,10 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import numpy as np
 import pytest
@@ -343,3 +345,187 @@ async def test_live_keys_add_nothing_to_garbage_collection(cache: SemanticCache)
     if part.index.uses_graph:
         maps.append(part.index._graph_labels)
     assert not any(gc.is_tracked(mapping) for mapping in maps)
+
+
+# -- the search threads and the sliced writes ----------------------------------------------------
+
+
+async def test_concurrent_lookups_answer_as_sequential_ones(cache: SemanticCache) -> None:
+    """Lookups queued together are searched in one batch; each still gets its own answer."""
+    await fill(cache, "p")
+    await fill(cache, "q")
+    queries = [(partition, text) for partition in ("p", "q") for text in FILLER]
+    alone = [await cache.lookup(partition, text) for partition, text in queries]
+    together: list[SemanticMatch | None] = [None] * len(queries)
+
+    async def look(number: int) -> None:
+        together[number] = await cache.lookup(*queries[number])
+
+    async with anyio.create_task_group() as group:
+        for number in range(len(queries)):
+            group.start_soon(look, number)
+    assert together == alone
+    assert [match.key if match else None for match in together] == [
+        f"{partition}-filler-{number}" for partition in ("p", "q") for number in range(len(FILLER))
+    ]
+
+
+async def test_a_batch_of_searches_gets_each_its_own_k_and_partition() -> None:
+    from rgruntime.semantic.index import PartitionIndex
+    from rgruntime.semantic.searcher import Searcher, _Request
+
+    embedder = HashingEmbedder()
+    vectors = await embedder.embed(FILLER)
+    small = PartitionIndex(embedder.dimension, HnswSettings())
+    graph = PartitionIndex(embedder.dimension, HnswSettings(exact_limit=4))
+    small.apply([], list(range(5)), vectors[:5])
+    graph.apply([], list(range(10)), vectors)
+    assert graph.uses_graph
+    assert not small.uses_graph
+    requests = [
+        _Request(small, vectors[0], 1),
+        _Request(graph, vectors[1], 3),
+        _Request(small, vectors[2], 4),
+        _Request(graph, vectors[3], 1),
+    ]
+    searcher = Searcher(1)
+    searcher._schedule = lambda function, *args: function(*args)  # this test runs on the loop
+    searcher._answer(requests)
+    for request in requests:
+        assert request.done.is_set()
+        assert request.result == request.index.search(request.vector, request.k)
+        assert request.result is not None
+        assert len(request.result) == request.k
+
+
+async def test_lookups_still_search_after_the_actor_stopped(hnsw: HnswSettings) -> None:
+    semantic = SemanticCache("hashing", threshold=0.5, hnsw=hnsw)
+    async with anyio.create_task_group() as group:
+        await group.start(semantic.run)
+        await fill(semantic, "p")
+        group.cancel_scope.cancel()
+    match = await semantic.lookup("p", FILLER[3])
+    assert match is not None
+    assert match.key == "p-filler-3"
+
+
+async def test_a_cancelled_lookup_does_not_wait_for_its_search_thread(
+    cache: SemanticCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    await fill(cache, "p")
+    index = cache._partitions["p"].index
+    entered, release, finished = anyio.Event(), threading.Event(), threading.Event()
+    search = index.search
+
+    def blocked_search(vector: Vectors, k: int) -> list[tuple[int, float]]:
+        anyio.from_thread.run_sync(entered.set)
+        release.wait(10)
+        finished.set()
+        return search(vector, k)
+
+    monkeypatch.setattr(index, "search", blocked_search)
+    monkeypatch.setattr(index, "runs_inline", lambda extra=0: False)  # small: a thread anyway
+    async with anyio.create_task_group() as group:
+        group.start_soon(cache.lookup, "p", FILLER[0])
+        await entered.wait()
+        group.cancel_scope.cancel()
+    assert not finished.is_set()  # the lookup ended while its thread was still searching
+    release.set()
+    monkeypatch.undo()
+    match = await cache.lookup("p", FILLER[0])  # the threads serve on
+    assert match is not None
+    assert match.key == "p-filler-0"
+
+
+async def test_a_search_queued_when_no_thread_will_take_it_falls_back() -> None:
+    from rgruntime.semantic.index import PartitionIndex
+    from rgruntime.semantic.searcher import Searcher
+
+    embedder = HashingEmbedder()
+    vectors = await embedder.embed(FILLER)
+    index = PartitionIndex(embedder.dimension, HnswSettings())
+    index.apply([], list(range(len(FILLER))), vectors)
+    searcher = Searcher(0)  # as if its threads were cancelled before they started
+    found: list[list[tuple[int, float]]] = []
+
+    async def search() -> None:
+        found.append(await searcher.search(index, vectors[2], 2))
+
+    with anyio.fail_after(10):  # a search nobody answers would hang the test
+        async with anyio.create_task_group() as outer, anyio.create_task_group() as serving:
+            await serving.start(searcher.serve)
+            outer.start_soon(search)
+            while searcher._queue.qsize() == 0:
+                await anyio.lowlevel.checkpoint()
+            serving.cancel_scope.cancel()
+    assert found == [index.search(vectors[2], 2)]
+
+
+async def test_a_pass_of_many_adds_is_written_in_slices(
+    hnsw: HnswSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches wait while a write holds the index: the actor writes a few inserts per call."""
+    from rgruntime.semantic import cache as cache_module
+    from rgruntime.semantic.index import PartitionIndex
+
+    written: list[int] = []
+    apply = PartitionIndex.apply
+
+    def counting_apply(
+        self: PartitionIndex, delete: list[int], labels: list[int], vectors: Vectors | None
+    ) -> None:
+        written.append(len(labels))
+        apply(self, delete, labels, vectors)
+
+    monkeypatch.setattr(PartitionIndex, "apply", counting_apply)
+    embedder = CountingEmbedder()
+    embedder.gate = anyio.Event()
+    semantic = SemanticCache(embedder, threshold=0.5, hnsw=hnsw)
+    texts = [f"{text} number {copy}" for copy in range(2) for text in FILLER]
+    async with anyio.create_task_group() as group:
+        await group.start(semantic.run)
+        async with anyio.create_task_group() as adders:
+            for number, text in enumerate(texts):
+                adders.start_soon(semantic.add, "p", f"k{number}", text)
+            while len(embedder.calls) < len(texts):
+                await anyio.lowlevel.checkpoint()
+            embedder.gate.set()  # every add posts its insert at once: one pass of 20
+        assert written == [cache_module._APPLY_SLICE] * 2 + [len(texts) % cache_module._APPLY_SLICE]
+        for number, text in enumerate(texts):
+            match = await semantic.lookup("p", text)
+            assert match is not None
+            assert match.key == f"k{number}"
+        group.cancel_scope.cancel()
+
+
+async def test_small_exact_partitions_are_searched_and_written_without_a_thread(
+    cache: SemanticCache, hnsw: HnswSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a worker thread was used")
+
+    await fill(cache, "p")
+    index = cache._partitions["p"].index
+    small = not index.uses_graph
+    assert index.runs_inline() == small
+    if small:
+        monkeypatch.setattr(anyio.to_thread, "run_sync", no_thread)
+        monkeypatch.setattr(cache._searcher, "search", no_thread)
+        await cache.add("p", "extra", "one more question about the weather")
+        match = await cache.lookup("p", FILLER[2])
+        assert match is not None
+        assert match.key == "p-filler-2"
+        assert "extra" in cache
+    else:  # a graph always goes through the search threads
+        calls: list[object] = []
+        search = cache._searcher.search
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            calls.append(args)
+            return await search(*args, **kwargs)
+
+        monkeypatch.setattr(cache._searcher, "search", counted)
+        assert await cache.lookup("p", FILLER[2]) is not None
+        assert len(calls) == 1

@@ -1,11 +1,20 @@
-"""The lexical check: each rule on its own, and the paraphrases it must let through."""
+"""The lexical check: each rule on its own, the paraphrases it must let through, and the order
+in which a lookup checks its candidates."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+import anyio
+import numpy as np
 import pytest
 
 from rgruntime.errors import ConfigError, InvalidArgumentError
-from rgruntime.semantic import LexicalVerifier
+from rgruntime.semantic import LexicalVerifier, SemanticCache
+from rgruntime.semantic.embedder import Vectors
+from rgruntime.semantic.verify import surface_agreement
 
 VERIFIER = LexicalVerifier()
 
@@ -87,3 +96,152 @@ def test_settings_are_validated() -> None:
         LexicalVerifier(near_identical=1.5)
     with pytest.raises(InvalidArgumentError, match="max_changed_words"):
         LexicalVerifier(max_changed_words=-1)
+
+
+# -- the swap rule ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("What do Croats think of Turks?", "What do Turks think of Croats?"),
+        ("Are tigers afraid of cats?", "Are cats afraid of tigers?"),
+        ("Why is Ronaldo better than Messi?", "Why is Messi better than Ronaldo?"),
+        ("Why do men prefer hairless women?", "Why do women prefer hairless men?"),
+        ("How do employees evaluate managers?", "How do managers evaluate employees?"),
+        ("Convert 5 dollars to 3 euros", "Convert 3 dollars to 5 euros"),
+    ],
+)
+def test_swap_rejects_roles_that_trade_places(query: str, cached: str) -> None:
+    verdict = VERIFIER.check(query, cached, similarity=0.99)
+    assert not verdict.accepted
+    assert verdict.reason == "swap"
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        # Coordinations are symmetric.
+        (
+            "What is the difference between an alligator and a crocodile?",
+            "What is the difference between a crocodile and an alligator?",
+        ),
+        ("Which is healthier, pasta or rice?", "Which is healthier, rice or pasta?"),
+        ("Python vs Java for beginners", "Java vs Python for beginners"),
+        # Only function words between the two: no relation swapped.
+        ("How far is the Earth from the Moon?", "How far is the Moon from the Earth?"),
+        # Not the same words between the two: a genitive, not a relation.
+        (
+            "What is the salary of a technician at Spotify?",
+            "What is a Spotify technician's salary?",
+        ),
+        # Passives swap subject and object without changing the meaning.
+        ("How can an allergy to sawdust be treated?", "How do you treat sawdust allergy?"),
+        (
+            "Multiple CSV files can be loaded by Datasets",
+            "Datasets can load multiple CSV files",
+        ),
+        # Free word order that is not one exchanged pair.
+        ("Which building in Dubai is the tallest?", "What is the tallest building in Dubai?"),
+    ],
+)
+def test_swap_lets_reorderings_through(query: str, cached: str) -> None:
+    verdict = VERIFIER.check(query, cached, similarity=0.99)
+    assert verdict.accepted, verdict
+
+
+def test_swap_rule_can_be_turned_off() -> None:
+    query, cached = "What do Croats think of Turks?", "What do Turks think of Croats?"
+    assert LexicalVerifier(swaps=False).check(query, cached, 0.99).accepted
+
+
+# -- candidate ranking --------------------------------------------------------------------------
+
+
+def test_surface_agreement_shares_word_forms_as_written() -> None:
+    assert surface_agreement("load the data", "load the data") == 1.0
+    assert surface_agreement("load the data", "read a file") == 0.0
+    assert surface_agreement("load the data", "load the file") == pytest.approx(2 / 4)
+    # Case is kept: AudioFolder and audiofolder are two spellings, which is what tells apart
+    # two cached texts that differ only there.
+    assert surface_agreement("Use AudioFolder", "Use audiofolder") == pytest.approx(1 / 3)
+    assert surface_agreement("", "") == 1.0
+    assert surface_agreement("", "text") == 0.0
+
+
+def test_rank_score_weighs_agreement_and_can_be_turned_off() -> None:
+    query, cached = "load the data", "load the file"
+    assert VERIFIER.rank_score(query, cached, 0.9) == pytest.approx(0.9 + 0.2 * 0.5)
+    assert LexicalVerifier(rank_weight=0.5).rank_score(query, cached, 0.9) == pytest.approx(1.15)
+    assert LexicalVerifier(rank_weight=0).rank_score(query, cached, 0.9) == 0.9
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5, True, "0.2", None])
+def test_rank_weight_is_validated(weight: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="rank_weight") as error:
+        LexicalVerifier(rank_weight=weight)  # type: ignore[arg-type]
+    assert "between 0 and 1" in str(error.value)
+
+
+QUERY = "The drop method removes columns and returns a new table"
+OWN = "The drop method removes columns and returns a fresh table"
+TWIN = "Columns get dropped by the drop method, which gives back another table"
+
+
+class FixedEmbedder:
+    """Vectors chosen by hand: TWIN is nearer to QUERY (0.96) than OWN (0.95)."""
+
+    name = "fixed"
+    dimension = 3
+    vectors: ClassVar[dict[str, list[float]]] = {
+        QUERY: [1.0, 0.0, 0.0],
+        OWN: [0.95, math.sqrt(1 - 0.95**2), 0.0],
+        TWIN: [0.96, 0.0, math.sqrt(1 - 0.96**2)],
+    }
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        return np.array([self.vectors[text] for text in texts], dtype=np.float32)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("verifier", "verify", "expected"),
+    [
+        (LexicalVerifier(), True, "own"),  # re-ranked: OWN shares 9 of its words with QUERY
+        (LexicalVerifier(rank_weight=0), True, "twin"),  # nearest first
+        (LexicalVerifier(), False, "twin"),  # unverified lookups take the nearest
+        (None, True, "twin"),  # no lexical verifier: nothing to rank with
+    ],
+)
+async def test_lookup_checks_the_candidates_in_rank_order(
+    verifier: LexicalVerifier | None, verify: bool, expected: str
+) -> None:
+    assert VERIFIER.check(QUERY, OWN, 0.95).accepted
+    assert VERIFIER.check(QUERY, TWIN, 0.96).accepted
+    cache = SemanticCache(FixedEmbedder(), threshold=0.9, verifier=verifier)
+    async with anyio.create_task_group() as group:
+        await group.start(cache.run)
+        await cache.add("p", "own", OWN)
+        await cache.add("p", "twin", TWIN)
+        match = await cache.lookup("p", QUERY, verify=verify)
+        assert match is not None
+        assert match.key == expected
+        assert match.similarity == pytest.approx(0.95 if expected == "own" else 0.96, abs=1e-6)
+        group.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_a_rejected_first_ranked_candidate_falls_back_to_the_next() -> None:
+    async def refuse_own(query: str, cached: str, similarity: float) -> bool:
+        return cached != OWN
+
+    cache = SemanticCache(FixedEmbedder(), threshold=0.9, user_verifier=refuse_own)
+    async with anyio.create_task_group() as group:
+        await group.start(cache.run)
+        await cache.add("p", "own", OWN)
+        await cache.add("p", "twin", TWIN)
+        match = await cache.lookup("p", QUERY)
+        assert match is not None
+        assert match.key == "twin"
+        assert cache.stats().rejections == {"user": 1}
+        group.cancel_scope.cancel()
