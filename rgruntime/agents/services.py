@@ -13,6 +13,8 @@ from types import TracebackType
 import anyio
 import anyio.abc
 
+from rgruntime._taskgroups import close_cancelled
+
 __all__ = ["ServiceGroup"]
 
 
@@ -36,11 +38,4 @@ class ServiceGroup:
     ) -> bool | None:
         assert self._group is not None
         # Its tasks (schedules, handlers) would run forever: closing is cancelling.
-        self._group.cancel_scope.cancel()
-        try:
-            return await self._group.__aexit__(exc_type, exc, traceback)
-        except BaseExceptionGroup as group:
-            # The body's own exception comes back inside a group: let it leave unchanged.
-            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
-                return False
-            raise
+        return await close_cancelled(self._group, exc_type, exc, traceback)

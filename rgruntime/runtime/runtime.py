@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
+from rgruntime._taskgroups import close_cancelled
 from rgruntime.config import RuntimeConfig
 from rgruntime.errors import ConfigError, LayerNotFoundError, RuntimeClosedError
 from rgruntime.runtime import current
@@ -96,15 +97,7 @@ class Runtime:
         self._state = _State.CLOSED
         current.closed(self, self._current_token)
         assert self._task_group is not None
-        self._task_group.cancel_scope.cancel()
-        try:
-            return await self._task_group.__aexit__(exc_type, exc, traceback)
-        except BaseExceptionGroup as group:
-            # A task group reports its host's exception inside a group. The body's exception is
-            # the caller's own: it leaves the block unchanged (returning False re-raises it).
-            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
-                return False
-            raise
+        return await close_cancelled(self._task_group, exc_type, exc, traceback)
 
     @property
     def is_open(self) -> bool:
