@@ -15,12 +15,24 @@ trace's unique keys, at least one entry), the run replays the whole trace throug
 Then it prints the miss ratios side by side, the replay speed of each of our policies, and an
 acceptance block computed from these figures.
 
-Speed: each replay is timed by this process's CPU time, with the collector paused. The *floor* is
-the same replay loop driving a FIFO over a ``deque`` (the loop, the resident-key set, and the
-cheapest exact policy): a policy's *bookkeeping* is its time minus the floor's, per request.
+Speed: each replay is timed by this process's CPU time, with the collector paused. A policy's
+*bookkeeping* is everything its four calls cost (``record_access``, ``record_write``, ``victim``,
+``remove``: the calls themselves included), per request: the replay's time minus its *floor*'s.
+The floor is the same loop over the same requests without the policy: right after a policy's
+replay, the loop runs again with the same hits, misses and evictions (the victims the policy
+named, logged during its replay and read back in order), so the floor carries exactly the loop's
+own work (iterating the trace, the resident-key set, counting misses) and nothing of the policy.
+Each policy replays each cell ``--rounds`` times (default 2, 1 with ``--quick``; a fresh policy
+each time, the policies taking turns), and the figures keep the fastest replay and, apart, the
+fastest floor: the work is the same every round, and on a shared machine noise only adds time.
 
 ``--quick`` replays only the first 100,000 requests of each trace (a prefix, not a sample; the
 cache sizes follow the prefix's unique keys), and says so above the tables.
+
+While working on a policy, two environment variables run a subset (the report says so, and its
+acceptance block then covers only what ran): ``RGRUNTIME_EVICTION_TRACES=orm_busy,loop`` (trace
+names as in the tables) and ``RGRUNTIME_EVICTION_STRATEGIES=lfu,tiered`` (ours only; libCacheSim
+is then skipped, so the quality checks print n/a).
 """
 
 from __future__ import annotations
@@ -33,9 +45,9 @@ import os
 import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -52,6 +64,9 @@ __all__ = ["run"]
 #: Where the traces are looked for, unless RGRUNTIME_TRACES says otherwise.
 DEFAULT_TRACES: Final = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
 TRACES_VARIABLE: Final = "RGRUNTIME_TRACES"
+#: Subsets for iterating on a policy (see the module documentation).
+ONLY_TRACES_VARIABLE: Final = "RGRUNTIME_EVICTION_TRACES"
+ONLY_STRATEGIES_VARIABLE: Final = "RGRUNTIME_EVICTION_STRATEGIES"
 #: (short name, file), in the order of shared/ANCHORS.md.
 TRACES: Final = (
     ("web12", "cache2k_web12.u64.gz"),
@@ -61,7 +76,10 @@ TRACES: Final = (
     ("loop", "lirs_loop.u64.gz"),
     ("2_pools", "lirs_2_pools.u64.gz"),
 )
+TRACE_NAMES: Final = tuple(name for name, _ in TRACES)
 SIZES: Final = (0.001, 0.01, 0.1)
+#: Replays of each policy per cell (``--rounds``); the speed figures keep the fastest.
+DEFAULT_ROUNDS: Final = 2
 QUICK_REQUESTS: Final = 100_000
 
 OURS: Final = ("lru", "lfu", "ttl", "tiered", "cost")
@@ -100,7 +118,8 @@ class Replay:
 
     misses: int
     requests: int
-    cpu_ns: int
+    cpu_ns: int  # the replay: the loop and the policy
+    floor_ns: int  # the same loop, hits, misses and evictions, without the policy
 
     @property
     def miss_ratio(self) -> float:
@@ -113,9 +132,10 @@ class Results:
 
     ratios: dict[tuple[str, float, str], float] = field(default_factory=dict)
     replays: dict[tuple[str, float, str], Replay] = field(default_factory=dict)
-    floors: dict[tuple[str, float], Replay] = field(default_factory=dict)
     sizes: dict[tuple[str, float], int] = field(default_factory=dict)
     libcachesim: str | None = None  # why libCacheSim's columns are missing, if they are
+    strategies: tuple[str, ...] = OURS  # ours that ran (all but in a subset run)
+    rounds: int = 1  # replays of each policy per cell; the speed figures keep the fastest
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -150,35 +170,16 @@ def load(directory: Path, file: str, name: str, limit: int | None) -> Trace:
 # -- our replay -------------------------------------------------------------------------------
 
 
-class _FIFOFloor:
-    """The floor: first in, first out over a deque (the cheapest exact policy there is)."""
-
-    __slots__ = ("_queue",)
-
-    def __init__(self) -> None:
-        self._queue: deque[int] = deque()
-
-    def record_access(self, key: int, expires_at: float) -> None:
-        pass
-
-    def record_write(self, key: int, size: int, expires_at: float) -> None:
-        self._queue.append(key)
-
-    def victim(self) -> int:
-        return self._queue[0]
-
-    def remove(self, key: int) -> None:
-        self._queue.popleft()  # only ever the victim in this replay
-
-
-def replay(policy: Any, keys: Sequence[int], capacity: int) -> int:
+def replay(policy: Any, keys: Sequence[int], capacity: int, evictions: list[int]) -> int:
     """Drive ``policy`` as a layer of ``capacity`` unit-size entries would; return the misses.
 
-    Methods and the resident set are bound to locals: the loop's own cost is in every figure
-    (it is the floor's whole cost), so it is kept as small as plain Python allows.
+    The victims go to ``evictions``, in order, for :func:`replay_floor`. Methods and the resident
+    set are bound to locals: the loop's own cost is in every figure (the floor measures it), so
+    it is kept as small as plain Python allows.
     """
     access, write = policy.record_access, policy.record_write
     victim, remove = policy.victim, policy.remove
+    log = evictions.append
     resident: set[int] = set()
     admit, discard = resident.add, resident.discard
     never = math.inf
@@ -194,25 +195,66 @@ def replay(policy: Any, keys: Sequence[int], capacity: int) -> int:
                 evicted = victim()
                 remove(evicted)
                 discard(evicted)
+                log(evicted)
     return misses
 
 
-def _timed_replay(policy: Any, trace: Trace, capacity: int) -> Replay:
+def replay_floor(keys: Sequence[int], capacity: int, evictions: list[int]) -> int:
+    """:func:`replay` without the policy: the same hits, misses and evictions (``evictions``,
+    as logged by the replay), so that its time is the loop's own. Returns the misses.
+
+    Reading a victim back (a C-level ``__next__``) stands for logging it (a C-level
+    ``append``) in the replay: each side has one such call per eviction.
+    """
+    evicted_next = iter(evictions).__next__
+    resident: set[int] = set()
+    admit, discard = resident.add, resident.discard
+    misses = 0
+    for key in keys:
+        if key in resident:
+            pass
+        else:
+            misses += 1
+            admit(key)
+            while len(resident) > capacity:
+                discard(evicted_next())
+    return misses
+
+
+def _timed(run: Callable[[], int]) -> tuple[int, int]:
+    """(what ``run`` returns, its CPU time in ns), collected before and paused while it runs."""
     gc.collect()
     with gc_paused(), stopwatch() as watch:
-        misses = replay(policy, trace.keys, capacity)
-    return Replay(misses, len(trace.keys), watch.cpu_ns)
+        outcome = run()
+    return outcome, watch.cpu_ns
 
 
-def measure_ours(trace: Trace, share: float, results: Results) -> None:
+def measure_ours(
+    trace: Trace, share: float, strategies: Sequence[str], rounds: int, results: Results
+) -> None:
+    """Replay ``trace`` through each strategy ``rounds`` times (a fresh policy each time, the
+    strategies taking turns), keeping the least disturbed time of the replays and, apart, of the
+    floors: the work is the same every round, and on a shared machine noise only adds time."""
     capacity = trace.size(share)
     results.sizes[trace.name, share] = capacity
-    results.floors[trace.name, share] = _timed_replay(_FIFOFloor(), trace, capacity)
-    for strategy in OURS:
-        policy = make_policy(strategy, max_entries=capacity)
-        outcome = _timed_replay(policy, trace, capacity)
-        results.replays[trace.name, share, strategy] = outcome
-        results.ratios[trace.name, share, strategy] = outcome.miss_ratio
+    keys = trace.keys
+    for _ in range(rounds):
+        for strategy in strategies:
+            policy = make_policy(strategy, max_entries=capacity)
+            evictions: list[int] = []
+            misses, cpu_ns = _timed(partial(replay, policy, keys, capacity, evictions))
+            # Straight after, so that both run in the same conditions of a shared machine.
+            floor_misses, floor_ns = _timed(partial(replay_floor, keys, capacity, evictions))
+            if floor_misses != misses:  # cannot happen: the floor follows the replay's victims
+                raise AssertionError(f"floor replay diverged: {floor_misses} vs {misses} misses")
+            earlier = results.replays.get((trace.name, share, strategy))
+            if earlier is not None:
+                if earlier.misses != misses:  # cannot happen: the policies are deterministic
+                    raise AssertionError(f"{strategy} replayed differently: {misses} misses")
+                cpu_ns, floor_ns = min(cpu_ns, earlier.cpu_ns), min(floor_ns, earlier.floor_ns)
+            outcome = Replay(misses, len(keys), cpu_ns, floor_ns)
+            results.replays[trace.name, share, strategy] = outcome
+            results.ratios[trace.name, share, strategy] = outcome.miss_ratio
 
 
 # -- libCacheSim ------------------------------------------------------------------------------
@@ -254,7 +296,7 @@ def _percent(value: float | None) -> str:
 
 
 def _quality_table(results: Results, share: float, traces: Sequence[str]) -> Table:
-    columns = (*OURS, *THEIR_LABELS)
+    columns = (*results.strategies, *THEIR_LABELS)
     table = Table(
         title=f"miss ratio %, cache = {share:.1%} of each trace's unique keys (lower is better)",
         caption=(
@@ -279,39 +321,52 @@ def _quality_table(results: Results, share: float, traces: Sequence[str]) -> Tab
     return table
 
 
-def _per_request_us(replays: Sequence[Replay]) -> float:
-    return sum(each.cpu_ns for each in replays) / sum(each.requests for each in replays) / 1000
+def _per_request_us(replays: Sequence[Replay]) -> tuple[float, float]:
+    """(replay, floor) µs per request over ``replays``."""
+    requests = sum(each.requests for each in replays)
+    return (
+        sum(each.cpu_ns for each in replays) / requests / 1000,
+        sum(each.floor_ns for each in replays) / requests / 1000,
+    )
 
 
 def bookkeeping_us(results: Results, strategy: str, keys: Sequence[tuple[str, float]]) -> float:
     """µs per request above the floor, over the given (trace, size) replays."""
-    mine = [results.replays[trace, share, strategy] for trace, share in keys]
-    floor = [results.floors[trace, share] for trace, share in keys]
-    return _per_request_us(mine) - _per_request_us(floor)
+    total_us, floor_us = _per_request_us(
+        [results.replays[trace, share, strategy] for trace, share in keys]
+    )
+    return total_us - floor_us
 
 
 def _speed_table(results: Results, traces: Sequence[str], shares: Sequence[float]) -> Table:
     everything = [(trace, share) for trace in traces for share in shares]
-    floor = [results.floors[key] for key in everything]
-    floor_us = _per_request_us(floor)
-    requests = sum(each.requests for each in floor)
+    requests = sum(results.replays[(*key, results.strategies[0])].requests for key in everything)
     table = Table(
         title=(
             f"replay speed of rgruntime's policies: {requests:,} requests each "
-            "(every trace at every size; CPU time, collector paused)"
+            "(every trace at every size; CPU time, collector paused; fastest of "
+            f"{results.rounds} round{'s' if results.rounds > 1 else ''})"
         ),
         caption=(
-            "total = the replay loop and the policy; floor = the same loop driving a FIFO on a "
-            "deque; bookkeeping = total - floor"
+            "total = the replay loop and the policy; floor = the same loop with the same hits, "
+            "misses and evictions, without the policy; bookkeeping = total - floor: the "
+            "policy's four calls, the calls included"
         ),
     )
-    for column in ("policy", "requests/s", "total µs/request", "bookkeeping µs/request"):
+    columns = ("policy", "requests/s", "total µs/request", "floor µs/request",
+               "bookkeeping µs/request")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="left" if column == "policy" else "right")
-    table.add_row("floor (FIFO deque)", f"{1e6 / floor_us:,.0f}", f"{floor_us:.3f}", "")
-    for strategy in OURS:
-        total_us = _per_request_us([results.replays[(*key, strategy)] for key in everything])
+    for strategy in results.strategies:
+        total_us, floor_us = _per_request_us(
+            [results.replays[(*key, strategy)] for key in everything]
+        )
         table.add_row(
-            strategy, f"{1e6 / total_us:,.0f}", f"{total_us:.3f}", f"{total_us - floor_us:.3f}"
+            strategy,
+            f"{1e6 / total_us:,.0f}",
+            f"{total_us:.3f}",
+            f"{floor_us:.3f}",
+            f"{total_us - floor_us:.3f}",
         )
     return table
 
@@ -324,7 +379,7 @@ def _speed_by_trace(results: Results, traces: Sequence[str], shares: Sequence[fl
     table.add_column("policy")
     for trace in traces:
         table.add_column(trace, justify="right")
-    for strategy in OURS:
+    for strategy in results.strategies:
         table.add_row(
             strategy,
             *(
@@ -397,6 +452,7 @@ def _lru_exact(results: Results, traces: Sequence[str], shares: Sequence[float])
 
 def verdicts(results: Results, traces: Sequence[str], shares: Sequence[float]) -> list[Verdict]:
     accepted = [trace for trace in ACCEPTANCE_TRACES if trace in traces]
+    ran = set(results.strategies)
     checks = [
         (f"lru within {LRU_EXACT} points of libCacheSim's LRU, every cell",
          _lru_exact(results, traces, shares)),
@@ -409,9 +465,15 @@ def verdicts(results: Results, traces: Sequence[str], shares: Sequence[float]) -
         ("tiered never more than 1 point worse than LRU (same cells)",
          _versus_lru(results, "tiered", accepted)),
     ]  # fmt: skip
-    found = [Verdict(label, verdict.passed, verdict.detail) for label, verdict in checks]
+    found = [
+        Verdict(label, verdict.passed, verdict.detail)
+        for (label, verdict), strategy in zip(
+            checks, ("lru", "lfu", "lfu", "tiered", "tiered"), strict=True
+        )
+        if strategy in ran
+    ]
     everything = [(trace, share) for trace in traces for share in shares]
-    for strategy in OURS:
+    for strategy in results.strategies:
         cost = bookkeeping_us(results, strategy, everything)
         worst_trace = max(
             traces,
@@ -445,8 +507,22 @@ def _acceptance_table(found: Sequence[Verdict]) -> Table:
 # -- the suite ----------------------------------------------------------------------------------
 
 
-def _each_trace(directory: Path, limit: int | None) -> Iterator[Trace]:
+def _subset(variable: str, known: Sequence[str]) -> tuple[str, ...]:
+    """The names listed in ``variable`` (comma-separated), in ``known``'s order; all if unset."""
+    listed = [name.strip() for name in os.environ.get(variable, "").split(",") if name.strip()]
+    unknown = [name for name in listed if name not in known]
+    if unknown:
+        raise SystemExit(
+            f"eviction benchmark: {variable}: unknown {', '.join(unknown)}; "
+            f"known: {', '.join(known)}"
+        )
+    return tuple(name for name in known if name in listed) if listed else tuple(known)
+
+
+def _each_trace(directory: Path, names: Sequence[str], limit: int | None) -> Iterator[Trace]:
     for name, file in TRACES:
+        if name not in names:
+            continue
         started = time.perf_counter()
         trace = load(directory, file, name, limit)
         stderr_note(
@@ -456,17 +532,30 @@ def _each_trace(directory: Path, limit: int | None) -> Iterator[Trace]:
         yield trace
 
 
-def measure(directory: Path, limit: int | None, note: Callable[[str], None]) -> Results:
-    results = Results()
-    libcachesim = _libcachesim()
+def measure(
+    directory: Path,
+    limit: int | None,
+    note: Callable[[str], None],
+    traces: Sequence[str] = TRACE_NAMES,
+    strategies: Sequence[str] = OURS,
+    rounds: int = 1,
+) -> Results:
+    """Replay ``traces`` through ``strategies``, and through libCacheSim's policies unless only
+    some of ours run (a subset for speed work)."""
+    results = Results(strategies=tuple(strategies), rounds=rounds)
+    libcachesim = _libcachesim() if tuple(strategies) == OURS else None
     if libcachesim is None:
-        results.libcachesim = "libcachesim is not installed (pip install 'rgruntime[bench]')"
+        results.libcachesim = (
+            "libcachesim is not installed (pip install 'rgruntime[bench]')"
+            if tuple(strategies) == OURS
+            else f"{ONLY_STRATEGIES_VARIABLE} is set: libCacheSim skipped"
+        )
     with tempfile.TemporaryDirectory(prefix="rgruntime-eviction-") as scratch:
-        for trace in _each_trace(directory, limit):
+        for trace in _each_trace(directory, traces, limit):
             started = time.perf_counter()
             with frozen_heap():  # the key list lives for the whole trace: keep gc off it
                 for share in SIZES:
-                    measure_ours(trace, share, results)
+                    measure_ours(trace, share, strategies, rounds, results)
             if libcachesim is not None:
                 measure_theirs(libcachesim, trace, Path(scratch), SIZES, results)
             note(f"eviction: {trace.name} replayed ({time.perf_counter() - started:.0f} s)")
@@ -476,14 +565,22 @@ def measure(directory: Path, limit: int | None, note: Callable[[str], None]) -> 
 def run(options: RunOptions, console: Console) -> None:
     directory = trace_directory()
     limit = QUICK_REQUESTS if options.quick else None
-    results = measure(directory, limit, stderr_note)
-    traces = [name for name, _ in TRACES]
+    traces = _subset(ONLY_TRACES_VARIABLE, TRACE_NAMES)
+    strategies = _subset(ONLY_STRATEGIES_VARIABLE, OURS)
+    rounds = options.rounds or (1 if options.quick else DEFAULT_ROUNDS)
+    results = measure(directory, limit, stderr_note, traces, strategies, rounds)
     console.print()
     if limit is not None:
         console.print(
             f"[bold yellow]--quick: only the first {limit:,} requests of each trace "
             "(a prefix, not a sample); sizes follow the prefix's unique keys. Figures are not "
             "comparable with shared/ANCHORS.md.[/]"
+        )
+    if len(traces) < len(TRACES) or strategies != OURS:
+        console.print(
+            f"[bold yellow]subset: traces {', '.join(traces)}; strategies "
+            f"{', '.join(strategies)} ({ONLY_TRACES_VARIABLE}, {ONLY_STRATEGIES_VARIABLE}). "
+            "The acceptance block covers only these: not the acceptance run.[/]"
         )
     if results.libcachesim:
         console.print(f"[yellow]{results.libcachesim}: its columns are n/a.[/]")

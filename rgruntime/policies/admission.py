@@ -33,8 +33,10 @@ victim when asked.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
+from itertools import islice
 from typing import Any, Final, Generic, TypeVar
 
 from rgruntime.policies.climber import DEPTH, GhostClimber
@@ -48,9 +50,13 @@ K = TypeVar("K", bound=Hashable)
 WINDOW_SHARE: Final = 0.05
 #: Extra counts for a key that returns while the window ghost remembers it.
 RETURN_BONUS: Final = 3
-#: Ghost lengths, as fractions of the resident entries: keys turned away, keys evicted from main.
+#: The window ghost's length (keys turned away), as a fraction of the resident entries. The main
+#: ghost (keys evicted from main) only serves the climber, which looks no further back than its
+#: depth (:data:`~rgruntime.policies.climber.DEPTH`): that is its length.
 WINDOW_GHOST: Final = 0.5
-MAIN_GHOST: Final = 1.0
+#: Ghosts are trimmed every so many departures at least (a tiny cache would otherwise rebuild
+#: its ghost dicts on every eviction).
+MIN_TRIM: Final = 256
 #: Sample period (sketch aging, window climbing), in events per entry of capacity, and its floor.
 PERIOD_PER_ENTRY: Final = 10
 MIN_PERIOD: Final = 128
@@ -58,7 +64,13 @@ MIN_PERIOD: Final = 128
 #: entries still needs to tell a thousand keys apart (``lirs_loop`` at 1%).
 MIN_SKETCH_ENTRIES: Final = 256
 
+#: ``_SATURATED[count + pending]``: the saturated sum of a counter and at most MAX_COUNT more
+#: (a tuple index is cheaper than a comparison and a conditional expression).
+_SATURATED: Final = tuple(min(value, MAX_COUNT) for value in range(2 * MAX_COUNT + 1))
+
 # A node is a small list (creating one costs a third of an object with __slots__): the fields.
+# The hot paths below index nodes with the literal numbers instead of these names: a module
+# constant is a global lookup on every use, a literal is free.
 _WEIGHT: Final = 0
 _SEGMENT: Final = 1
 _PENDING: Final = 2  # uses not yet folded into the sketch (the write counts as one)
@@ -85,7 +97,10 @@ class AdmissionEngine(Generic[K]):
         "_main_ghost",
         "_main_ghost_limit",
         "_main_limit",
+        "_main_trim_at",
         "_main_weight",
+        "_modulus_a",
+        "_modulus_b",
         "_moves",
         "_named",
         "_nodes",
@@ -96,14 +111,18 @@ class AdmissionEngine(Generic[K]):
         "_returns",
         "_shares",
         "_sketch",
+        "_table",
         "_top",
         "_weighted",
         "_weights",
+        "_width",
         "_window",
         "_window_departures",
         "_window_ghost",
         "_window_ghost_limit",
+        "_window_limit",
         "_window_share",
+        "_window_trim_at",
     )
 
     def __init__(
@@ -128,17 +147,21 @@ class AdmissionEngine(Generic[K]):
         self._queues: list[OrderedDict[K, None]] = [OrderedDict() for _ in range(self._top + 1)]
         self._weights = [0] * (self._top + 1)
         self._limits = [0] * (self._top + 1)
-        self._main_limit = self._main_weight = 0
+        self._main_limit = self._main_weight = self._window_limit = 0
         # Keys that changed main segment (promoted or demoted), when a subclass wants to know
         # (tiered): None skips the work. The window and segment 1 count as one tier.
         self._moves: list[K] | None = None
         self._window_ghost_limit = self._main_ghost_limit = 1
         self._return_depth = 1.0
         self._window, self._probation = self._queues[0], self._queues[1]
-        # Ghosts: key -> its departure number on that side (to tell how recently it left).
-        self._window_ghost: OrderedDict[K, int] = OrderedDict()
-        self._main_ghost: OrderedDict[K, int] = OrderedDict()
+        # Ghosts: key -> its departure number on that side. A ghost remembers a key while it is
+        # among that side's last ``limit`` departures; older entries are dropped in batches
+        # (when the departures reach ``trim_at``), a plain dict being far cheaper than an
+        # OrderedDict trimmed on every departure.
+        self._window_ghost: dict[K, int] = {}
+        self._main_ghost: dict[K, int] = {}
         self._window_departures = self._main_departures = 0
+        self._window_trim_at = self._main_trim_at = 0
         self._returns = [0, 0]
         # The key victim() named last, and the candidate to admit once that key is removed.
         self._named: K | None = None
@@ -146,145 +169,209 @@ class AdmissionEngine(Generic[K]):
         self._events = 0
         self._period = MIN_PERIOD
         entries = capacity if capacity is not None and not weighted else 0
-        self._sketch = FrequencySketch(max(entries, MIN_SKETCH_ENTRIES))
+        self._use_sketch(FrequencySketch(max(entries, MIN_SKETCH_ENTRIES)))
         if capacity is not None:
             self._set_limits()
 
     # -- the policy interface --------------------------------------------------------------------
     #
-    # These four run once or more per request in a trace replay: they bind locals, inline the
-    # sketch reads and avoid helper calls on the common path, on purpose.
+    # These four run once or more per request in a trace replay, and their own work is a few
+    # dict operations: attribute lookups, helper calls and global names cost as much. So they
+    # bind locals, index nodes with literals (see the field names above), read the sketch's
+    # table and moduli from copies on the engine, and inline the common path of the helpers
+    # (promotion, admission, the duel), on purpose.
 
     def record_access(self, key: K, expires_at: float, count: int = 1) -> None:
-        node = self._nodes.get(key)
-        if node is None:
+        try:
+            node = self._nodes[key]  # no .get(): a method call costs more than the lookup
+        except KeyError:  # a late report for a key that has left: nothing to do
             return
-        node[_PENDING] += count
-        segment = node[_SEGMENT]
+        node[2] += count
+        segment = node[1]
         if segment == 0 or segment == self._top:  # noqa: PLR1714 (no tuple built per hit)
             self._queues[segment].move_to_end(key)
         else:
-            self._promote(key, node, segment)
-        self._events += count
-        if self._events >= self._period:
+            # A hit in main below the top: one segment hotter (inlined: with the tiers of
+            # ``tiered`` most hits land in a tier below the top).
+            queues, weights = self._queues, self._weights
+            hotter = segment + 1
+            del queues[segment][key]
+            upper = queues[hotter]
+            upper[key] = None
+            node[1] = hotter
+            weight = node[0]
+            moves = self._moves
+            if moves is not None:
+                moves.append(key)
+            limits = self._limits
+            if weights[hotter] + weight > limits[hotter]:
+                # Usually the hotter segment is full and its oldest entry steps down to where
+                # this one came from: done inline. With equal weights (always, without a byte
+                # budget) the two segments' weights do not change.
+                demoted, _ = upper.popitem(last=False)
+                queues[segment][demoted] = None
+                lower = self._nodes[demoted]
+                lower[1] = segment
+                if moves is not None:
+                    moves.append(demoted)
+                difference = weight - lower[0]
+                if difference:
+                    weights[segment] -= difference
+                    weights[hotter] += difference
+                # Still over (unequal weights, or a segment already over its limit after a
+                # resize or an overwrite): demote further.
+                if weights[hotter] > limits[hotter] or (
+                    segment > 1 and weights[segment] > limits[segment]
+                ):
+                    self._demote(hotter)
+            else:
+                weights[segment] -= weight
+                weights[hotter] += weight
+        events = self._events + count
+        self._events = events
+        if events >= self._period:
             self._end_period()
 
     def record_write(self, key: K, size: int, expires_at: float, cost: float = 1.0) -> None:
-        weight = size if self._weighted and size > 1 else 1
         nodes = self._nodes
-        node = nodes.get(key)
-        if node is not None:  # an overwrite: a use of the key, perhaps with a new weight
-            segment = node[_SEGMENT]
-            self._weights[segment] += weight - node[_WEIGHT]
+        # "size > 1" first: a unit size (every entry of an unweighted cache) decides alone.
+        weight = size if size > 1 and self._weighted else 1
+        if key in nodes:  # an overwrite: a use of the key, perhaps with a new weight
+            node = nodes[key]
+            segment = node[1]
+            self._weights[segment] += weight - node[0]
             if segment:
-                self._main_weight += weight - node[_WEIGHT]
-            node[_WEIGHT] = weight
-            node[_PENDING] += 1
+                self._main_weight += weight - node[0]
+            node[0] = weight
+            node[2] += 1
             self._queues[segment].move_to_end(key)
         else:
             pending = 1
             if key in self._window_ghost:
-                pending += RETURN_BONUS
-                self._returned(0, self._window_ghost.pop(key))
-            elif key in self._main_ghost:
-                self._returned(1, self._main_ghost.pop(key))
-            code, sketch = hash(key), self._sketch  # sketch.slots(key), inlined
+                age = self._window_departures - self._window_ghost.pop(key)
+                if age < self._window_ghost_limit:  # still remembered (see __init__)
+                    pending += RETURN_BONUS
+                    if age < self._return_depth:
+                        self._returns[0] += 1  # it left recently: a larger window would have hit
+            elif (
+                key in self._main_ghost
+                and self._main_departures - self._main_ghost.pop(key) < self._return_depth
+            ):
+                self._returns[1] += 1  # the same, for a larger main
+            code = hash(key)  # sketch.slots(key), inlined
             nodes[key] = [
                 weight,
                 0,
                 pending,
-                code % sketch.modulus_a,
-                sketch.width + code % sketch.modulus_b,
+                code % self._modulus_a,
+                self._width + code % self._modulus_b,
             ]
             self._window[key] = None
             weights = self._weights
             weights[0] += weight
-            if weights[0] > self._limits[0] and self._main_weight < self._main_limit:
+            # Main's room first: in a full cache it is the condition that fails.
+            if self._main_weight < self._main_limit and weights[0] > self._window_limit:
                 self._settle()
-        self._events += 1
-        if self._events >= self._period:
+        events = self._events + 1
+        self._events = events
+        if events >= self._period:
             self._end_period()
 
     def remove(self, key: K) -> None:
-        node = self._nodes.pop(key, None)
-        if node is None:
+        try:
+            node = self._nodes.pop(key)
+        except KeyError:  # untracked: nothing to do
             return
-        segment = node[_SEGMENT]
+        weight, segment, pending, slot_a, slot_b = node
         del self._queues[segment][key]
-        weight = node[_WEIGHT]
-        self._weights[segment] -= weight
+        weights = self._weights
+        weights[segment] -= weight
         if segment:
             self._main_weight -= weight
         if key == self._named:  # an eviction, not a deletion: remember it, admit the winner
             self._named = None
             if segment:
-                ghost = self._main_ghost
-                self._main_departures += 1
-                ghost[key] = self._main_departures
-                if len(ghost) > self._main_ghost_limit:
-                    ghost.popitem(last=False)
+                departures = self._main_departures + 1
+                self._main_departures = self._main_ghost[key] = departures
+                if departures >= self._main_trim_at:
+                    self._main_ghost = self._forget(self._main_ghost, self._main_ghost_limit)
+                    self._main_trim_at = departures + max(self._main_ghost_limit, MIN_TRIM)
             else:
-                ghost = self._window_ghost
-                self._window_departures += 1
-                ghost[key] = self._window_departures
-                if len(ghost) > self._window_ghost_limit:
-                    ghost.popitem(last=False)
+                departures = self._window_departures + 1
+                self._window_departures = self._window_ghost[key] = departures
+                if departures >= self._window_trim_at:
+                    self._window_ghost = self._forget(self._window_ghost, self._window_ghost_limit)
+                    self._window_trim_at = departures + max(self._window_ghost_limit, MIN_TRIM)
             admitting = self._admitting
             if admitting is not None:
+                # The candidate that won its duel moves from the window to main's coldest
+                # segment (inlined: it follows most evictions from main).
                 self._admitting = None
-                self._admit(admitting)
-        pending = node[_PENDING]
-        if pending:
-            table = self._sketch.table
-            slot = node[_SLOT_A]
-            value = table[slot] + pending
-            table[slot] = value if value < MAX_COUNT else MAX_COUNT
-            slot = node[_SLOT_B]
-            value = table[slot] + pending
-            table[slot] = value if value < MAX_COUNT else MAX_COUNT
+                new = self._nodes.get(admitting)
+                if new is not None and new[1] == 0:
+                    del self._window[admitting]
+                    self._probation[admitting] = None
+                    new[1] = 1
+                    weight = new[0]
+                    weights[0] -= weight
+                    weights[1] += weight
+                    self._main_weight += weight
+        if pending:  # fold the key's uncounted uses into the sketch (sketch.add, inlined)
+            if pending > MAX_COUNT:  # noqa: PLR1730 (min() is a call: slower)
+                pending = MAX_COUNT  # the counters saturate there anyway
+            table = self._table
+            table[slot_a] = _SATURATED[table[slot_a] + pending]
+            table[slot_b] = _SATURATED[table[slot_b] + pending]
 
     def victim(self) -> K:
-        nodes = self._nodes
-        if not nodes:
-            raise KeyError("victim(): the policy tracks no key")
         if self._capacity is None:
+            if not self._nodes:
+                raise KeyError("victim(): the policy tracks no key")
             self.set_capacity(max(1, sum(self._weights) - 1))
-        self._admitting = None
-        weights, window_limit = self._weights, self._limits[0]
-        if weights[0] > window_limit:
-            if self._main_weight < self._main_limit:
-                self._settle()
-            window = self._window
-            if window and weights[0] > window_limit:
-                # Main is full: the window's oldest entry must win a place or leave.
-                candidate = next(iter(window))
-                probation = self._probation
-                incumbent = next(iter(probation)) if probation else self._coldest()
+        # The window over its share, and main full (or still so once the window settled in):
+        # the window's oldest entry must win a place in main or leave.
+        if self._weights[0] > self._window_limit and (
+            self._main_weight >= self._main_limit or self._settle()
+        ):
+            for candidate in self._window:  # noqa: B007 (the first key: cheaper than next(iter()))
+                break
+            # The duel (inlined: it runs on every miss of a full cache). Frequencies are sketch
+            # estimates plus pending uses, saturated as the counters are; the candidate needs
+            # two more than the incumbent ("- 1": the write that brought it in is no evidence
+            # of popularity; a tie keeps the incumbent). Saturating both sides and comparing
+            # "challenger - 1 > holder" is the same as the test below.
+            table, nodes = self._table, self._nodes
+            new = nodes[candidate]
+            first, second = table[new[3]], table[new[4]]
+            challenger = (first if first < second else second) + new[2]
+            # Below 2 the candidate loses to any incumbent: no need to look one up (most of
+            # the misses of a scan or of one-hit keys end here).
+            if challenger > 1 and new[0] <= self._main_limit:
+                incumbent: K | None
+                for incumbent in self._probation:  # noqa: B007 (the first key)
+                    break
+                else:
+                    incumbent = self._coldest()
                 if incumbent is not None:
-                    # The duel (inlined: it runs on every miss of a full cache).
-                    table = self._sketch.table
-                    new, old = nodes[candidate], nodes[incumbent]
-                    first, second = table[new[_SLOT_A]], table[new[_SLOT_B]]
-                    challenger = (first if first < second else second) + new[_PENDING]
-                    first, second = table[old[_SLOT_A]], table[old[_SLOT_B]]
-                    holder = (first if first < second else second) + old[_PENDING]
-                    # Saturate as the counters do. "- 1": the write that brought the candidate
-                    # in is no evidence of popularity; a tie keeps the incumbent.
-                    if challenger > MAX_COUNT:  # noqa: PLR1730 (min() is a call: slower)
-                        challenger = MAX_COUNT
-                    if (
-                        challenger - 1 > (holder if holder < MAX_COUNT else MAX_COUNT)
-                        and new[_WEIGHT] <= self._main_limit
+                    old = nodes[incumbent]
+                    first, second = table[old[3]], table[old[4]]
+                    if (first if first < second else second) + old[2] + 1 < (
+                        challenger if challenger < MAX_COUNT else MAX_COUNT
                     ):
                         self._admitting = candidate
                         self._named = incumbent
                         return incumbent
-                self._named = candidate
-                return candidate
+            self._admitting = None
+            self._named = candidate
+            return candidate
         # The window is within its share, so main is over its own (the window just grew).
         key = self._coldest()
         if key is None:
-            key = next(iter(self._queues[0]))
+            for key in self._window:  # noqa: B007 (the first key)
+                break
+            else:
+                raise KeyError("victim(): the policy tracks no key")
+        self._admitting = None
         self._named = key
         return key
 
@@ -333,7 +420,7 @@ class AdmissionEngine(Generic[K]):
 
     def _frequency(self, node: Node) -> int:
         """A resident key's estimated frequency: its sketch estimate plus its pending uses."""
-        table = self._sketch.table
+        table = self._table
         first, second = table[node[_SLOT_A]], table[node[_SLOT_B]]
         estimate = (first if first < second else second) + node[_PENDING]
         return estimate if estimate < MAX_COUNT else MAX_COUNT
@@ -347,48 +434,6 @@ class AdmissionEngine(Generic[K]):
             if queue:
                 return next(iter(queue))
         return None
-
-    def _admit(self, key: K) -> None:
-        """Move a window entry that won its duel into main's coldest segment."""
-        node = self._nodes.get(key)
-        if node is None or node[_SEGMENT] != 0:
-            return
-        del self._queues[0][key]
-        self._queues[1][key] = None
-        node[_SEGMENT] = 1
-        self._weights[0] -= node[_WEIGHT]
-        self._weights[1] += node[_WEIGHT]
-        self._main_weight += node[_WEIGHT]
-
-    def _promote(self, key: K, node: Node, segment: int) -> None:
-        """A hit in main below the top: move ``key`` one segment hotter, demoting overflow."""
-        queues, weights = self._queues, self._weights
-        hotter = segment + 1
-        del queues[segment][key]
-        upper = queues[hotter]
-        upper[key] = None
-        node[_SEGMENT] = hotter
-        weight = node[_WEIGHT]
-        weights[segment] -= weight
-        weights[hotter] += weight
-        moves = self._moves
-        if moves is not None:
-            moves.append(key)
-        if weights[hotter] > self._limits[hotter]:
-            # Usually one entry steps down to where this one came from: done inline.
-            demoted, _ = upper.popitem(last=False)
-            queues[segment][demoted] = None
-            lower = self._nodes[demoted]
-            lower[_SEGMENT] = segment
-            weight = lower[_WEIGHT]
-            weights[hotter] -= weight
-            weights[segment] += weight
-            if moves is not None:
-                moves.append(demoted)
-            if weights[hotter] > self._limits[hotter] or (
-                segment > 1 and weights[segment] > self._limits[segment]
-            ):
-                self._demote(hotter)
 
     def _demote(self, segment: int) -> None:
         """Move the oldest entries of ``segment`` and colder ones down until each fits."""
@@ -405,8 +450,11 @@ class AdmissionEngine(Generic[K]):
                 if self._moves is not None:
                     self._moves.append(key)
 
-    def _settle(self) -> None:
-        """Move the window's overflow into main while main has room (no duel needed)."""
+    def _settle(self) -> bool:
+        """Move the window's overflow into main while main has room (no duel needed).
+
+        True if the window is still over its share (main is full: a duel must decide).
+        """
         window, probation = self._queues[0], self._queues[1]
         weights, nodes = self._weights, self._nodes
         room = self._main_limit - self._main_weight
@@ -415,7 +463,7 @@ class AdmissionEngine(Generic[K]):
             node = nodes[key]
             weight = node[_WEIGHT]
             if weight > room:
-                return
+                return True
             room -= weight
             del window[key]
             probation[key] = None
@@ -423,13 +471,24 @@ class AdmissionEngine(Generic[K]):
             weights[0] -= weight
             weights[1] += weight
             self._main_weight += weight
+        return False
+
+    def _use_sketch(self, sketch: FrequencySketch) -> None:
+        """Adopt ``sketch``, with copies of what the hot paths read of it."""
+        self._sketch = sketch
+        self._table = sketch.table  # halve() works in place: this stays the table
+        self._width, self._modulus_a, self._modulus_b = (
+            sketch.width,
+            sketch.modulus_a,
+            sketch.modulus_b,
+        )
 
     def _set_limits(self) -> None:
         capacity = self._capacity
         assert capacity is not None
         limits = self._limits
         window = min(capacity, max(1, round(capacity * self._window_share)))
-        limits[0] = window
+        limits[0] = self._window_limit = window
         main = self._main_limit = capacity - window
         # The coldest segment takes what the hotter ones leave (it is where evictions happen).
         for segment in range(2, self._top + 1):
@@ -438,15 +497,20 @@ class AdmissionEngine(Generic[K]):
         entries = max(1, len(self._nodes) if self._weighted else capacity)
         self._period = max(MIN_PERIOD, PERIOD_PER_ENTRY * entries)
         self._window_ghost_limit = max(1, int(WINDOW_GHOST * entries))
-        self._main_ghost_limit = max(1, int(MAIN_GHOST * entries))
         self._return_depth = DEPTH * entries
+        # Remembering older departures would change nothing: a smaller dict is faster.
+        self._main_ghost_limit = max(1, math.ceil(self._return_depth))
 
-    def _returned(self, side: int, departure: int) -> None:
-        """A key came back while ghost ``side`` (0: window, 1: main) remembered it: a miss that
-        more room on that side would have avoided, if it left recently enough."""
-        departures = self._main_departures if side else self._window_departures
-        if departures - departure < self._return_depth:
-            self._returns[side] += 1
+    @staticmethod
+    def _forget(ghost: dict[K, int], limit: int) -> dict[K, int]:
+        """``ghost`` without the entries older than its last ``limit`` (in C: no Python loop).
+
+        Entries are in departure order, so the last ``limit`` hold every key that left among
+        the last ``limit`` departures (and perhaps a few older ones, which lookups ignore).
+        """
+        if len(ghost) <= limit:
+            return ghost
+        return dict(islice(ghost.items(), len(ghost) - limit, None))
 
     def _end_period(self) -> None:
         """Age the sketch (growing it if the cache outgrew it) and let the window climb."""
@@ -454,7 +518,8 @@ class AdmissionEngine(Generic[K]):
         nodes = self._nodes
         sketch = self._sketch
         if len(nodes) * 4 > sketch.width:
-            sketch = self._sketch = FrequencySketch(len(nodes))
+            sketch = FrequencySketch(len(nodes))
+            self._use_sketch(sketch)
             for key, node in nodes.items():
                 node[_SLOT_A], node[_SLOT_B] = sketch.slots(key)
         table = sketch.table  # fold every pending use in (sketch.add, inlined: O(entries))

@@ -29,9 +29,8 @@ key plus the stale ones left by overwrites and removals (rebuilt when those outn
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Hashable
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any, Final, Generic, TypeVar
 
 __all__ = ["CostAwarePolicy"]
@@ -55,13 +54,24 @@ _ORDER: Final = 5  # when it was last written or hit: breaks ties, oldest first
 class CostAwarePolicy(Generic[K]):
     """GreedyDual-Size-Frequency: evicts the entry with the least cost x frequency per byte."""
 
-    __slots__ = ("_clock", "_heap", "_named", "_newest", "_nodes", "_sequence", "_weighted")
+    __slots__ = (
+        "_clock",
+        "_heap",
+        "_heap_limit",
+        "_last_order",
+        "_named",
+        "_newest",
+        "_nodes",
+        "_weighted",
+    )
 
     def __init__(self, max_size: int | None = None, max_entries: int | None = None) -> None:
         self._weighted = max_size is not None
         self._nodes: dict[K, list[Any]] = {}
         self._heap: list[tuple[float, int, K]] = []
-        self._sequence = itertools.count()
+        # Rebuild the heap when it holds more records than this (stale ones included).
+        self._heap_limit = _STALE_MARGIN
+        self._last_order = -1  # order numbers: writes and hits, counted
         self._clock = 0.0
         self._named: K | None = None
         self._newest: K | None = None
@@ -76,28 +86,45 @@ class CostAwarePolicy(Generic[K]):
         node = self._nodes.get(key)
         return None if node is None else float(node[_PRIORITY])
 
+    # The four below run once or more per request in a trace replay: they index nodes with
+    # literals (the field names above are globals, a lookup on every use) and inline the common
+    # path of their helpers, on purpose.
+
     def record_access(self, key: K, expires_at: float, count: int = 1) -> None:
-        node = self._nodes.get(key)
-        if node is not None:
-            node[_FREQUENCY] += count
-            node[_PRIORITY] = self._clock + node[_FREQUENCY] * node[_COST] / node[_WEIGHT]
-            node[_ORDER] = next(self._sequence)  # the heap learns of it lazily (see victim)
+        try:
+            node = self._nodes[key]  # no .get(): a method call costs more than the lookup
+        except KeyError:  # a late report for a key that has left: nothing to do
+            return
+        frequency = node[1] + count
+        node[1] = frequency
+        node[0] = self._clock + frequency * node[2] / node[3]
+        # The heap learns of the new priority lazily (see victim).
+        self._last_order = node[5] = self._last_order + 1
 
     def record_write(self, key: K, size: int, expires_at: float, cost: float = 1.0) -> None:
-        weight = size if self._weighted and size > 1 else 1
+        weight = size if size > 1 and self._weighted else 1
         cost = cost if cost > MIN_COST else MIN_COST
-        node = self._nodes.get(key)
-        if node is None:
-            node = self._nodes[key] = [0.0, 1, cost, weight, 0, 0]
-        else:  # an overwrite: one more use, at the new cost and size (the priority may fall)
-            node[_FREQUENCY] += 1
-            node[_COST] = cost
-            node[_WEIGHT] = weight
-        node[_PRIORITY] = self._clock + node[_FREQUENCY] * cost / weight
-        node[_RECORD] = node[_ORDER] = order = next(self._sequence)
-        heapq.heappush(self._heap, (node[_PRIORITY], order, key))
+        order = self._last_order + 1
+        self._last_order = order
+        nodes = self._nodes
+        if key in nodes:  # an overwrite: one more use, at the new cost and size (may fall)
+            node = nodes[key]
+            frequency = node[1] + 1
+            priority = self._clock + frequency * cost / weight
+            node[0], node[1], node[2], node[3] = priority, frequency, cost, weight
+            node[4] = node[5] = order
+        else:
+            priority = self._clock + cost / weight  # one use
+            nodes[key] = [priority, 1, cost, weight, order, order]
+        heap = self._heap
+        if heap and heap[0][2] not in nodes:
+            # The top record is stale (usually the key evicted last, left for victim() to pop):
+            # replace it, one sift instead of a push now and a pop at the next victim().
+            heapreplace(heap, (priority, order, key))
+        else:
+            heappush(heap, (priority, order, key))
         self._newest = key
-        if len(self._heap) > _STALE_FACTOR * len(self._nodes) + _STALE_MARGIN:
+        if len(heap) > self._heap_limit:
             self._rebuild()
 
     def remove(self, key: K) -> None:
@@ -107,16 +134,31 @@ class CostAwarePolicy(Generic[K]):
         if node is not None and key == self._named:
             # An eviction: the clock rises to the evicted priority (deletions leave it alone).
             self._named = None
-            self._clock = max(self._clock, node[_PRIORITY])
+            if node[0] > self._clock:  # noqa: PLR1730 (max() is a call: slower)
+                self._clock = node[0]
 
     def victim(self) -> K:
-        heap = self._heap
-        key = self._least()
-        if key == self._newest and len(self._nodes) > 1:
+        # The least valid record, once the heap's top is brought up to date (self._least,
+        # inlined: the top is usually the record of the key evicted last, now stale).
+        heap, nodes = self._heap, self._nodes
+        while heap:
+            _, order, key = heap[0]
+            node = nodes.get(key)
+            if node is None or node[4] != order:
+                heappop(heap)  # stale: removed or overwritten since it was pushed
+            elif node[5] != order:
+                # Hit since it was pushed: put it back with its current priority and order.
+                node[4] = order = node[5]
+                heapreplace(heap, (node[0], order, key))
+            else:
+                break
+        else:
+            raise KeyError("victim(): the policy tracks no key")
+        if key == self._newest and len(nodes) > 1:
             # Spare the entry written last: set its record aside, take the next, put it back.
-            spared = heapq.heappop(heap)
+            spared = heappop(heap)
             key = self._least()
-            heapq.heappush(heap, spared)
+            heappush(heap, spared)
         self._named = key
         return key
 
@@ -127,11 +169,11 @@ class CostAwarePolicy(Generic[K]):
             _, order, key = heap[0]
             node = nodes.get(key)
             if node is None or node[_RECORD] != order:
-                heapq.heappop(heap)  # stale: removed or overwritten since it was pushed
+                heappop(heap)  # stale: removed or overwritten since it was pushed
             elif node[_ORDER] != order:
                 # Hit since it was pushed: put it back with its current priority and order.
                 node[_RECORD] = node[_ORDER]
-                heapq.heapreplace(heap, (node[_PRIORITY], node[_ORDER], key))
+                heapreplace(heap, (node[_PRIORITY], node[_ORDER], key))
             else:
                 return key
         raise KeyError("victim(): the policy tracks no key")
@@ -143,7 +185,10 @@ class CostAwarePolicy(Generic[K]):
         return key in self._nodes
 
     def _rebuild(self) -> None:
+        """Drop the stale records: one per live key, at its current priority."""
         self._heap = [(n[_PRIORITY], n[_ORDER], k) for k, n in self._nodes.items()]
         for node in self._nodes.values():
             node[_RECORD] = node[_ORDER]
-        heapq.heapify(self._heap)
+        heapify(self._heap)
+        # Amortized: the next rebuild waits until stale records again outnumber the live ones.
+        self._heap_limit = _STALE_FACTOR * len(self._heap) + _STALE_MARGIN

@@ -76,8 +76,13 @@ class FrequencySketch:
             table[slot] = value if value < MAX_COUNT else MAX_COUNT
 
     def halve(self) -> None:
-        """Age every count: halve it (rounding down)."""
-        self.table = self.table.translate(_HALVE)
+        """Age every count: halve it (rounding down).
+
+        In place: a policy keeps a reference to ``table`` for its hot paths, which a new object
+        would leave stale.
+        """
+        table = self.table
+        table[:] = table.translate(_HALVE)
 
 
 def _prime_at_most(number: int) -> int:

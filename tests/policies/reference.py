@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rgruntime.policies.admission import (
-    MAIN_GHOST,
     MIN_PERIOD,
     MIN_SKETCH_ENTRIES,
     PERIOD_PER_ENTRY,
@@ -239,8 +238,12 @@ class ReferenceAdmission:
             self.move(key, self.segment(key))
         else:
             pending = 1
-            if key in dict(self.window_ghost):
-                pending += RETURN_BONUS
+            left = dict(self.window_ghost)
+            if key in left:
+                # Remembered while among the window's last `limit` departures.
+                limit = max(1, int(WINDOW_GHOST * self.entries))
+                if self.departures[0] - left[key] < limit:
+                    pending += RETURN_BONUS
                 self.window_ghost = [(k, d) for k, d in self.window_ghost if k != key]
             elif key in dict(self.main_ghost):
                 self.main_ghost = [(k, d) for k, d in self.main_ghost if k != key]
@@ -262,10 +265,7 @@ class ReferenceAdmission:
             side = 0 if segment == 0 else 1
             self.departures[side] += 1
             ghost = self.main_ghost if side else self.window_ghost
-            ghost.append((key, self.departures[side]))
-            limit = max(1, int((MAIN_GHOST if side else WINDOW_GHOST) * self.entries))
-            if len(ghost) > limit:
-                del ghost[0]
+            ghost.append((key, self.departures[side]))  # never trimmed: see record_write
             if self.admitting is not None:
                 admitting, self.admitting = self.admitting, None
                 if admitting in self.segments[0]:
