@@ -418,7 +418,8 @@ def _within_best(results: Results, strategy: str, margin: float, traces: Sequenc
             cell = f"{trace} {share:.0%}: {mine:.2f} vs {best[1]} {best[0]:.2f}"
             if worst is None or gap > worst[0]:
                 worst = (gap, cell)
-    assert worst is not None
+    if worst is None:
+        return Verdict("", None, "none of the acceptance traces in this run")
     return Verdict("", worst[0] <= margin, f"worst gap {worst[0]:+.2f} ({worst[1]})")
 
 
@@ -432,7 +433,8 @@ def _versus_lru(results: Results, strategy: str, traces: Sequence[str]) -> Verdi
             gap = results.ratios[trace, share, strategy] - lru
             if worst is None or gap > worst[0]:
                 worst = (gap, f"{trace} {share:.0%}")
-    assert worst is not None
+    if worst is None:
+        return Verdict("", None, "none of the acceptance traces in this run")
     return Verdict("", worst[0] <= LRU_MARGIN, f"worst {worst[0]:+.2f} vs LRU ({worst[1]})")
 
 
