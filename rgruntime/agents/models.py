@@ -27,6 +27,7 @@ from rgruntime.providers import (
     collect,
     replay,
 )
+from rgruntime.runtime.dependencies import record_read_of
 from rgruntime.runtime.layer import Layer
 
 __all__ = ["CachedCompletion", "ModelCall", "ModelGateway", "is_cacheable"]
@@ -124,13 +125,18 @@ class ModelGateway:
                 raise _Uncacheable(completion, cost)
             return CachedCompletion(completion, cost)
 
+        key = self.key(request)
         try:
             cached = await self._layer.get_or_load(
-                self.key(request), produce, ttl=ttl, tags=[f"model:{request.model}"]
+                key, produce, ttl=ttl, tags=[f"model:{request.model}"]
             )
         except _Uncacheable as answer:
             # Only the caller whose load ran it paid for it; the others shared its answer.
             return ModelCall(answer.completion, cached=False, cost=answer.cost if ran_here else 0.0)
+        # Inside an execution (whichever runner asks), the answer depends on this output: if
+        # the layer no longer holds it (an invalidation discarded the call while it ran, or
+        # removed it since), the answer is returned but not cached.
+        record_read_of(self._layer, key, cached)
         if ran_here:
             return ModelCall(cached.completion, cached=False, cost=cached.cost)
         self._ledger.record_hit("model", cached.completion.usage.total_tokens, cached.cost)

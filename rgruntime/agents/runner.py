@@ -22,11 +22,10 @@ import attrs
 
 from rgruntime.agents.agent import Agent
 from rgruntime.agents.config import ToolCacheOverride
-from rgruntime.agents.models import ModelGateway, is_cacheable
+from rgruntime.agents.models import ModelGateway
 from rgruntime.agents.tools import ToolRegistry
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.providers import Completion, CompletionRequest, Message, ToolCall, Usage
-from rgruntime.runtime.dependencies import record_read_of
 from rgruntime.tools import cache_info
 from rgruntime.tools.caching import CallPlan, ToolCacheSettings, cached_call
 
@@ -105,17 +104,7 @@ class RunContext:
         use_cache = self._cache and self.agent.cache_config.enabled
         request = self.request(messages, **options)
         call = await self._models.complete(request, cache=use_cache)
-        completion = call.completion
-        if (
-            use_cache
-            and self._runtime is not None
-            and is_cacheable(completion.text, completion.finish_reason, bool(completion.tool_calls))
-        ):
-            # The answer depends on this model output; if the model layer no longer holds it
-            # (an invalidation discarded the call while it ran, or removed it since), the
-            # answer is not cached. An output the layer never keeps (empty, cut short) is no
-            # dependency.
-            record_read_of(self._runtime.layer("model"), self._models.key(request))
+        # The gateway recorded the read of the model output (a dependency of the answer).
         self.model_calls += 1
         self.last_finish_reason = call.completion.finish_reason
         if call.cached:

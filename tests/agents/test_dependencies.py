@@ -797,3 +797,23 @@ async def test_a_registered_tools_version_is_in_its_results_keys(
     assert (await client.sessions.execute(agent.id, "EUR?")).output == "1.2"
     (new_key,) = tool_layer._entries
     assert new_key != old_key
+
+
+async def test_a_runner_calling_the_model_gateway_directly_records_the_model_output(
+    client: ResonantGenesis,
+) -> None:
+    from rgruntime.providers import CompletionRequest, Message
+
+    async def runner(context: RunContext) -> str:
+        request = CompletionRequest(
+            messages=[Message(role="user", content=context.goal)], model="sim-small"
+        )
+        call = await client.models.complete(request)  # not through context.complete
+        return call.completion.text
+
+    agent = await client.agents.create(name="Own loop", runner=runner)
+    first = await client.sessions.execute(agent_id=agent.id, goal="Hours?")
+    assert await client.cache.get(first.cache_key or "") is not None
+    # Invalidating the model output takes the answer built from it along.
+    assert await client.cache.invalidate(tags=["model:sim-small"]) == 2
+    assert await client.cache.get(first.cache_key or "") is None
