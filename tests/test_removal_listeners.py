@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import anyio
+import anyio.abc
 import pytest
 
 import rgruntime
@@ -115,3 +116,16 @@ async def test_a_listener_must_be_callable() -> None:
     async with rgruntime.open_runtime() as runtime:
         with pytest.raises(TypeError, match="removal listener: expected a callable"):
             runtime.layer("tool").add_removal_listener("not callable")  # type: ignore[arg-type]
+
+
+async def test_a_service_that_fails_to_start_is_its_callers_error() -> None:
+    async def broken(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        raise ValueError("cannot start")
+
+    async with rgruntime.open_runtime() as runtime:
+        supervisor = runtime._require_supervisor()
+        with pytest.raises(ValueError, match="cannot start"):
+            await supervisor.start_service(broken, "broken service")
+        # The layers go on.
+        await runtime.layer("tool").set("k", 1)
+        assert await runtime.layer("tool").get("k") == 1

@@ -178,6 +178,9 @@ class Runtime:
         # Indexed by the name given (a registered name, or the embedder's own): a second use
         # must not load the model again just to learn its name.
         name = embedder if isinstance(embedder, str) else embedder.name
+        known = self._semantic.get((layer, name))
+        if known is not None and (not options or options == known[1]):
+            return known[0]  # running already: no lock to take (every semantic lookup asks)
         if self._semantic_lock is None:
             self._semantic_lock = anyio.Lock()
         async with self._semantic_lock:  # two first uses must not start two indices

@@ -39,13 +39,14 @@ class _AddLayer:
 
 
 class _StartService:
-    __slots__ = ("done", "function", "name", "started")
+    __slots__ = ("done", "error", "function", "name", "started")
 
     def __init__(self, function: Callable[..., Coroutine[Any, Any, Any]], name: str) -> None:
         self.function = function
         self.name = name
         self.done = anyio.Event()
         self.started = False
+        self.error: Exception | None = None
 
 
 class _InvalidateAll:
@@ -94,8 +95,13 @@ class Supervisor:
                         if message.config.name not in self.layers:
                             message.layer = await self._start_layer(layer_group, message.config)
                     elif isinstance(message, _StartService):
-                        await layer_group.start(message.function, name=message.name)
-                        message.started = True
+                        try:
+                            await layer_group.start(message.function, name=message.name)
+                            message.started = True
+                        except Exception as error:
+                            # A service that fails to start is its caller's error: the layers
+                            # and the other services go on.
+                            message.error = error
                     else:
                         message.removed = await self._invalidate_all(message.selection)
                     message.done.set()
@@ -130,6 +136,8 @@ class Supervisor:
         """
         message = _StartService(function, name)
         await self._post(message)
+        if message.error is not None:
+            raise message.error
         if not message.started:
             raise RuntimeClosedError(f"the runtime closed before {name} could start")
 

@@ -53,7 +53,8 @@ class LayerSemanticIndex:
     def __init__(self, layer: Layer, cache: SemanticCache) -> None:
         self.layer = layer
         self.cache = cache
-        self._unregister = layer.add_removal_listener(self._removed)
+        # For the layer's lifetime: the index and the layer live and stop with one runtime.
+        layer.add_removal_listener(self._removed)
 
     def __repr__(self) -> str:
         return f"<LayerSemanticIndex layer={self.layer.name!r} {self.cache!r}>"
@@ -94,7 +95,3 @@ class LayerSemanticIndex:
 
     def stats(self) -> SemanticStats:
         return self.cache.stats()
-
-    def close(self) -> None:
-        """Stop following the layer (the runtime closing does this)."""
-        self._unregister()
