@@ -160,10 +160,13 @@ class PreloadResult:
 class _AgentMemory:
     """One agent's memories: records by label, labels by id, and their vectors' index."""
 
-    __slots__ = ("deleting", "ids", "index", "next_label", "records")
+    __slots__ = ("deleting", "ids", "index", "next_label", "records", "writing")
 
     def __init__(self, index: PartitionIndex) -> None:
         self.index = index
+        # An index has one writer at a time (searches may run beside it): two adds in worker
+        # threads at once could both build the partition's first graph and lose labels.
+        self.writing = anyio.Lock()
         self.records: dict[int, MemoryRecord] = {}
         self.ids: dict[str, int] = {}
         self.next_label = 0
@@ -228,7 +231,8 @@ class MemoryAPI:
         # if its caller is cancelled: a vector without its record, or a memory stored while the
         # agent's cached lookups that miss it stay, would be a half-done add.
         with anyio.CancelScope(shield=True):
-            await _run_in_worker(store.index.apply, [], [label], vector[None, :])
+            async with store.writing:
+                await _run_in_worker(store.index.apply, [], [label], vector[None, :])
             if self._stores.get(agent.id) is store:  # else the agent was deleted meanwhile
                 store.records[label] = record
                 store.ids[record.id] = label
@@ -253,7 +257,8 @@ class MemoryAPI:
         # As in add: once the memory is out of the records, the rest of the change completes.
         with anyio.CancelScope(shield=True):
             try:
-                await _run_in_worker(store.index.apply, [label], [], None)
+                async with store.writing:
+                    await _run_in_worker(store.index.apply, [label], [], None)
             finally:
                 store.deleting -= 1
             removed = await self._invalidate_after_change(agent)

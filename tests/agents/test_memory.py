@@ -648,6 +648,52 @@ async def test_a_large_store_moves_to_an_hnswlib_graph(
     assert len(found) == 3
 
 
+async def test_concurrent_adds_write_the_index_one_at_a_time(
+    mem_client: ResonantGenesis, anyio_backend: str
+) -> None:
+    """An index has one writer at a time: adds in worker threads at once could both build the
+    partition's first graph and lose memories."""
+    import threading
+    import time
+
+    from rgruntime.semantic import HnswSettings
+
+    mem_client.memory.index_settings = HnswSettings(exact_limit=16)
+    agent = await mem_client.agents.create(name="A")
+    await mem_client.memory.add(agent.id, "the first memory")
+    index = mem_client.memory._stores[agent.id].index
+    apply = index.apply
+    guard = threading.Lock()
+    writers = {"now": 0, "most": 0}
+
+    def watched_apply(*args: Any) -> None:
+        with guard:
+            writers["now"] += 1
+            writers["most"] = max(writers["most"], writers["now"])
+        try:
+            time.sleep(0.002)  # long enough for a second writer to overlap
+            apply(*args)
+        finally:
+            with guard:
+                writers["now"] -= 1
+
+    index.apply = watched_apply  # type: ignore[method-assign]
+    ids: list[str] = []
+
+    async def add(number: int) -> None:
+        ids.append(await mem_client.memory.add(agent.id, f"fact {number} about topic {number}"))
+
+    async with anyio.create_task_group() as group:
+        for number in range(30):
+            group.start_soon(add, number)
+    assert writers["most"] == 1
+    assert index.uses_graph
+    assert len(index) == 31
+    for number in (0, 17, 29):
+        found = await mem_client.memory.search(agent.id, f"fact {number} about topic {number}", k=1)
+        assert found[0].similarity == pytest.approx(1.0, abs=1e-5)
+
+
 class SlowEmbedder:
     """The hashing embedder, taking ``delay`` seconds per call (to cancel an add meanwhile)."""
 

@@ -1,7 +1,8 @@
 """The semantic cache on the hashing embedder: partitions, removal, verification, persistence.
 
-Every test runs on asyncio and on trio, with exact search (small partitions) and with hnswlib
-(``exact_limit=4`` moves a partition to the graph after four entries).
+Every test runs on asyncio and on trio, with exact search (small partitions), with hnswlib
+(``exact_limit=4`` moves a partition to the graph after four entries) and with a graph of
+projected vectors re-scored on the full ones.
 """
 
 from __future__ import annotations
@@ -47,9 +48,15 @@ class CountingEmbedder(HashingEmbedder):
         return await super().embed(texts)
 
 
-@pytest.fixture(params=["exact", "graph"])
+@pytest.fixture(params=["exact", "graph", "projected"])
 def hnsw(request: pytest.FixtureRequest) -> HnswSettings:
-    return HnswSettings() if request.param == "exact" else HnswSettings(exact_limit=4)
+    if request.param == "exact":
+        return HnswSettings()
+    if request.param == "graph":
+        return HnswSettings(exact_limit=4)
+    # A graph of 2-dimensional projections from the 9th entry on (4 vectors per axis are needed
+    # to fit them), every neighbour re-scored on the full vectors.
+    return HnswSettings(exact_limit=8, graph_dimension=2, rerank=64)
 
 
 @pytest.fixture
@@ -337,14 +344,32 @@ async def test_lexical_verifier_can_be_turned_off(hnsw: HnswSettings) -> None:
     assert LexicalVerifier().check("a", "a", 1.0).accepted
 
 
+async def test_the_projected_settings_reach_a_projected_graph() -> None:
+    settings = HnswSettings(exact_limit=8, graph_dimension=2, rerank=64)
+    semantic = SemanticCache(CountingEmbedder(), threshold=0.5, hnsw=settings)
+    async with anyio.create_task_group() as group:
+        await group.start(semantic.run)
+        await fill(semantic, "p")
+        assert semantic._partitions["p"].index.graph_dimension == 2
+        for number, text in enumerate(FILLER):
+            match = await semantic.lookup("p", text)
+            assert match is not None
+            assert match.key == f"p-filler-{number}"
+            assert match.similarity == pytest.approx(1.0, abs=1e-5)
+        group.cancel_scope.cancel()
+
+
 async def test_live_keys_add_nothing_to_garbage_collection(cache: SemanticCache) -> None:
     """Full collections pause the event loop: the per-key maps must stay untracked."""
     await fill(cache, "p")
     part = cache._partitions["p"]
-    maps: list[object] = [cache._labels, cache._texts, cache._partition_of, part.keys]
+    maps = [cache._labels, cache._texts, cache._partition_of, part.keys]
     if part.index.uses_graph:
         maps.append(part.index._graph_labels)
-    assert not any(gc.is_tracked(mapping) for mapping in maps)
+    # Each map is one tracked object holding plain dicts that the collector skips.
+    shards = [shard for mapping in maps for shard in mapping._shards]
+    assert shards
+    assert not any(gc.is_tracked(shard) for shard in shards)
 
 
 # -- the search threads and the sliced writes ----------------------------------------------------

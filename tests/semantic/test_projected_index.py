@@ -1,0 +1,143 @@
+"""A partition's graph over projected vectors, re-ranked on the full vectors (``index.py``).
+
+The vectors here have the shape of sentence embeddings: most of their variance in a few
+directions, plus noise, so that the projection keeps the neighbourhoods and the re-ranking has to
+put the exact nearest first. Synchronous: the index is plain threads-and-locks code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rgruntime.errors import InvalidArgumentError
+from rgruntime.semantic import HnswSettings
+from rgruntime.semantic.index import PartitionIndex
+
+DIMENSION = 64
+SETTINGS = HnswSettings(exact_limit=300, graph_dimension=16, rerank=8)
+
+
+def embedding_like(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    basis = np.random.default_rng(0).standard_normal((12, DIMENSION))
+    vectors = rng.standard_normal((count, 12)) @ basis + 0.3 * rng.standard_normal(
+        (count, DIMENSION)
+    )
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32)
+
+
+def filled(
+    count: int = 500, settings: HnswSettings = SETTINGS
+) -> tuple[PartitionIndex, np.ndarray]:
+    index = PartitionIndex(DIMENSION, settings)
+    vectors = embedding_like(count, seed=1)
+    for start in range(0, count, 50):  # through the exact index, then the graph
+        index.apply([], list(range(start, start + 50)), vectors[start : start + 50])
+    return index, vectors
+
+
+def test_a_large_partition_searches_a_graph_of_projected_vectors() -> None:
+    index, _ = filled()
+    assert index.uses_graph
+    assert index.graph_dimension == 16
+    assert len(index) == 500
+
+
+def test_similarities_are_exact_cosines_of_the_full_vectors_and_the_nearest_comes_first() -> None:
+    index, vectors = filled()
+    queries = embedding_like(200, seed=2)
+    exact = queries @ vectors.T
+    for query, similarities in zip(queries, exact, strict=True):
+        found = index.search(query, 4)
+        assert len(found) == 4
+        for label, similarity in found:
+            assert similarity == pytest.approx(float(similarities[label]), abs=1e-5)
+        assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+        # The true nearest, found in the projected graph and put first by the full vectors.
+        assert found[0][1] == pytest.approx(float(similarities.max()), abs=1e-5)
+
+
+def test_a_stored_vector_finds_itself() -> None:
+    index, vectors = filled()
+    for label in range(0, 500, 7):
+        assert index.search(vectors[label], 1) == [(label, pytest.approx(1.0, abs=1e-5))]
+
+
+def test_batched_searches_equal_single_ones() -> None:
+    index, _ = filled()
+    queries = embedding_like(20, seed=3)
+    assert index.search_many(queries, 3) == [index.search(query, 3) for query in queries]
+
+
+def test_deleted_vectors_are_never_returned_and_their_rows_are_reused() -> None:
+    index, vectors = filled()
+    gone = list(range(0, 500, 2))
+    index.apply(gone, [], None)
+    assert len(index) == 250
+    for label in gone[:50]:
+        found = index.search(vectors[label], 8)
+        assert all(found_label % 2 == 1 for found_label, _ in found)
+    replacement = embedding_like(250, seed=4)
+    index.apply([], list(range(1000, 1250)), replacement)
+    assert len(index) == 500
+    assert index.search(replacement[17], 1)[0][0] == 1017
+    assert index._used_rows == 500  # the deleted rows were reused, the matrix did not grow
+
+
+def test_saved_and_loaded_it_answers_the_same(tmp_path: Path) -> None:
+    index, _ = filled()
+    index.apply([3, 4, 5], [], None)
+    index.save(tmp_path)
+    loaded = PartitionIndex.load(tmp_path, SETTINGS)
+    assert loaded.graph_dimension == 16
+    assert len(loaded) == len(index) == 497
+    queries = embedding_like(30, seed=5)
+    assert loaded.search_many(queries, 4) == index.search_many(queries, 4)
+    loaded.apply([], [2000], queries[:1])
+    assert loaded.search(queries[0], 1) == [(2000, pytest.approx(1.0, abs=1e-5))]
+
+
+def test_too_few_vectors_to_fit_a_projection_keep_the_full_vectors() -> None:
+    # 4 vectors per axis are needed: 16 axes need 64 vectors when the graph is built.
+    index, _ = filled(100, HnswSettings(exact_limit=40, graph_dimension=16))
+    assert index.graph_dimension == DIMENSION
+
+
+def test_the_projection_can_be_turned_off() -> None:
+    index, vectors = filled(500, HnswSettings(exact_limit=300, graph_dimension=None))
+    assert index.graph_dimension == DIMENSION
+    assert index.search(vectors[9], 1)[0][0] == 9
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("graph_dimension", 0), ("graph_dimension", 12.5), ("graph_dimension", True), ("rerank", 0)],
+)
+def test_bad_settings_name_the_field_and_value(field: str, value: object) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        HnswSettings(**{field: value})  # type: ignore[arg-type]
+    assert field in str(caught.value)
+    assert repr(value) in str(caught.value) or str(value) in str(caught.value)
+
+
+def test_one_large_write_is_fitted_with_the_vectors_it_brings() -> None:
+    index = PartitionIndex(DIMENSION, SETTINGS)
+    vectors = embedding_like(500, seed=6)
+    index.apply([], list(range(500)), vectors)  # from empty past exact_limit at once
+    assert index.graph_dimension == 16
+    assert index.search(vectors[123], 1)[0][0] == 123
+
+
+def test_deleted_slots_are_still_reused_after_a_load(tmp_path: Path) -> None:
+    index, _ = filled()
+    index.apply(list(range(20)), [], None)
+    index.save(tmp_path)
+    loaded = PartitionIndex.load(tmp_path, SETTINGS)
+    slots = loaded._graph.get_current_count()
+    loaded.apply([], list(range(3000, 3020)), embedding_like(20, seed=7))
+    assert loaded._graph.get_current_count() == slots  # the 20 deleted slots took them
+    assert len(loaded) == 500
