@@ -4,9 +4,10 @@ A ``dict`` grows by rebuilding its whole table when it fills up: at 87,000 keys 
 this project's machine, at 175,000 keys 6.8 ms, at 700,000 keys 28 ms, all of it holding the GIL.
 Four maps of 100,000 keys growing in step (the semantic cache's key, label, text and partition
 maps) stood the event loop still for 11 ms at once. :class:`ShardedDict` is one plain dict while
-small; past 8,192 keys it spreads them by hash over 256 plain dicts (once, ~0.5 ms), so that each
-later resize rebuilds 1/256 of the table: under 0.2 ms up to ~10 million keys. A small map costs
-what a dict costs (many partitions of a few keys each stay small). The price is one hash and one
+small; past 1,024 keys it spreads them by hash over 256 plain dicts (once: 0.25 ms here; at 8,192
+keys it took 2.5 ms, and four maps splitting in step made a 10 ms gap again), so that each later
+resize rebuilds 1/256 of the table: under 0.2 ms up to ~10 million keys. A small map costs what a
+dict costs (many partitions of a few keys each stay small). The price is one hash and one
 list index per operation (~50-100 ns, in Python), so it belongs in maps that grow large beside the
 event loop, not on a microsecond hot path.
 
@@ -28,7 +29,7 @@ D = TypeVar("D")
 
 _SHARDS: Final = 256
 #: Keys past which the one dict is split into the shards.
-SPLIT_AT: Final = 8192
+SPLIT_AT: Final = 1024
 _ABSENT: Final = object()
 
 

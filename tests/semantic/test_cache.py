@@ -294,6 +294,31 @@ async def test_load_refuses_another_model(cache: SemanticCache, tmp_path: Path) 
         group.cancel_scope.cancel()
 
 
+async def test_load_reads_format_1_and_refuses_an_unknown_format(
+    cache: SemanticCache, tmp_path: Path
+) -> None:
+    """Format 2 added projected graphs; a format-1 directory (none) still loads."""
+    import json
+
+    await fill(cache, "p")
+    await cache.save(tmp_path / "index")
+    manifest_path = tmp_path / "index" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["format"] == 2
+    for written, loads in ((1, True), (3, False)):
+        manifest_path.write_text(json.dumps({**manifest, "format": written}))
+        restored = SemanticCache("hashing", threshold=0.5)
+        async with anyio.create_task_group() as group:
+            await group.start(restored.run)
+            if loads:
+                await restored.load(tmp_path / "index")
+                assert len(restored) == len(FILLER)
+            else:
+                with pytest.raises(InvalidArgumentError, match="format 1 or 2"):
+                    await restored.load(tmp_path / "index")
+            group.cancel_scope.cancel()
+
+
 async def test_arguments_are_validated(cache: SemanticCache) -> None:
     with pytest.raises(InvalidArgumentError, match="threshold"):
         await cache.lookup("p", "text", threshold=1.5)
