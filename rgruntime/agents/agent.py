@@ -108,6 +108,23 @@ def merged_cache_config(
     if "response_ttl" in changes:
         # The alias replaces the TTL: the old response_cache.ttl must not contradict it.
         merged["response_cache"].pop("ttl", None)
+    return _merged(merged, changes)
+
+
+def merged_memory_config(
+    current: MemoryConfig, changes: Mapping[str, Any] | MemoryConfig | None
+) -> Mapping[str, Any] | MemoryConfig | None:
+    """``changes`` (a partial ``memory_config`` dict) on top of ``current``, in the dict form:
+    ``{"cache": {"ttl": 60}}`` changes the TTL and keeps the other cache settings and the agent's
+    ``search``. Anything but a dict replaces the config, as for :func:`merged_cache_config`."""
+    if not isinstance(changes, Mapping):
+        return changes
+    return _merged({"cache": attrs.asdict(current.cache), "search": current.search}, changes)
+
+
+def _merged(current: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``changes`` on top of ``current``: nested dicts merge key by key, other values replace."""
+    merged = dict(current)
     for key, value in changes.items():
         base = merged.get(key)
         if isinstance(base, dict) and isinstance(value, Mapping):
@@ -218,9 +235,10 @@ class AgentRegistry:
         """A new version of the agent with ``changes`` (the same keywords as :meth:`create`).
 
         The version is part of the response cache key, so answers cached for the old version
-        are never served for the new one. A ``cache_config`` dict is *merged* into the agent's
-        (see :func:`merged_cache_config`): ``cache_config={"auto_invalidate": {...}}`` changes
-        that and keeps the rest; an :class:`AgentCacheConfig` replaces it whole.
+        are never served for the new one. A ``cache_config`` or ``memory_config`` dict is
+        *merged* into the agent's (see :func:`merged_cache_config`):
+        ``cache_config={"auto_invalidate": {...}}`` changes that and keeps the rest; an
+        :class:`AgentCacheConfig` or :class:`MemoryConfig` replaces it whole.
         """
         old = self.get(agent_id)
         for key, value in changes.items():
@@ -231,7 +249,9 @@ class AgentRegistry:
                 merged_cache_config(old.cache_config, changes["cache_config"])
             )
         if "memory_config" in changes:
-            changes["memory_config"] = MemoryConfig.from_mapping(changes["memory_config"])
+            changes["memory_config"] = MemoryConfig.from_mapping(
+                merged_memory_config(old.memory_config, changes["memory_config"])
+            )
         if "tools" in changes or "tool_cache_config" in changes:
             # Checked against the tools the agent will have.
             changes["tool_cache_config"] = parse_tool_cache_config(

@@ -611,6 +611,29 @@ async def test_bad_memory_config_names_field_value_and_accepted(
         assert [a.id for a in client.agents.list()] == ["agent_1"]
 
 
+async def test_a_partial_memory_config_update_keeps_the_rest(anyio_backend: str) -> None:
+    search = CountingSearch(["alpha"])
+    async with ResonantGenesis(memory_search=CountingSearch()) as client:
+        agent = await client.agents.create(
+            name="A",
+            memory_config={
+                "search": search,
+                "cache": {"ttl": 900, "max_entries": 10, "preload_queries": ["alpha"]},
+            },
+        )
+        updated = await client.agents.update(agent.id, memory_config={"cache": {"ttl": 60}})
+        assert updated.memory_config.search is search
+        assert updated.memory_config.cache.ttl == 60
+        assert updated.memory_config.cache.max_entries == 10
+        assert updated.memory_config.cache.preload_queries == ("alpha",)
+        # A MemoryConfig replaces it whole.
+        from rgruntime.agents.config import MemoryConfig
+
+        replaced = await client.agents.update(agent.id, memory_config=MemoryConfig())
+        assert replaced.memory_config == MemoryConfig()
+        assert replaced.memory_config.search is None
+
+
 async def test_memory_search_must_be_callable() -> None:
     with pytest.raises(ConfigError) as caught:
         ResonantGenesis(memory_search="not a function")  # type: ignore[arg-type]
