@@ -46,12 +46,28 @@ LabelArray = npt.NDArray[np.int64]
 #: Rows the exact index starts with; it doubles when full.
 _INITIAL_ROWS: Final = 64
 #: The smallest capacity a graph starts with; it doubles when full. ``resize_index`` holds the GIL
-#: while it reallocates, so the loop stands still meanwhile: 32,768 slots of 384 dimensions make a
-#: block over 32 MiB, which glibc always maps on its own (its heap threshold rises to at most 32
-#: MiB), so that every later growth remaps pages instead of copying them (a 28 MB block on the
-#: heap took 19 ms to grow in the benchmark, 0.1-1 ms mapped). Untouched pages cost no memory: the
-#: graph of a small partition holds ~1.8 MB more (a lock and a level per slot).
+#: while it reallocates, so the loop stands still meanwhile. A graph's block of vectors and links
+#: must start over 32 MiB, which glibc always maps on its own (its heap threshold rises to at most
+#: 32 MiB), so that every later growth remaps pages instead of copying them: a 28 MB block on the
+#: heap took 19 ms to grow in the benchmark (0.1-1 ms mapped), and 32,768 slots of 192 projected
+#: dimensions (31 MB) made a 17 ms gap again. :func:`_initial_capacity` doubles this until the
+#: block is large enough. Untouched pages cost no memory: the graph of a small partition holds
+#: ~46 bytes more per slot (a lock, a level and a visited mark).
 _INITIAL_CAPACITY: Final = 32_768
+#: Above glibc's largest heap threshold (32 MiB), with a margin.
+_MAPPED_BLOCK: Final = 34 * 1024 * 1024
+
+
+def _initial_capacity(dimension: int, m: int) -> int:
+    """Slots a new graph starts with: at least :data:`_INITIAL_CAPACITY`, doubled until hnswlib's
+    block (per slot: the vector, 2m + 1 links on level 0, the label) is surely mapped."""
+    per_slot = 4 * dimension + 4 * (2 * m + 1) + 8
+    capacity = _INITIAL_CAPACITY
+    # At most 4 times the floor: only tiny vectors (tests' 2 dimensions) would need more.
+    while capacity * per_slot <= _MAPPED_BLOCK and capacity < 4 * _INITIAL_CAPACITY:
+        capacity *= 2
+    return capacity
+
 
 #: Rows up to which an exact partition is searched and written on the caller's thread: a search
 #: over 256 rows of 384 floats took 25 µs here (one row written: 8 µs), less than the hop to a
@@ -272,12 +288,16 @@ class PartitionIndex:
         if wanted is None or wanted >= self.dimension or len(vectors) < 4 * wanted:
             return None
         # The eigenvectors of the Gram matrix are the right singular vectors: 22 ms for 2,049 x
-        # 384 where the SVD took 119 ms. Both run on OpenBLAS's threads, which keep spinning on
-        # both cores for ~0.1 s afterwards: the event loop's thread waits for a CPU meanwhile
-        # (4-6 ms gaps, once per partition; an einsum instead of the product took 80-170 ms and
-        # left the same gaps).
+        # 384 where the SVD took 119 ms.
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
         rows = vectors.astype(np.float64)
-        _, axes = np.linalg.eigh(rows.T @ rows)  # ascending eigenvalues
+        # One BLAS thread for these two calls: OpenBLAS's workers otherwise keep spinning on
+        # both cores for ~0.1 s afterwards, and the event loop's thread waited for a CPU (4-6 ms
+        # gaps) while a partition's first graph was built. The limit is process-wide for the
+        # ~30 ms it lasts (threadpoolctl sets OpenBLAS's thread count and restores it).
+        with threadpool_limits(limits=1, user_api="blas"):
+            _, axes = np.linalg.eigh(rows.T @ rows)  # ascending eigenvalues
         return np.ascontiguousarray(axes[:, ::-1][:, :wanted], dtype=np.float32)
 
     def _build_graph(self, incoming: Vectors) -> tuple[Any, Vectors | None]:
@@ -287,9 +307,12 @@ class PartitionIndex:
         assert self._matrix is not None
         vectors = self._matrix[rows]
         projection = self._fit_projection(np.concatenate([vectors, incoming]))
+        dimension = self.dimension if projection is None else projection.shape[1]
         graph = self._new_graph(
-            self.dimension if projection is None else projection.shape[1],
-            capacity=max(2 * (self._live + len(incoming)), _INITIAL_CAPACITY),
+            dimension,
+            capacity=max(
+                2 * (self._live + len(incoming)), _initial_capacity(dimension, self.settings.m)
+            ),
         )
         if len(rows):
             graph.add_items(_project(vectors, projection), self._row_labels[rows], num_threads=1)
@@ -474,7 +497,7 @@ class PartitionIndex:
 
 
 def _project(vectors: Vectors, projection: Vectors | None) -> Vectors:
-    # einsum (0.08 ms for 8 rows) rather than a BLAS product, which would wake OpenBLAS's
+    # einsum (0.08 ms for 8 rows) rather than a BLAS product, which could wake OpenBLAS's
     # spinning threads at every write (see _fit_projection).
     return vectors if projection is None else np.einsum("ij,jk->ik", vectors, projection)
 
