@@ -141,3 +141,23 @@ def test_deleted_slots_are_still_reused_after_a_load(tmp_path: Path) -> None:
     loaded.apply([], list(range(3000, 3020)), embedding_like(20, seed=7))
     assert loaded._graph.get_current_count() == slots  # the 20 deleted slots took them
     assert len(loaded) == 500
+
+
+@pytest.mark.parametrize(("dimension", "slots"), [(384, 32_768), (256, 32_768), (192, 65_536)])
+def test_a_graph_starts_with_a_block_glibc_maps_on_its_own(dimension: int, slots: int) -> None:
+    """A block under glibc's 32 MiB heap threshold may land on the heap, and resize_index then
+    copies it with the GIL held (a 17 ms loop gap at 192 dimensions)."""
+    from rgruntime.semantic.index import _initial_capacity
+
+    capacity = _initial_capacity(dimension, m=20)
+    assert capacity == slots
+    assert capacity * (4 * dimension + 4 * 41 + 8) > 32 * 1024 * 1024
+
+
+def test_the_fit_leaves_the_blas_thread_count_as_it_found_it() -> None:
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped,unused-ignore]
+
+    before = [pool["num_threads"] for pool in threadpool_info()]
+    index, _ = filled()
+    assert index.graph_dimension == 16
+    assert [pool["num_threads"] for pool in threadpool_info()] == before
