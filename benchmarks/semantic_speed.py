@@ -118,8 +118,9 @@ _BIN: Final = 0.00001
 
 class _Ticker:
     """Measures the longest interval between two runs of a task that only yields, and what kept
-    the loop's thread from running meanwhile that was not ours: a wait for a CPU (the machine's
-    other processes), a page read back from disk (a major fault: this machine pages out cold file
+    the loop's thread from running meanwhile that is not its own work: a wait for a CPU (other
+    processes, or other threads of ours, such as BLAS workers: "ours" leaves it out, so read the
+    CPU wait beside it), a page read back from disk (a major fault: this machine pages out cold file
     pages), or the hypervisor running other machines on our virtual CPU (host steal, which the
     guest sees only for all its CPUs together, in 10 ms ticks: a thread samples it every 2 ms).
     The rest is ours: our code running, or the GIL held by another of our threads."""

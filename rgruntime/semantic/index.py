@@ -248,6 +248,19 @@ class PartitionIndex:
             self._row_labels[row] = label
             self._label_rows[label] = row
 
+    def _set_rows(self, labels: LabelArray, vectors: Vectors) -> None:
+        """Fill an empty index's rows with ``vectors`` under ``labels`` in one copy (a load), not
+        row by row through :meth:`_store_rows` with a copy at every doubling."""
+        count = len(labels)
+        capacity = max(_INITIAL_ROWS, 1 << max(count - 1, 0).bit_length())
+        self._matrix = np.empty((capacity, self.dimension), dtype=np.float32)
+        self._matrix[:count] = vectors
+        self._row_labels = np.full(capacity, -1, dtype=np.int64)
+        self._row_labels[:count] = labels
+        self._label_rows = ShardedDict(zip(labels.tolist(), range(count), strict=True))
+        self._free_rows = []
+        self._used_rows = count
+
     def _new_row(self) -> int:
         assert self._matrix is not None
         if self._used_rows == len(self._matrix):
@@ -287,15 +300,15 @@ class PartitionIndex:
         wanted = self.settings.graph_dimension
         if wanted is None or wanted >= self.dimension or len(vectors) < 4 * wanted:
             return None
-        # The eigenvectors of the Gram matrix are the right singular vectors: 22 ms for 2,049 x
-        # 384 where the SVD took 119 ms.
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         rows = vectors.astype(np.float64)
-        # One BLAS thread for these two calls: OpenBLAS's workers otherwise keep spinning on
-        # both cores for ~0.1 s afterwards, and the event loop's thread waited for a CPU (4-6 ms
-        # gaps) while a partition's first graph was built. The limit is process-wide for the
-        # ~30 ms it lasts (threadpoolctl sets OpenBLAS's thread count and restores it).
+        # The eigenvectors of the Gram matrix are the right singular vectors: 22 ms for 2,049 x
+        # 384 where the SVD took 119 ms. One BLAS thread for these two calls: OpenBLAS's
+        # workers otherwise keep spinning on both cores for ~0.1 s afterwards, and the event
+        # loop's thread waited for a CPU (4-6 ms gaps) while a partition's first graph was
+        # built. The limit is process-wide for the ~30 ms it lasts (threadpoolctl sets
+        # OpenBLAS's thread count and restores it).
         with threadpool_limits(limits=1, user_api="blas"):
             _, axes = np.linalg.eigh(rows.T @ rows)  # ascending eigenvalues
         return np.ascontiguousarray(axes[:, ::-1][:, :wanted], dtype=np.float32)
@@ -478,7 +491,7 @@ class PartitionIndex:
             )
             vectors = np.ascontiguousarray(np.load(directory / "vectors.npy"), dtype=np.float32)
             index._check_shape(labels, vectors)
-            index._store_rows(labels, vectors)
+            index._set_rows(labels, vectors)
         hnswlib = _import_hnswlib()
         graph = hnswlib.Index(
             space="cosine", dim=index.dimension if projection is None else projection.shape[1]
