@@ -38,10 +38,12 @@ from rgruntime.agents import (
 )
 from rgruntime.config import BUILTIN_LAYERS, STRATEGIES, LayerConfig, RuntimeConfig
 from rgruntime.errors import (
+    CapacityError,
     ConfigError,
     InvalidArgumentError,
     LayerNotFoundError,
     LoaderRecursionError,
+    LoadInterruptedError,
     RGRuntimeError,
     RuntimeClosedError,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "AutoInvalidateConfig",
     "BlockingClient",
     "CacheStats",
+    "CapacityError",
     "ConfigError",
     "DependencyGraph",
     "Event",
@@ -78,6 +81,7 @@ __all__ = [
     "LayerConfig",
     "LayerNotFoundError",
     "LayerStatistics",
+    "LoadInterruptedError",
     "LoaderRecursionError",
     "MemoryConfig",
     "MemoryRecord",

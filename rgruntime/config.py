@@ -76,6 +76,7 @@ _LAYER_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "min_share": _fraction,
     "tiers": _tiers,
     "write_buffer_size": positive_int,
+    "evictable": boolean,
 }
 
 
@@ -87,7 +88,10 @@ class LayerConfig:
     ``max_ttl`` caps the TTL a single entry may ask for. ``max_entries`` and ``max_size`` (bytes)
     bound the layer; ``strategy`` picks what leaves first when it is over a bound. With
     ``sliding_ttl`` a hit restarts the entry's TTL. ``enabled=False`` makes the layer a
-    pass-through: loads run, nothing is stored.
+    pass-through: loads run, nothing is stored. ``evictable=False`` (the ``session`` layer's
+    default: session state is data, not a copy of something recomputable) never evicts for
+    space: only a TTL, an invalidation or a delete removes an entry, and a write of a new value
+    that does not fit raises :class:`~rgruntime.CapacityError` instead.
     """
 
     name: str
@@ -107,6 +111,7 @@ class LayerConfig:
     tiers: tuple[Tier, ...] | None = None
     #: Pending writes after which a writer waits for the actor to catch up (backpressure).
     write_buffer_size: int = 4096
+    evictable: bool = True
 
     def __attrs_post_init__(self) -> None:
         where = f"layers.{self.name}"
@@ -136,9 +141,9 @@ class LayerConfig:
 
 
 #: The guide's five layers and their defaults (TTL and the longest TTL an entry may ask for).
-BUILTIN_LAYERS: Final[Mapping[str, Mapping[str, float | None]]] = {
+BUILTIN_LAYERS: Final[Mapping[str, Mapping[str, Any]]] = {
     "response": {"ttl": 3600.0, "max_ttl": 86400.0},
-    "session": {"ttl": None, "max_ttl": None},
+    "session": {"ttl": None, "max_ttl": None, "evictable": False},
     "model": {"ttl": 86400.0, "max_ttl": 7 * 86400.0},
     "tool": {"ttl": 300.0, "max_ttl": 3600.0},
     "memory": {"ttl": 900.0, "max_ttl": None},

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CapacityError",
     "ConfigError",
     "InvalidArgumentError",
     "LayerNotFoundError",
+    "LoadInterruptedError",
     "LoaderRecursionError",
     "RGRuntimeError",
     "RuntimeClosedError",
@@ -69,3 +71,34 @@ class LoaderRecursionError(RGRuntimeError, RuntimeError):
 
 class RuntimeClosedError(RGRuntimeError, RuntimeError):
     """The runtime this layer belongs to is not open (it was closed, or closed during a load)."""
+
+
+class CapacityError(RGRuntimeError):
+    """A write to a layer that never evicts for space (``evictable=False``: the ``session``
+    layer) does not fit in its budget. Nothing was stored and nothing existing was removed."""
+
+    def __init__(self, layer: str, needed: int, held: int, budget: int, bound: str) -> None:
+        self.layer = layer
+        self.needed = needed
+        self.held = held
+        self.budget = budget
+        self.bound = bound
+        unit = "bytes" if bound == "max_size" else "entries"
+        super().__init__(
+            f"cache layer {layer!r} never evicts for space and is full: it holds {held} of its "
+            f"{bound} of {budget} {unit}, and this write needs {needed} more; raise the "
+            f"layer's {bound} (or the runtime's max_size) or remove entries"
+        )
+
+
+class LoadInterruptedError(RGRuntimeError):
+    """A loader raised a cancellation that no cancel scope of the runtime caused (on asyncio:
+    it awaited a future someone else cancelled). The load failed; the layer goes on."""
+
+    def __init__(self, layer: str, key: str) -> None:
+        self.layer = layer
+        self.key = key
+        super().__init__(
+            f"the loader of key {key!r} in cache layer {layer!r} was cancelled by something "
+            "other than rgruntime (a future it awaited was cancelled)"
+        )

@@ -89,23 +89,25 @@ async def test_a_layer_is_never_over_either_bound_after_cleanup() -> None:
 async def test_lru_keeps_the_keys_hit_most_recently() -> None:
     async with rgruntime.open_runtime({"layers": {"small": {"max_entries": 4}}}) as runtime:
         layer = runtime.layer("small")
-        keys = [f"k{i}" for i in range(8)]
-        for key in keys:
+        keys = [f"k{i}" for i in range(6)]
+        for key in keys[:4]:
             await layer.set(key, key)
-        # The oldest writes, but hit since: they outlive newer entries nobody read.
+        # The oldest writes, but hit since: they outlive newer entries nobody read. A write
+        # over the bound evicts before it returns, so the policy must have heard the hits.
         assert await layer.get("k0") == "k0"
         assert await layer.get("k2") == "k2"
-        await layer.cleanup()
-        assert live_keys(layer, keys) == ["k0", "k2", "k6", "k7"]
-        assert layer.statistics().second_chances == 2
-
-        # Recency is now k6, k7 (written), k0, k2 (hit). Then k5 comes back, k6 is hit and k8
-        # is written: the two least recently used, k7 and k0, leave.
+        await layer.set("k4", "k4")
         await layer.set("k5", "k5")
-        await layer.get("k6")
-        await layer.set("k8", "k8")
-        await layer.cleanup()
-        assert live_keys(layer, [*keys, "k8"]) == ["k2", "k5", "k6", "k8"]
+        assert live_keys(layer, keys) == ["k0", "k2", "k4", "k5"]
+        assert layer.statistics().second_chances == 0  # every hit reached the policy in order
+
+        # Recency is now k0, k2 (hit), k4, k5 (written). Then k4 is hit and k6 written: the
+        # least recently used, k0, leaves; then k0 comes back and k2 leaves.
+        await layer.get("k4")
+        await layer.set("k6", "k6")
+        assert live_keys(layer, [*keys, "k6"]) == ["k2", "k4", "k5", "k6"]
+        await layer.set("k0", "k0")
+        assert live_keys(layer, [*keys, "k6"]) == ["k0", "k4", "k5", "k6"]
 
 
 async def test_lru_evicts_in_write_order_without_hits() -> None:

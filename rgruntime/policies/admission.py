@@ -37,8 +37,9 @@ import math
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from itertools import islice
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, TypeVar
 
+from rgruntime.policies.base import LayerHooks
 from rgruntime.policies.climber import DEPTH, GhostClimber
 from rgruntime.policies.sketch import MAX_COUNT, FrequencySketch
 
@@ -79,7 +80,7 @@ _SLOT_B: Final = 4
 Node = list[Any]
 
 
-class AdmissionEngine(Generic[K]):
+class AdmissionEngine(LayerHooks[K]):
     """W-TinyLFU over ``shares`` (the main segments' shares of main, coldest first).
 
     ``capacity`` is in bytes when ``weighted``, else in entries; None: learnt from the first

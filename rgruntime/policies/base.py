@@ -17,9 +17,9 @@ policy that sizes internal segments (``lfu``, ``tiered``) is told the capacity w
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-__all__ = ["EvictionPolicy"]
+__all__ = ["EvictionPolicy", "LayerHooks"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -54,3 +54,38 @@ class EvictionPolicy(Protocol[K]):
 
     def __len__(self) -> int:
         """How many keys the policy tracks."""
+
+    # -- what a live layer asks besides (a trace replay never calls these) -----------------------
+
+    def set_capacity(self, capacity: int) -> None:
+        """The layer's budget changed (bytes; entries when it has no byte budget)."""
+
+    def ttl_cap(self, key: K) -> float | None:
+        """The longest TTL (seconds) the policy lets ``key`` keep from now, or None for no cap
+        (tiered policies cap an entry to its tier's TTL)."""
+
+    def watch_ttl_caps(self) -> None:
+        """Start recording the keys whose :meth:`ttl_cap` changes (a live layer calls it once)."""
+
+    def take_ttl_caps(self) -> list[tuple[K, float]]:
+        """The keys whose cap changed since the last call, with their cap now (only after
+        :meth:`watch_ttl_caps`; keys no longer tracked are left out)."""
+
+
+class LayerHooks(Generic[K]):
+    """The live-layer methods of :class:`EvictionPolicy` for a policy with nothing to resize and
+    no TTL caps (a base class: policies that have either override them)."""
+
+    __slots__ = ()
+
+    def set_capacity(self, capacity: int) -> None:
+        return None
+
+    def ttl_cap(self, key: K) -> float | None:
+        return None
+
+    def watch_ttl_caps(self) -> None:
+        return None
+
+    def take_ttl_caps(self) -> list[tuple[K, float]]:
+        return []

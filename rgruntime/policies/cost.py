@@ -31,7 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from heapq import heapify, heappop, heappush, heapreplace
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, TypeVar
+
+from rgruntime.policies.base import LayerHooks
 
 __all__ = ["CostAwarePolicy"]
 
@@ -51,7 +53,7 @@ _RECORD: Final = 4  # the order number of its live heap record (others are stale
 _ORDER: Final = 5  # when it was last written or hit: breaks ties, oldest first
 
 
-class CostAwarePolicy(Generic[K]):
+class CostAwarePolicy(LayerHooks[K]):
     """GreedyDual-Size-Frequency: evicts the entry with the least cost x frequency per byte."""
 
     __slots__ = (

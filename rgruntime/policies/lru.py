@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import TypeVar
+
+from rgruntime.policies.base import LayerHooks
 
 __all__ = ["LRUPolicy"]
 
 K = TypeVar("K", bound=Hashable)
 
 
-class LRUPolicy(Generic[K]):
+class LRUPolicy(LayerHooks[K]):
     """Evicts the key whose last access or write is the oldest.
 
     An ``OrderedDict`` keeps recency order: ``move_to_end`` on every access, the first key is the

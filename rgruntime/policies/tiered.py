@@ -183,6 +183,19 @@ class TieredPolicy(AdmissionEngine[K]):
                 result.append((key, tier))
         return result
 
+    # The live layer's hooks: an entry's TTL is capped by its tier's.
+
+    def ttl_cap(self, key: K) -> float | None:
+        tier = self.tier_of(key)
+        return None if tier is None else tier.ttl
+
+    def watch_ttl_caps(self) -> None:
+        if self._moves is None:
+            self._moves = []
+
+    def take_ttl_caps(self) -> list[tuple[K, float]]:
+        return [(key, tier.ttl) for key, tier in self.take_moves() if tier.ttl is not None]
+
     def tier_weights(self) -> dict[str, int]:
         """What each tier holds now (bytes, or entries without a byte budget)."""
         held = dict.fromkeys((tier.name for tier in self._tiers), 0)

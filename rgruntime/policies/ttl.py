@@ -5,7 +5,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Hashable
-from typing import Final, Generic, TypeVar
+from typing import Final, TypeVar
+
+from rgruntime.policies.base import LayerHooks
 
 __all__ = ["TTLPolicy"]
 
@@ -16,7 +18,7 @@ _STALE_FACTOR: Final = 2
 _STALE_MARGIN: Final = 64
 
 
-class TTLPolicy(Generic[K]):
+class TTLPolicy(LayerHooks[K]):
     """When over a bound, evicts the entry that would expire soonest anyway.
 
     Entries are ordered by ``(deadline, placement)``; entries without a deadline (``inf``) come

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -76,6 +76,8 @@ import anyio.abc
 import anyio.lowlevel
 
 from rgruntime.errors import RuntimeClosedError
+from rgruntime.runtime._actor import Mailbox, Request
+from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.removals import RemovalReason
 
 if TYPE_CHECKING:
@@ -104,6 +106,19 @@ _current_reads: ContextVar[ReadSet | None] = ContextVar("rgruntime_read_set", de
 CASCADING_REASONS: frozenset[RemovalReason] = frozenset(
     {"invalidated", "deleted", "cleared", "replaced"}
 )
+
+#: The supervisor's runtime-wide invalidation, which the graph's tag invalidations go through.
+InvalidateAll: TypeAlias = Callable[[Selection], Awaitable[int]]
+
+#: Inbox capacity: only ``settled()`` callers queue requests; wake-ups are de-duplicated.
+_INBOX_SIZE = 64
+
+
+class _Settle(Request[None]):
+    """Answered once no cascade is queued or running."""
+
+    __slots__ = ()
+
 
 #: ``record_read_of`` without a value: any live entry under the key will do.
 _ANY: object = object()
@@ -135,8 +150,8 @@ def record_read_of(layer: Layer, key: str, value: object = _ANY) -> None:
     reads = _current_reads.get()
     if reads is None or layer.name in reads.ignored:
         return
-    entry = layer._entries.get(key) if key in layer else None
-    if entry is not None and (value is _ANY or entry.value is value):
+    held = layer.peek(key, _ANY)
+    if held is not _ANY and (value is _ANY or held is value):
         reads.add(layer.name, key)
     elif layer.config.enabled:
         reads.tainted = True
@@ -188,12 +203,13 @@ class ReadSet:
         if node not in self.nodes:
             self.nodes.add(node)
             if self.graph is not None:
-                self.graph._reading(node, self)
+                self.graph.reading(node, self)
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """The computation ended: its reads stop being watched."""
         self._closed = True
         if self.graph is not None:
-            self.graph._done_reading(self)
+            self.graph.done_reading(self)
 
 
 @contextlib.contextmanager
@@ -213,7 +229,7 @@ def recording(graph: DependencyGraph | None, ignored: Iterable[str] = ()) -> Ite
         yield reads
     finally:
         _current_reads.reset(token)
-        reads._close()
+        reads.close()
         if parent is not None and not reads.committed:
             for layer, key in reads.nodes:
                 parent.add(layer, key)
@@ -240,10 +256,11 @@ class DependencyGraph:
         self._pending: dict[str, set[str]] = {}
         self._to_verify: set[Node] = set()
         self._pending_tags: list[frozenset[str]] = []
-        self._wake: anyio.Event | None = None
+        # Made when the graph's task starts: a graph whose runtime never opens holds no stream.
+        self._mailbox: Mailbox[_Settle] | None = None
         self._busy = False
-        self._settle_waiters: list[anyio.Event] = []
         self._running = False
+        self._invalidate_all: InvalidateAll | None = None
         #: Entries removed because something they depended on left (a known change).
         self.cascaded = 0
         #: Dependents kept when something they depended on left without cascading (evicted,
@@ -286,15 +303,12 @@ class DependencyGraph:
             layer = self._layers.get(dependency[0])
             if dependency == node or layer is None:
                 continue
-            entry = layer._entries.get(dependency[1])
-            if entry is None:
-                continue
-            if dependency[1] not in layer:  # past its deadline, not yet removed by its layer
-                if self._cascade_on_expiry:
-                    reads.tainted = True
-                    return False
-                continue
-            dependencies.add(dependency)
+            if dependency[1] in layer:
+                dependencies.add(dependency)
+            elif self._cascade_on_expiry and layer.holds_expired(dependency[1]):
+                # Past its deadline, not yet removed by its layer: an expiry that cascades.
+                reads.tainted = True
+                return False
         reads.committed = True
         if not dependencies or node[0] not in self._layers:
             return True
@@ -338,10 +352,10 @@ class DependencyGraph:
         if not (self._busy or self._pending or self._to_verify or self._pending_tags):
             await anyio.lowlevel.checkpoint()
             return
-        done = anyio.Event()
-        self._settle_waiters.append(done)
-        self._wake_task()
-        await done.wait()
+        # A graph that stopped with the runtime has nothing left to settle.
+        with contextlib.suppress(RuntimeClosedError):
+            assert self._mailbox is not None  # running
+            await self._mailbox.ask(_Settle())
 
     # -- the listener: synchronous, never suspends ----------------------------------------------
 
@@ -387,13 +401,14 @@ class DependencyGraph:
                 if not dependents:
                     del self._dependents[dependency]
 
-    def _reading(self, node: Node, reads: ReadSet) -> None:
+    def reading(self, node: Node, reads: ReadSet) -> None:
+        """``reads`` read ``node``: taint it if ``node`` changes before it is done."""
         if not self._running or node[0] not in self._layers:
             return
         self._watch(node[0])
         self._readers.setdefault(node, set()).add(reads)
 
-    def _done_reading(self, reads: ReadSet) -> None:
+    def done_reading(self, reads: ReadSet) -> None:
         for node in reads.nodes:
             readers = self._readers.get(node)
             if readers is not None:
@@ -406,22 +421,27 @@ class DependencyGraph:
             self._watching[layer] = self._layers[layer].add_removal_listener(self._removed)
 
     def _wake_task(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        if self._mailbox is not None:
+            self._mailbox.wake()
 
     # -- the task --------------------------------------------------------------------------------
 
     async def run(
         self,
         layers: Mapping[str, Layer],
+        invalidate_all: InvalidateAll,
         *,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until cancelled. ``layers``: the runtime's live map of layers by name."""
+        """Serve until cancelled. ``layers``: the runtime's live map of layers by name;
+        ``invalidate_all``: the supervisor's runtime-wide invalidation (tag invalidations asked
+        for with :meth:`invalidate_soon` go through it, in the supervisor's one order)."""
         self._layers = layers
+        self._invalidate_all = invalidate_all
+        mailbox = self._mailbox = Mailbox("the dependency graph", _INBOX_SIZE)
         self._running = True
-        self._wake = anyio.Event()
         task_status.started()
+        settle: list[_Settle] = []
         try:
             while True:
                 if self._to_verify:
@@ -432,14 +452,17 @@ class DependencyGraph:
                     name, keys = self._pending.popitem()
                     await self._invalidate_keys(name, keys)
                 else:
-                    waiters, self._settle_waiters = self._settle_waiters, []
-                    for waiter in waiters:
-                        waiter.set()
-                    # No checkpoint between the emptiness checks above and this new event, so
-                    # no listener can queue work in between and go unheard.
-                    self._wake = anyio.Event()
-                    await self._wake.wait()
+                    for request in settle:
+                        request.answer(None)
+                    settle.clear()
+                    # No checkpoint between the emptiness checks above and this receive, so no
+                    # listener can queue work in between and go unheard (its wake-up queues).
+                    message = await mailbox.receive()
+                    if message is not None:
+                        settle.append(message)
         finally:
+            for request in settle:
+                request.answer(None)
             self._stop()
 
     def _verify(self) -> None:
@@ -463,10 +486,10 @@ class DependencyGraph:
             self._busy = False
 
     async def _invalidate_tags(self, tags: frozenset[str]) -> None:
+        assert self._invalidate_all is not None
         self._busy = True
         try:
-            for layer in list(self._layers.values()):
-                await layer.invalidate(tags=tags)
+            await self._invalidate_all(Selection.of(tags=tags))
         except RuntimeClosedError:
             pass
         finally:
@@ -483,6 +506,5 @@ class DependencyGraph:
         self._pending.clear()
         self._to_verify.clear()
         self._pending_tags.clear()
-        waiters, self._settle_waiters = self._settle_waiters, []
-        for waiter in waiters:
-            waiter.set()
+        if self._mailbox is not None:
+            self._mailbox.close()

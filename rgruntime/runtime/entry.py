@@ -6,12 +6,15 @@ import itertools
 import math
 from typing import Any, Final
 
-__all__ = ["NEVER", "Entry"]
+__all__ = ["NEVER", "Entry", "next_sequence"]
 
 #: The deadline of an entry that does not expire on its own.
 NEVER: Final = math.inf
 
 _sequence = itertools.count()
+
+#: The next creation number (entries take theirs from the same counter).
+next_sequence = _sequence.__next__
 
 
 class Entry:
@@ -57,7 +60,7 @@ class Entry:
         self.cost = cost
         self.hits = 0
         self.seen_hits = 0
-        self.sequence = next(_sequence)
+        self.sequence = next_sequence()
         self.timer: tuple[float, int, str] | None = None
 
     def __repr__(self) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedList
 
@@ -46,18 +47,16 @@ class TimerIndex:
         """The earliest deadline, or ``NEVER`` when nothing is timed."""
         return self._timers[0][0] if self._timers else NEVER
 
-    def pop_due(self, now: float) -> list[str]:
-        """Remove the timers at or before ``now``; return their keys, earliest first.
+    def iter_due(self, now: float) -> Iterator[str]:
+        """The keys whose timers are at or before ``now``, earliest first, one at a time.
 
-        The caller clears each entry's ``timer``. A sliding TTL may have moved an entry's deadline
-        since its timer was set: the caller checks ``entry.expires_at`` and re-adds the entries
-        that are still live.
+        The caller must :meth:`discard` each entry's timer before asking for the next key (else
+        the same key comes again). A sliding TTL may have moved an entry's deadline since its
+        timer was set: the caller checks ``entry.expires_at`` and re-adds the live ones.
         """
         timers = self._timers
-        due = []
         while timers and timers[0][0] <= now:
-            due.append(timers.pop(0)[2])
-        return due
+            yield timers[0][2]
 
     def __len__(self) -> int:
         return len(self._timers)
@@ -125,18 +124,31 @@ class KeyIndex:
 
     def matching(self, pattern: str) -> list[str]:
         """Keys matching the glob ``pattern`` (``*``, ``?``, ``[...]``; case-sensitive)."""
+        return list(self.iter_matching(pattern))
+
+    def iter_matching(self, pattern: str) -> Iterator[str]:
+        """:meth:`matching`, lazily: the keys in the pattern's literal prefix range are copied
+        first (a quick copy in C), then matched one at a time, so the caller may remove keys
+        between two of them and stop the loop's thread for no longer than it wants."""
         prefix = literal_prefix(pattern)
         if prefix == pattern:
-            return [pattern] if pattern in self._keys else []
+            if pattern in self._keys:
+                yield pattern
+            return
         match = re.compile(fnmatch.translate(pattern)).match
-        candidates: Iterable[str] = self._keys.irange(minimum=prefix) if prefix else self._keys
-        found = []
+        keys = self._keys
+        if prefix and ord(prefix[-1]) < sys.maxunicode:
+            # [prefix, prefix with its last character's successor) spans exactly its keys.
+            after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            candidates = keys[keys.bisect_left(prefix) : keys.bisect_left(after)]
+        else:
+            candidates = keys[keys.bisect_left(prefix) :]  # the pattern's match checks the rest
         for key in candidates:
-            if not key.startswith(prefix):
-                break
             if match(key):
-                found.append(key)
-        return found
+                yield key
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
 
     def __len__(self) -> int:
         return len(self._keys)

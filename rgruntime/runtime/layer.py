@@ -3,70 +3,53 @@
 The caller's task does the cheap, latency-critical part itself (DESIGN.md section 3):
 
 - a **hit** reads the entry map, checks the deadline against the loop's clock and counts itself
-  on the entry (``entry.hits += 1``): no task switch, no channel send, no buffer. The actor reads
-  those counters when it picks eviction victims (an entry hit since its last look gets a second
-  chance), so a hit never has to be replayed;
-- a **write** replaces the map entry at once (the next read sees it) and appends a lossless write
-  record for the actor;
+  on the entry; the first hit of an entry since the actor last looked also goes on the layer's
+  access log, so the eviction policy hears every hit, in order, when the log is replayed. No task
+  switch, no channel send;
+- a **write** replaces the map entry at once (the next read sees it) and logs a write record. A
+  write that takes the layer over its bounds runs a maintenance pass itself, so that the layer
+  is back within its budget before the writer's next await;
 - a **miss with a loader** starts or joins a single-flight load in the layer's service task group.
 
-Everything that orders, indexes, expires or evicts belongs to the layer's actor
-(:mod:`rgruntime.runtime.layer_actor`), which replays the buffers in batches.
+The layer's state is shared with its actor (:mod:`rgruntime.runtime.layer_state`); the actor
+drives the layer's keeper (policy, indices: :mod:`rgruntime.runtime.keeper`) on wake-ups and
+timers, and answers invalidations in slices.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, overload
+from typing import Any, Final, Literal, TypeVar, overload
 
 import anyio
 import anyio.abc
 
 from rgruntime.config import LayerConfig
-from rgruntime.errors import InvalidArgumentError, RuntimeClosedError
+from rgruntime.errors import (
+    CapacityError,
+    InvalidArgumentError,
+    LoadInterruptedError,
+    RuntimeClosedError,
+)
 from rgruntime.runtime.arguments import Selection, check_cost, check_key, check_size, check_tags
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.entry import NEVER, Entry
+from rgruntime.runtime.layer_actor import LayerActor
+from rgruntime.runtime.layer_state import LayerState
 from rgruntime.runtime.loads import Load, current_load
-from rgruntime.runtime.removals import RemovalListener, RemovalListeners
+from rgruntime.runtime.removals import RemovalListener
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
 from rgruntime.sizing import estimate_size
 from rgruntime.units import parse_duration
 
-if TYPE_CHECKING:
-    from rgruntime.runtime.layer_actor import LayerActor
-
-__all__ = ["Layer", "SlidingLayer", "layer_class"]
+__all__ = ["Layer", "SlidingLayer", "layer_class", "new_layer"]
 
 #: The least cost a load is given: a load that took no measurable time still cost something.
 _MIN_COST: Final = 1e-6
 
 T = TypeVar("T")
 D = TypeVar("D")
-
-#: A write record: the entry a write replaced (if any) and the entry it installed (None: delete).
-WriteRecord = tuple[Entry | None, Entry | None]
-
-
-class _ClosedEntries:
-    """Stands in for the entry map once the runtime is closed, so that the hit path needs no
-    "is it open?" test of its own: its one lookup raises instead."""
-
-    __slots__ = ("_layer",)
-
-    def __init__(self, layer: str) -> None:
-        self._layer = layer
-
-    def __getitem__(self, key: object) -> NoReturn:
-        raise RuntimeClosedError(f"the runtime of cache layer {self._layer!r} is closed")
-
-    get = __getitem__
-
-    def __len__(self) -> int:
-        return 0
-
-    def values(self) -> tuple[()]:
-        return ()
 
 
 class Layer:
@@ -79,38 +62,32 @@ class Layer:
 
     def __init__(
         self,
-        config: LayerConfig,
-        clock: LoopClock,
+        state: LayerState,
+        actor: LayerActor,
         sizer: Callable[[Any], int] = estimate_size,
     ) -> None:
-        self.config = config
-        self.name = config.name
-        self._clock = clock
-        self._now = clock.now
+        self._state = state
+        self._actor = actor
+        self._keeper = actor.keeper
+        self.config = state.config
+        self.name = state.name
+        self._now = state.clock.now
         self._sizer = sizer
-        self._enabled = config.enabled
-        self._default_ttl = config.ttl
-        self._entries: dict[str, Entry] = {}
-        # Hits since the last maintenance pass (entries, in access order), and writes since then.
-        self._writes: list[WriteRecord] = []
-        self._write_limit = config.write_buffer_size
-        self._loads: dict[str, Load] = {}
-        self._actor: LayerActor | None = None
-        self._service: anyio.abc.TaskGroup | None = None
-        # Counted on the caller's side. Hits are counted by each entry (``entry.hits``): a layer
-        # total would cost one more attribute write per hit. Entries that leave the map hand
-        # their count over to ``_retired_hits``.
-        self._misses = 0
-        self._retired_hits = 0
-        self._load_successes = 0
-        self._load_failures = 0
-        self._total_load_time = 0.0
-        self._oversize_rejections = 0
-        # Who else keeps state about this layer's keys (semantic index, dependencies, events).
-        self._removal_listeners = RemovalListeners(self.name)
+        self._enabled = state.config.enabled
+        self._default_ttl = state.config.ttl
+        # The hit path's two references, held here to save an attribute lookup per hit: the
+        # state's own entry map and the bound append of its access log (both live as long as
+        # the state; the actor empties them in place, never replaces them).
+        self._entries = state.entries
+        self._log = state.log.append
 
     def __repr__(self) -> str:
         return f"<Layer {self.name!r} entries={len(self._entries)}>"
+
+    @property
+    def clock(self) -> LoopClock:
+        """The loop clock the layer's deadlines are read on."""
+        return self._state.clock
 
     # -- reads ---------------------------------------------------------------------------------
     #
@@ -125,15 +102,14 @@ class Layer:
         """The cached value for ``key``, or ``default`` on a miss. Never suspends."""
         try:
             entry = self._entries[key]
-        except KeyError:
-            check_key(key)  # only a miss pays for this: get(42) raises instead of missing forever
-            self._misses += 1
-            return default
+        except (KeyError, TypeError):  # TypeError: an unhashable key, reported by _miss
+            return self._miss(key, default)
         if entry.expires_at > self._now():
+            if entry.hits == entry.seen_hits:  # its first hit since the policy last heard
+                self._log(entry)
             entry.hits += 1
             return entry.value
-        self._misses += 1
-        return default
+        return self._miss(key, default)
 
     async def get(self, key: str, default: object = None) -> Any:
         """The cached value for ``key``, or ``default`` on a miss.
@@ -142,15 +118,14 @@ class Layer:
         """
         try:
             entry = self._entries[key]
-        except KeyError:
-            check_key(key)  # only a miss pays for this: get(42) raises instead of missing forever
-            self._misses += 1
-            return default
+        except (KeyError, TypeError):
+            return self._miss(key, default)
         if entry.expires_at > self._now():
+            if entry.hits == entry.seen_hits:
+                self._log(entry)
             entry.hits += 1
             return entry.value
-        self._misses += 1
-        return default
+        return self._miss(key, default)
 
     async def get_or_load(
         self,
@@ -167,12 +142,17 @@ class Layer:
         Concurrent callers for the same missing key share one call of ``loader`` (single
         flight), which runs in the layer's own task group: a caller that is cancelled leaves
         without disturbing the others, and the load is cancelled only when every caller has
-        left. A loader exception reaches every caller waiting at that moment and is not cached.
-        An invalidation, delete or write of the key during the load keeps its result out of
-        the cache (the callers already waiting still receive it).
+        left. A loader exception reaches every caller waiting at that moment (each its own
+        copy) and is not cached. An invalidation, delete or write of the key during the load
+        keeps its result out of the cache (the callers already waiting still receive it).
         """
-        entry = self._entries.get(key)
-        if entry is not None and entry.expires_at > self._now():
+        try:
+            entry = self._entries[key]
+        except (KeyError, TypeError):
+            return await self._load(key, loader, ttl, tags, size, cost)  # type: ignore[no-any-return]
+        if entry.expires_at > self._now():
+            if entry.hits == entry.seen_hits:
+                self._log(entry)
             entry.hits += 1
             return entry.value  # type: ignore[no-any-return]
         return await self._load(key, loader, ttl, tags, size, cost)  # type: ignore[no-any-return]
@@ -180,7 +160,31 @@ class Layer:
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` holds a live entry (not counted as a hit or a miss)."""
         entry = self._entries.get(key) if isinstance(key, str) else None
-        return entry is not None and entry.expires_at > self._now()
+        if entry is None:
+            self._check_open()
+            return False
+        return entry.expires_at > self._now()
+
+    def holds_expired(self, key: str) -> bool:
+        """Whether ``key`` holds an entry past its deadline that is not removed yet."""
+        entry = self._entries.get(key)
+        return entry is not None and entry.expires_at <= self._now()
+
+    def keys(self) -> list[str]:
+        """The keys of the live entries (a snapshot; not counted as hits)."""
+        now = self._now()
+        return [key for key, entry in self._entries.items() if entry.expires_at > now]
+
+    def peek(self, key: str, default: object = None) -> Any:
+        """The live value under ``key`` without counting a hit or a miss, or ``default``."""
+        entry = self._entries.get(check_key(key))
+        return entry.value if entry is not None and entry.expires_at > self._now() else default
+
+    def _miss(self, key: object, default: object) -> object:
+        check_key(key)  # only a miss pays for this: get(42) raises instead of missing forever
+        self._check_open()
+        self._state.misses += 1
+        return default
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -202,8 +206,8 @@ class Layer:
         Suspends only when the layer's actor has fallen far behind (backpressure).
         """
         self.set_nowait(key, value, ttl=ttl, tags=tags, size=size, cost=cost)
-        if len(self._writes) >= self._write_limit:
-            await self._require_actor().maintained()
+        if self._state.writes_pending >= self.config.write_buffer_size:
+            await self._actor.maintained()
 
     def set_nowait(
         self,
@@ -215,7 +219,8 @@ class Layer:
         size: int | None = None,
         cost: float | None = None,
     ) -> None:
-        """:meth:`set` without the backpressure: never suspends."""
+        """:meth:`set` without the backpressure: never suspends. A write that takes the layer
+        over its bounds evicts before it returns."""
         self._check_open()
         key = check_key(key)
         entry = self._new_entry(key, value, ttl, check_tags(tags), size, cost)
@@ -239,13 +244,15 @@ class Layer:
             raise InvalidArgumentError("reason", reason, "'deleted' or 'trimmed'")
         key = check_key(key)
         self._discard_load(key)
-        old = self._entries.pop(key, None)
+        state = self._state
+        old = state.entries.pop(key, None)
         if old is None:
             return False
-        self._retired_hits += old.hits
-        self._post_write((old, None))
-        if self._removal_listeners:
-            self._removal_listeners.notify(key, reason)
+        state.retire(old)
+        state.invalidations += 1
+        self._post_write(old, None)
+        if state.listeners:
+            state.listeners.notify(key, reason)
         return old.expires_at > self._now()
 
     def add_removal_listener(self, listener: RemovalListener) -> Callable[[], None]:
@@ -258,7 +265,7 @@ class Layer:
         not suspend. Its exceptions are logged and counted (``statistics().listener_failures``),
         never raised. Returns a function that unregisters it.
         """
-        return self._removal_listeners.add(listener)
+        return self._state.listeners.add(listener)
 
     async def invalidate(
         self,
@@ -273,7 +280,9 @@ class Layer:
         ``pattern`` is a case-sensitive glob on keys (``"weather_*"``); a literal prefix limits
         the search to the keys sharing it. ``tags`` are hierarchical: ``["products"]`` removes
         entries tagged ``products`` or ``products:...``, not ``productsX``. Loads in flight that
-        match are kept out of the cache.
+        match are kept out of the cache. However many entries it selects, the work is done in
+        slices that never hold the event loop for more than a few milliseconds; when it
+        returns, nothing it selected is served, and what was written meanwhile stays.
         """
         selection = Selection.of(key=key, keys=keys, pattern=pattern, tags=tags)
         return await self.invalidate_selection(selection)
@@ -281,79 +290,66 @@ class Layer:
     async def invalidate_selection(self, selection: Selection) -> int:
         """:meth:`invalidate` with the criteria already validated (used by the runtime)."""
         self._check_open()
-        return await self._require_actor().invalidate(selection)
+        return await self._actor.invalidate(selection)
 
     async def clear(self) -> int:
         """Remove every entry; return how many live entries went."""
         self._check_open()
-        return await self._require_actor().clear()
+        return await self._actor.clear()
 
     async def cleanup(self) -> None:
         """Run a maintenance pass now: replay accesses and writes, expire, evict to the bounds."""
         self._check_open()
-        await self._require_actor().maintained()
+        await self._actor.maintained()
 
     # -- statistics ----------------------------------------------------------------------------
 
     def stats(self) -> CacheStats:
         """What this layer did since the runtime opened (an immutable snapshot)."""
-        actor = self._require_actor()
+        state = self._state
         return CacheStats(
-            hits=self._retired_hits + sum(entry.hits for entry in self._entries.values()),
-            misses=self._misses,
-            load_successes=self._load_successes,
-            load_failures=self._load_failures,
-            total_load_time=self._total_load_time,
-            evictions=actor.evictions,
-            expirations=actor.expirations,
-            invalidations=actor.invalidations,
-            oversize_rejections=self._oversize_rejections,
-            entries=len(self._entries),
-            size_bytes=actor.size_bytes,
+            hits=state.hits(),
+            misses=state.misses,
+            load_successes=state.load_successes,
+            load_failures=state.load_failures,
+            total_load_time=state.total_load_time,
+            evictions=state.evictions,
+            expirations=state.expirations,
+            invalidations=state.invalidations,
+            oversize_rejections=state.oversize_rejections,
+            entries=len(state.entries),
+            size_bytes=state.size_bytes,
             max_entries=self.config.max_entries,
-            max_size=actor.max_size,
+            max_size=state.max_size,
         )
 
     def statistics(self) -> LayerStatistics:
         """The actor's internals: inbox depth, buffered records, loads in flight."""
-        actor = self._require_actor()
+        state = self._state
+        keeper = self._keeper
         return LayerStatistics(
             name=self.name,
-            inbox_depth=actor.inbox_depth(),
-            pending_writes=len(self._writes),
-            loads_in_flight=len(self._loads),
-            load_waiters=sum(load.waiters for load in self._loads.values()),
-            timers=actor.timer_count(),
-            tags=actor.tag_count(),
-            maintenance_runs=actor.maintenance_runs,
-            second_chances=actor.second_chances,
-            ghost_hits=actor.ghost_hits,
-            budget_changes=actor.budget_changes,
-            policy_entries=actor.policy_size(),
-            removal_listeners=len(self._removal_listeners),
-            listener_failures=self._removal_listeners.failures,
+            inbox_depth=self._actor.inbox_depth(),
+            pending_writes=state.writes_pending,
+            loads_in_flight=len(state.loads),
+            load_waiters=sum(load.waiters for load in state.loads.values()),
+            timers=keeper.timer_count(),
+            tags=keeper.tag_count(),
+            maintenance_runs=keeper.maintenance_runs,
+            second_chances=keeper.second_chances,
+            ghost_hits=keeper.ghost_hits,
+            budget_changes=keeper.budget_changes,
+            policy_entries=keeper.policy_size(),
+            removal_listeners=len(state.listeners),
+            listener_failures=state.listeners.failures,
+            pending_accesses=len(state.log) - state.writes_pending,
         )
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _attach(self, actor: LayerActor, service: anyio.abc.TaskGroup) -> None:
-        self._actor = actor
-        self._service = service
-
-    def _close(self) -> None:
-        # The entries' hit counts outlive them, so that stats() still adds up after the runtime.
-        self._retired_hits += sum(entry.hits for entry in self._entries.values())
-        self._entries = _ClosedEntries(self.name)  # type: ignore[assignment]
-        self._service = None
-
     def _check_open(self) -> None:
-        if self._service is None:
+        if self._state.service is None:
             raise RuntimeClosedError(f"the runtime of cache layer {self.name!r} is not open")
-
-    def _require_actor(self) -> LayerActor:
-        if self._actor is None:
-            raise RuntimeClosedError(f"cache layer {self.name!r} has not been started")
-        return self._actor
 
     def _resolve_ttl(self, ttl: float | str | None) -> float | None:
         if ttl is None:
@@ -377,39 +373,89 @@ class Layer:
     ) -> Entry | None:
         """Validate a write and build its entry; None when the layer stores nothing."""
         seconds = self._resolve_ttl(ttl)
-        weight = self._sizer(value) if size is None else check_size(size)
+        weight = self._weigh(key, value, size)
         price = self._default_cost() if cost is None else check_cost(cost)
         if not self._enabled:
             return None
-        max_size = self._actor.max_size if self._actor is not None else self.config.max_size
+        max_size = self._state.max_size
         if max_size is not None and weight > max_size:
             # It could never fit: storing it would evict everything else first, then itself.
-            self._oversize_rejections += 1
+            self._state.oversize_rejections += 1
             self.delete_nowait(key)
             return None
         expires_at = NEVER if seconds is None else self._now() + seconds
         return Entry(key, value, expires_at, seconds, weight, tags, price)
 
+    def _weigh(self, key: str, value: Any, size: int | None) -> int:
+        if size is not None:
+            return check_size(size)
+        try:
+            weight = self._sizer(value)
+        except Exception as error:
+            raise InvalidArgumentError(
+                "size", value, f"a value the layer's sizer {self._sizer!r} can weigh ({error!r})"
+            ) from error
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+            raise InvalidArgumentError(
+                "size",
+                weight,
+                f"a whole number of bytes, 0 or more, from the sizer {self._sizer!r}",
+            )
+        return weight
+
     def _default_cost(self) -> float:
         """A write's cost when none is given: the layer's mean load time so far, else 1.0."""
-        loads = self._load_successes
-        return self._total_load_time / loads if loads and self._total_load_time > 0 else 1.0
+        state = self._state
+        loads = state.load_successes
+        return state.total_load_time / loads if loads and state.total_load_time > 0 else 1.0
 
     def _install(self, entry: Entry) -> None:
-        old = self._entries.get(entry.key)
-        self._entries[entry.key] = entry
+        state = self._state
+        old = state.entries.get(entry.key)
+        if not self.config.evictable:
+            self._check_room(entry, old)
+        state.entries[entry.key] = entry
+        state.size_bytes += entry.size
         if old is not None:
-            self._retired_hits += old.hits
-        self._post_write((old, entry))
-        if old is not None and self._removal_listeners:
-            self._removal_listeners.notify(entry.key, "replaced")
+            state.retire(old)
+        self._post_write(old, entry)
+        if old is not None and state.listeners:
+            state.listeners.notify(entry.key, "replaced")
 
-    def _post_write(self, record: WriteRecord) -> None:
-        self._writes.append(record)
-        self._require_actor().request_maintenance()
+    def _check_room(self, entry: Entry, old: Entry | None) -> None:
+        """A layer that never evicts refuses a write that does not fit (after expiring)."""
+        state = self._state
+        freed = 0 if old is None else old.size
+        max_size, max_entries = state.max_size, self.config.max_entries
+        for attempt in range(2):
+            if max_size is not None and state.size_bytes - freed + entry.size > max_size:
+                bound, needed, held, budget = (
+                    "max_size",
+                    entry.size - freed,
+                    state.size_bytes,
+                    max_size,
+                )
+            elif old is None and max_entries is not None and len(state.entries) >= max_entries:
+                bound, needed, held, budget = "max_entries", 1, len(state.entries), max_entries
+            else:
+                return
+            if attempt == 0:
+                self._keeper.maintain()  # what has expired makes room first
+        raise CapacityError(self.name, needed, held, budget, bound)
+
+    def _post_write(self, old: Entry | None, new: Entry | None) -> None:
+        state = self._state
+        self._log((old, new))
+        state.writes_pending += 1
+        keeper = self._keeper
+        # Over a bound: evict now, so the layer is within its budget at the writer's next
+        # await (the pass is synchronous; the actor would run the same one a moment later).
+        # When that pass left expiry behind, the actor carries on with it in slices.
+        if not keeper.over_bounds() or keeper.maintain():
+            self._actor.wake()
 
     def _discard_load(self, key: str) -> None:
-        load = self._loads.get(key)
+        load = self._state.loads.get(key)
         if load is not None:
             load.discarded = True
             load.detach()
@@ -433,47 +479,65 @@ class Layer:
             check_size(size)
         if cost is not None:
             check_cost(cost)
-        self._misses += 1  # after the checks: a call refused for bad input is not a miss
+        state = self._state
+        state.misses += 1  # after the checks: a call refused for bad input is not a miss
         if not self._enabled:
             return await loader()
-        load = self._loads.get(key)
+        load = state.loads.get(key)
         if load is None:
-            load = Load(self.name, key, loader, seconds, checked_tags, self._loads)
-            assert self._service is not None
-            self._service.start_soon(
-                self._run_load, load, size, cost, name=f"load {self.name}:{key}"
+            load = Load(self.name, key, loader, seconds, checked_tags, state.loads)
+            assert state.service is not None
+            state.service.start_soon(
+                self._run_load, load, size, cost, name=f"load {self.name}:{key[:100]}"
             )
         return await load.wait()
 
     async def _run_load(self, load: Load, size: int | None, cost: float | None) -> None:
+        """Run one load in the service task group. Whatever the loader, the value or the sizer
+        raise reaches the load's waiters, never the task group: the layer keeps serving."""
         current_load.set(load)  # this task's own context: marks the loader's calls as nested
+        state = self._state
         started = self._now()
         try:
             with load.scope:
                 try:
                     value = await load.loader()
-                except Exception as error:  # the loader's failure goes to its waiters only
-                    self._load_failures += 1
-                    self._total_load_time += self._now() - started
-                    load.finish(error=error)
+                except anyio.get_cancelled_exc_class():
+                    if anyio.current_effective_deadline() == -math.inf:
+                        raise  # ours: its last waiter left, or the runtime is closing
+                    # A cancellation no scope of ours caused (asyncio: the loader awaited a
+                    # future someone else cancelled): this load failed, the layer goes on.
+                    self._load_failed(load, started, LoadInterruptedError(self.name, load.key))
                     return
-                self._load_successes += 1
+                except BaseException as error:  # every failure goes to its waiters only
+                    self._load_failed(load, started, error)
+                    return
                 elapsed = self._now() - started
-                self._total_load_time += elapsed
-                actor = self._actor
-                if actor is not None and actor.evicted_recently(load.key):
-                    actor.record_ghost_load(elapsed)  # what a larger budget would have saved
-                if not load.discarded and self._service is not None:
+                state.load_successes += 1
+                state.total_load_time += elapsed
+                if self._keeper.evicted_recently(load.key):
+                    self._keeper.record_ghost_load(elapsed)  # what a larger budget would save
+                if not load.discarded and state.service is not None:
                     # Unless told otherwise, what the load took is what recomputing will cost.
                     price = cost if cost is not None else max(elapsed, _MIN_COST)
-                    entry = self._new_entry(load.key, value, load.ttl, load.tags, size, price)
-                    if entry is not None:
-                        self._install(entry)
+                    try:
+                        entry = self._new_entry(load.key, value, load.ttl, load.tags, size, price)
+                        if entry is not None:
+                            self._install(entry)
+                    except Exception as error:  # a value that cannot be sized or stored
+                        load.finish(error=error)
+                        return
                 load.finish(value)
         finally:
             if not load.done.is_set():
                 # Cancelled: by its last waiter leaving (nobody is told) or by the runtime closing.
                 load.finish(error=RuntimeClosedError(f"layer {self.name!r} closed during a load"))
+
+    def _load_failed(self, load: Load, started: float, error: BaseException) -> None:
+        state = self._state
+        state.load_failures += 1
+        state.total_load_time += self._now() - started
+        load.finish(error=error)
 
 
 class SlidingLayer(Layer):
@@ -484,22 +548,24 @@ class SlidingLayer(Layer):
     """
 
     def _hit(self, key: str) -> Entry | None:
-        entry = self._entries.get(key)
-        if entry is not None:
-            now = self._now()
-            if entry.expires_at > now:
-                entry.hits += 1
-                if entry.ttl is not None:
-                    entry.expires_at = now + entry.ttl
-                return entry
+        try:
+            entry = self._entries[key]
+        except (KeyError, TypeError):
+            return None
+        now = self._now()
+        if entry.expires_at > now:
+            if entry.hits == entry.seen_hits:
+                self._log(entry)
+            entry.hits += 1
+            if entry.ttl is not None:
+                entry.expires_at = now + entry.ttl
+            return entry
         return None
 
     def get_nowait(self, key: str, default: object = None) -> object:
         entry = self._hit(key)
         if entry is None:
-            check_key(key)
-            self._misses += 1
-            return default
+            return self._miss(key, default)
         return entry.value
 
     async def get(self, key: str, default: object = None) -> Any:
@@ -524,3 +590,16 @@ class SlidingLayer(Layer):
 def layer_class(config: LayerConfig) -> type[Layer]:
     """The layer class whose read path fits ``config``."""
     return SlidingLayer if config.sliding_ttl else Layer
+
+
+def new_layer(
+    config: LayerConfig, clock: LoopClock, sizer: Callable[[Any], int] = estimate_size
+) -> tuple[Layer, LayerActor]:
+    """A layer and its actor, sharing one state (the supervisor starts the actor).
+
+    ``sizer`` weighs values written without an explicit ``size`` (bytes); if it raises, the
+    write fails with :class:`~rgruntime.InvalidArgumentError` naming ``size``.
+    """
+    state = LayerState(config, clock)
+    actor = LayerActor(state)
+    return layer_class(config)(state, actor, sizer), actor

@@ -76,7 +76,11 @@ class Runtime:
             await task_group.start(self._supervisor.run, name="rgruntime supervisor")
             # The dependency graph lives in the supervisor's task group, with the layers.
             await self._supervisor.start_service(
-                functools.partial(self._dependencies.run, self._supervisor.layers),
+                functools.partial(
+                    self._dependencies.run,
+                    self._supervisor.layers,
+                    self._supervisor.invalidate_all,
+                ),
                 "rgruntime dependencies",
             )
         except BaseException as error:

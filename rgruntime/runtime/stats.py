@@ -118,3 +118,5 @@ class LayerStatistics:
     #: Removal listeners registered, and how many times one of them raised (logged, not raised).
     removal_listeners: int
     listener_failures: int
+    #: First hits logged for the policy and not yet replayed (the access log's reads).
+    pending_accesses: int = 0

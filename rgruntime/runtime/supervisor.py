@@ -18,44 +18,46 @@ import anyio.abc
 
 from rgruntime.config import LayerConfig
 from rgruntime.errors import ConfigError, RuntimeClosedError
+from rgruntime.runtime._actor import Mailbox, Request
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.budgets import rebalance
 from rgruntime.runtime.clock import LoopClock
-from rgruntime.runtime.layer import Layer, layer_class
+from rgruntime.runtime.layer import Layer, new_layer
 from rgruntime.runtime.layer_actor import LayerActor
 
 __all__ = ["Supervisor"]
 
 _INBOX_SIZE: Final = 16
 
+Service = Callable[..., Coroutine[Any, Any, Any]]
 
-class _AddLayer:
-    __slots__ = ("config", "done", "layer")
+
+class _AddLayer(Request[Layer]):
+    __slots__ = ("config",)
 
     def __init__(self, config: LayerConfig) -> None:
+        super().__init__()
         self.config = config
-        self.done = anyio.Event()
-        self.layer: Layer | None = None
 
 
-class _StartService:
-    __slots__ = ("done", "error", "function", "name", "started")
+class _StartService(Request[None]):
+    __slots__ = ("function", "name")
 
-    def __init__(self, function: Callable[..., Coroutine[Any, Any, Any]], name: str) -> None:
+    def __init__(self, function: Service, name: str) -> None:
+        super().__init__()
         self.function = function
         self.name = name
-        self.done = anyio.Event()
-        self.started = False
-        self.error: Exception | None = None
 
 
-class _InvalidateAll:
-    __slots__ = ("done", "removed", "selection")
+class _InvalidateAll(Request[int]):
+    __slots__ = ("selection",)
 
     def __init__(self, selection: Selection) -> None:
+        super().__init__()
         self.selection = selection
-        self.done = anyio.Event()
-        self.removed: int | None = None
+
+
+_SupervisorRequest = _AddLayer | _StartService | _InvalidateAll
 
 
 class Supervisor:
@@ -73,96 +75,85 @@ class Supervisor:
         #: Rebalancing periods that moved budget between layers.
         self.rebalances = 0
         self.layers: dict[str, Layer] = {}
-        self._send, self._receive = anyio.create_memory_object_stream[Any](_INBOX_SIZE)
+        self._actors: dict[str, LayerActor] = {}
+        self._mailbox: Mailbox[_SupervisorRequest] = Mailbox("the runtime", _INBOX_SIZE)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        # Both ends close when the supervisor stops (an unclosed stream warns when collected).
-        async with self._send, self._receive, anyio.create_task_group() as layer_group:
-            for config in self._configs.values():
-                await self._start_layer(layer_group, config)
-            shared = [layer for layer in self.layers.values() if layer.config.shared_budget]
-            if self._rebalance_interval is not None and len(shared) > 1:
-                layer_group.start_soon(
-                    self._rebalance_budgets, shared, self._rebalance_interval, name="budgets"
-                )
-            task_status.started()
-            message: _AddLayer | _StartService | _InvalidateAll | None = None
-            try:
-                async for message in self._receive:
-                    if isinstance(message, _AddLayer):
-                        if message.config.name not in self.layers:
-                            message.layer = await self._start_layer(layer_group, message.config)
-                    elif isinstance(message, _StartService):
-                        try:
-                            await layer_group.start(message.function, name=message.name)
-                            message.started = True
-                        except Exception as error:
-                            # A service that fails to start is its caller's error: the layers
-                            # and the other services go on.
-                            message.error = error
-                    else:
-                        message.removed = await self._invalidate_all(message.selection)
-                    message.done.set()
-            finally:
-                # Closing: whoever waits for an answer gets "closed" (an unset result) at once.
-                if message is not None:
-                    message.done.set()
+        try:
+            async with anyio.create_task_group() as layer_group:
+                for config in self._configs.values():
+                    await self._start_layer(layer_group, config)
+                # A layer that never evicts cannot give budget away: it is left out.
+                shared = [
+                    name
+                    for name, layer in self.layers.items()
+                    if layer.config.shared_budget and layer.config.evictable
+                ]
+                if self._rebalance_interval is not None and len(shared) > 1:
+                    layer_group.start_soon(
+                        self._rebalance_budgets, shared, self._rebalance_interval, name="budgets"
+                    )
+                task_status.started()
                 while True:
+                    message = await self._mailbox.receive()
+                    if message is None:
+                        continue
                     try:
-                        self._receive.receive_nowait().done.set()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
+                        await self._handle(layer_group, message)
+                    except BaseException:
+                        message.fail(RuntimeClosedError("the runtime closed during the request"))
+                        raise
+        finally:
+            # Whoever waits for an answer gets RuntimeClosedError at once.
+            self._mailbox.close()
+
+    async def _handle(self, group: anyio.abc.TaskGroup, message: _SupervisorRequest) -> None:
+        if isinstance(message, _AddLayer):
+            if message.config.name in self.layers:
+                message.fail(ConfigError("layer", message.config.name, "a name not taken yet"))
+            else:
+                message.answer(await self._start_layer(group, message.config))
+        elif isinstance(message, _StartService):
+            try:
+                await group.start(message.function, name=message.name)
+            except Exception as error:
+                # A service that fails to start is its caller's error: the layers and the other
+                # services go on.
+                message.fail(error)
+            else:
+                message.answer(None)
+        else:
+            message.answer(await self._invalidate_all(message.selection))
 
     async def add_layer(self, config: LayerConfig) -> Layer:
         if config.name in self.layers:
             raise ConfigError("layer", config.name, "a name that is not taken yet")
-        message = _AddLayer(config)
-        await self._post(message)
-        if message.layer is None:
-            if config.name in self.layers:
-                raise ConfigError("layer", config.name, "a name that is not taken yet")
-            raise RuntimeClosedError("the runtime closed before the layer could start")
-        return message.layer
+        return await self._mailbox.ask(_AddLayer(config))
 
-    async def start_service(
-        self, function: Callable[..., Coroutine[Any, Any, Any]], name: str
-    ) -> None:
+    async def start_service(self, function: Service, name: str) -> None:
         """Start ``await task_group.start(function)`` in the layers' task group.
 
         ``function`` must accept ``task_status`` and report itself started; it is cancelled
         when the runtime closes, with the layers.
         """
-        message = _StartService(function, name)
-        await self._post(message)
-        if message.error is not None:
-            raise message.error
-        if not message.started:
-            raise RuntimeClosedError(f"the runtime closed before {name} could start")
+        await self._mailbox.ask(_StartService(function, name))
 
     async def invalidate_all(self, selection: Selection) -> int:
-        message = _InvalidateAll(selection)
-        await self._post(message)
-        if message.removed is None:
-            raise RuntimeClosedError("the runtime closed during the invalidation")
-        return message.removed
-
-    async def _post(self, message: _AddLayer | _StartService | _InvalidateAll) -> None:
-        try:
-            await self._send.send(message)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            raise RuntimeClosedError("the runtime is closed") from None
-        await message.done.wait()
+        """Fan ``selection`` out to every layer, one layer after another; the total removed."""
+        return await self._mailbox.ask(_InvalidateAll(selection))
 
     async def _start_layer(self, group: anyio.abc.TaskGroup, config: LayerConfig) -> Layer:
-        layer = layer_class(config)(config, self._clock)
-        await group.start(LayerActor(layer).run, name=f"rgruntime layer {config.name}")
+        layer, actor = new_layer(config, self._clock)
+        await group.start(actor.run, name=f"rgruntime layer {config.name}")
         self.layers[config.name] = layer
+        self._actors[config.name] = actor
         return layer
 
-    async def _rebalance_budgets(self, layers: list[Layer], interval: float) -> None:
+    async def _rebalance_budgets(self, names: list[str], interval: float) -> None:
         """Every ``interval`` seconds, move a step of budget toward the most valuable layer."""
+        layers = [self.layers[name] for name in names]
         minimums = {
             layer.name: int((layer.config.max_size or 0) * layer.config.min_share)
             for layer in layers
@@ -172,7 +163,7 @@ class Supervisor:
         step = max(1, sum(layer.config.max_size or 0 for layer in layers) // 20)
         while True:
             await anyio.sleep(interval)
-            actors = {layer.name: layer._require_actor() for layer in layers}
+            actors = {name: self._actors[name] for name in names}
             reports = {name: actor.budget_report(minimums[name]) for name, actor in actors.items()}
             budgets = rebalance(reports, step)
             if budgets != {name: report.budget for name, report in reports.items()}:

@@ -508,7 +508,7 @@ async def test_cycles_end_and_no_edge_outlives_either_side() -> None:
             for layer, key in reads:
                 read_set.add(layer, key)
             graph.depend(node, read_set)
-            read_set._close()
+            read_set.close()
 
         depend(("tool", "a"), ("tool", "b"))
         depend(("tool", "b"), ("tool", "c"), ("memory", "m"))

@@ -1,0 +1,115 @@
+"""The state one cache layer's two ends share: its public face and its actor.
+
+As anyio's memory streams share one state object between their send and receive ends, a
+:class:`~rgruntime.runtime.layer.Layer` (what callers hold) and its
+:class:`~rgruntime.runtime.layer_actor.LayerActor` (the task that orders, expires and evicts)
+share one :class:`LayerState`. Neither reaches into the other: what both touch lives here, with
+who writes it said beside each field. Everything runs on the event loop's one thread, and no
+step that touches it suspends halfway, so no lock is needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import anyio.abc
+
+from rgruntime.config import LayerConfig
+from rgruntime.runtime.clock import LoopClock
+from rgruntime.runtime.entry import Entry
+from rgruntime.runtime.removals import RemovalListeners
+
+if TYPE_CHECKING:
+    from rgruntime.runtime.loads import Load
+
+__all__ = ["AccessLog", "LayerState", "WriteRecord"]
+
+#: A write: the entry it replaced (if any) and the entry it installed (None: a delete).
+WriteRecord: TypeAlias = tuple[Entry | None, Entry | None]
+
+#: What happened to the layer since the actor last looked, in order: an ``Entry`` is its first
+#: hit since then (its further hits are counted on the entry), a ``WriteRecord`` a write.
+AccessLog: TypeAlias = list[Any]
+
+
+class LayerState:
+    """What a layer's face and its actor both touch (see the module documentation)."""
+
+    __slots__ = (
+        "clock",
+        "config",
+        "entries",
+        "evictions",
+        "expirations",
+        "invalidations",
+        "listeners",
+        "load_failures",
+        "load_successes",
+        "loads",
+        "log",
+        "max_size",
+        "misses",
+        "name",
+        "oversize_rejections",
+        "retired_hits",
+        "service",
+        "size_bytes",
+        "total_load_time",
+        "writes_pending",
+    )
+
+    def __init__(self, config: LayerConfig, clock: LoopClock) -> None:
+        self.config = config
+        self.name = config.name
+        self.clock = clock
+        #: key -> live entry. Written by the face (writes, deletes) and the actor (removals).
+        self.entries: dict[str, Entry] = {}
+        #: The ordered access log (first hits and writes) that the actor replays into its policy.
+        #: Appended by the face, drained by the actor's maintenance pass.
+        self.log: AccessLog = []
+        #: Write records in ``log`` not yet replayed (the face's backpressure reads it).
+        self.writes_pending = 0
+        #: Bytes of the entries in the map, counted when a write lands (face) and when an entry
+        #: leaves (face's delete, actor's removals): at any moment, what the map holds.
+        self.size_bytes = 0
+        #: The byte budget now: the configured one, moved by the supervisor's rebalancing.
+        self.max_size: int | None = config.max_size
+        #: Single-flight loads in flight, by key (see rgruntime.runtime.loads).
+        self.loads: dict[str, Load] = {}
+        #: The actor's task group for loads while the layer runs; None before and after.
+        self.service: anyio.abc.TaskGroup | None = None
+        #: Who else keeps state about the layer's keys (semantic index, dependencies, events).
+        self.listeners = RemovalListeners(config.name)
+        # Counters. Hits are counted on each entry (``entry.hits``): a layer total would cost one
+        # more attribute write per hit; entries that leave hand their count to ``retired_hits``.
+        self.retired_hits = 0
+        self.misses = 0
+        self.load_successes = 0
+        self.load_failures = 0
+        self.total_load_time = 0.0
+        self.oversize_rejections = 0
+        self.evictions = 0
+        self.expirations = 0
+        self.invalidations = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.service is not None
+
+    def hits(self) -> int:
+        """Every hit so far: the live entries' counts plus those of entries that left."""
+        return self.retired_hits + sum(entry.hits for entry in self.entries.values())
+
+    def retire(self, entry: Entry) -> None:
+        """``entry`` left the map: keep its hits and stop counting its bytes."""
+        self.retired_hits += entry.hits
+        self.size_bytes -= entry.size
+
+    def close(self) -> None:
+        """The layer stopped: its entries go (their hit counts stay, for ``stats()``)."""
+        self.retired_hits += sum(entry.hits for entry in self.entries.values())
+        self.entries.clear()
+        self.log.clear()
+        self.writes_pending = 0
+        self.size_bytes = 0
+        self.service = None
