@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import rgruntime
@@ -38,7 +39,7 @@ async def test_a_loader_raising_a_base_exception_fails_its_waiters_only() -> Non
         layer = runtime.layer("tool")
 
         async def loader() -> str:
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             raise Boom("not an Exception")
 
         results: list[BaseException] = []
