@@ -62,6 +62,12 @@ SUITES: Final[Mapping[str, Suite]] = {
             ("anyio", "trio", "cachetools", "cashews"),
         ),
         Suite(
+            "stalls",
+            "benchmarks.stalls",
+            "event-loop stalls while invalidating, clearing and expiring 100k entries",
+            ("anyio", "trio"),
+        ),
+        Suite(
             "eviction",
             "benchmarks.eviction",
             "miss ratios on six traces vs libCacheSim's LRU, ARC, 2Q, S3-FIFO, W-TinyLFU; speed",

@@ -6,8 +6,8 @@ They belong to the actor alone (no locking); readers never touch them.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import re
-import sys
 from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedList
@@ -21,6 +21,8 @@ TAG_SEPARATOR = ":"
 # The character right after the separator: [tag + ":", tag + ";") spans exactly the children.
 _AFTER_SEPARATOR = chr(ord(TAG_SEPARATOR) + 1)
 _GLOB_SPECIALS = re.compile(r"[*?\[]")
+#: Keys read from the key index at a time by a lazy glob match.
+KEY_CHUNK = 256
 
 
 class TimerIndex:
@@ -98,6 +100,19 @@ class TagIndex:
             found.update(self._keys_by_tag[child])
         return found
 
+    def iter_keys_under(self, tag: str) -> Iterator[str]:
+        """:meth:`keys_under`, lazily, one tag's keys at a time (each copied when reached), so
+        the caller may remove keys between two of them. A key under two tags comes twice."""
+        for name in [
+            tag,
+            *self._tags.irange(
+                tag + TAG_SEPARATOR, tag + _AFTER_SEPARATOR, inclusive=(True, False)
+            ),
+        ]:
+            keys = self._keys_by_tag.get(name)
+            if keys:
+                yield from list(keys)
+
     def __len__(self) -> int:
         return len(self._keys_by_tag)
 
@@ -127,25 +142,36 @@ class KeyIndex:
         return list(self.iter_matching(pattern))
 
     def iter_matching(self, pattern: str) -> Iterator[str]:
-        """:meth:`matching`, lazily: the keys in the pattern's literal prefix range are copied
-        first (a quick copy in C), then matched one at a time, so the caller may remove keys
-        between two of them and stop the loop's thread for no longer than it wants."""
+        """:meth:`matching`, lazily: keys are read from the pattern's literal prefix range a
+        chunk at a time, from where the last chunk ended, so the caller may remove keys between
+        two of them and stop the loop's thread for no longer than it wants."""
         prefix = literal_prefix(pattern)
         if prefix == pattern:
             if pattern in self._keys:
                 yield pattern
             return
         match = re.compile(fnmatch.translate(pattern)).match
-        keys = self._keys
-        if prefix and ord(prefix[-1]) < sys.maxunicode:
-            # [prefix, prefix with its last character's successor) spans exactly its keys.
-            after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-            candidates = keys[keys.bisect_left(prefix) : keys.bisect_left(after)]
-        else:
-            candidates = keys[keys.bisect_left(prefix) :]  # the pattern's match checks the rest
-        for key in candidates:
+        for key in self.iter_from(prefix):
+            if not key.startswith(prefix):
+                return
             if match(key):
                 yield key
+
+    def iter_from(self, start: str = "") -> Iterator[str]:
+        """The keys from ``start`` on, in order, read a chunk at a time (see
+        :meth:`iter_matching`): keys removed meanwhile are not missed, keys added meanwhile
+        after the cursor are seen."""
+        after: str | None = None
+        while True:
+            if after is None:
+                chunk = list(itertools.islice(self._keys.irange(minimum=start), KEY_CHUNK))
+            else:
+                keys = self._keys.irange(minimum=after, inclusive=(False, True))
+                chunk = list(itertools.islice(keys, KEY_CHUNK))
+            if not chunk:
+                return
+            yield from chunk
+            after = chunk[-1]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys)
