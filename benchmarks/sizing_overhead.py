@@ -28,8 +28,11 @@ from rgruntime.sizing import ENTRY_OVERHEAD
 _STRATEGIES = ("lru", "lfu", "ttl", "tiered", "cost")
 
 
-async def _per_entry_bytes(entries: int, strategy: str) -> tuple[float, float, float]:
-    """Traced growth per entry, and the mean key and value sizes (not part of the growth)."""
+async def measure_entry_overhead(entries: int, strategy: str) -> tuple[float, float, float]:
+    """Traced growth per entry, and the mean key and value sizes (not part of the growth).
+
+    Also imported by tests/test_sizing.py, which checks ENTRY_OVERHEAD against it.
+    """
     keys = [f"tool:k{i:07d}" for i in range(entries)]
     values = [1_000_000 + i for i in range(entries)]  # distinct ints, outside the small-int cache
     config = {"max_size": "100GB", "layers": {"tool": {"strategy": strategy}}}
@@ -60,7 +63,7 @@ def main() -> None:
     arguments = parser.parse_args()
     worst = 0.0
     for strategy in arguments.strategy or _STRATEGIES:
-        overhead, key_bytes, value_bytes = anyio.run(_per_entry_bytes, arguments.entries, strategy)
+        overhead, key_bytes, value_bytes = anyio.run(measure_entry_overhead, arguments.entries, strategy)
         worst = max(worst, overhead)
         print(
             f"{strategy:>7}: {overhead:7.1f} B per entry beyond its key ({key_bytes:.0f} B) "

@@ -189,13 +189,14 @@ def _held(item: Any, kind: type, keep: list[Any]) -> list[Any]:
     held: list[Any] = []
     if kind.__flags__ & _HAS_GC:
         held = gc.get_referents(item)
-    if isinstance(item, dict):  # a subclass (OrderedDict, defaultdict, Counter...): str keys too
+    # issubclass on type(item), never isinstance: isinstance would ask the object's __class__.
+    if issubclass(kind, dict):  # a subclass (OrderedDict, defaultdict, Counter...): str keys too
         held.extend(dict.keys(item))
     elif kind is memoryview:
         held.extend(_memoryview_source(item, keep))
     else:
         numpy = sys.modules.get("numpy")
-        if numpy is not None and isinstance(item, numpy.ndarray):
+        if numpy is not None and issubclass(kind, numpy.ndarray):
             held.extend(_array_contents(item, keep))
     return held
 
@@ -211,8 +212,8 @@ def _memoryview_source(view: memoryview, keep: list[Any]) -> list[Any]:
     except ValueError:  # released: it holds nothing any more
         return []
     numpy = sys.modules.get("numpy")
-    if isinstance(source, _BUFFER_OWNERS) or (
-        numpy is not None and isinstance(source, numpy.ndarray)
+    if issubclass(type(source), _BUFFER_OWNERS) or (
+        numpy is not None and issubclass(type(source), numpy.ndarray)
     ):
         return [source]
     stand_in = _Opaque(view.nbytes)
