@@ -63,7 +63,9 @@ def main() -> None:
     arguments = parser.parse_args()
     worst = 0.0
     for strategy in arguments.strategy or _STRATEGIES:
-        overhead, key_bytes, value_bytes = anyio.run(measure_entry_overhead, arguments.entries, strategy)
+        overhead, key_bytes, value_bytes = anyio.run(
+            measure_entry_overhead, arguments.entries, strategy
+        )
         worst = max(worst, overhead)
         print(
             f"{strategy:>7}: {overhead:7.1f} B per entry beyond its key ({key_bytes:.0f} B) "

@@ -49,7 +49,10 @@ MAX_WALK_OBJECTS: Final = 1_000_000
 _IMPLAUSIBLE_SIZE: Final = 1 << 48
 _HAS_GC: Final = 1 << 14  # Py_TPFLAGS_HAVE_GC: instances can hold references to other objects
 # Exact types whose getsizeof is their whole footprint (they reference nothing that counts).
-_ATOMS: Final = frozenset({str, bytes, bytearray, int, float, bool, complex, type(None)})
+# Looked up by id: hashing a class runs its metaclass's __hash__, which may raise.
+_ATOM_IDS: Final = frozenset(
+    map(id, (str, bytes, bytearray, int, float, bool, complex, type(None)))
+)
 # The program, not data: a value referring to its class, a function or a module does not own
 # them (they live as long as the program), so they count nothing and are not entered.
 _PROGRAM: Final = (
@@ -69,8 +72,9 @@ _getsizeof: Final = sys.getsizeof
 
 def estimate_size(value: Any) -> int:
     """Bytes of memory ``value`` holds, counting what it references once (see the module doc)."""
-    if type(value) in _ATOMS:
-        return _getsizeof(value)  # the common case (a str, bytes): one call, ~100 ns
+    kind = type(value)
+    if kind is str or kind is bytes or id(kind) in _ATOM_IDS:
+        return _getsizeof(value)  # the common case (a str, bytes): one call
     try:
         return _walk(value)
     except Exception:  # _walk guards each object; this guards the walk itself (MemoryError...)
@@ -101,10 +105,9 @@ def weigh(
             raise InvalidArgumentError("size", size, "a whole number of bytes, 0 or more")
         return max(size, entry_weight(key, 0))
     if sizer is estimate_size:
-        # Inlined for the common write (a str value, a str key): this runs on every write.
-        value_size = _getsizeof(value) if type(value) in _ATOMS else estimate_size(value)
+        # Inlined key size for the common write (a str key): this runs on every write.
         key_size = _getsizeof(key) if type(key) is str else estimate_size(key)
-        return value_size + key_size + ENTRY_OVERHEAD
+        return estimate_size(value) + key_size + ENTRY_OVERHEAD
     try:
         measured = sizer(value)
     except Exception as error:
@@ -142,12 +145,11 @@ def _walk(root: Any) -> int:
         seen.add(identity)
         visited += 1
         kind = type(item)
-        if kind in _ATOMS:
-            total += getsizeof(item)
-            continue
         room = MAX_WALK_OBJECTS - visited - len(stack)
         try:
-            if kind is dict:
+            if kind is str or id(kind) in _ATOM_IDS:
+                total += getsizeof(item)
+            elif kind is dict:
                 total += getsizeof(item)
                 # Not get_referents: a dict's traversal skips str keys (they cannot form cycles).
                 if 2 * len(item) <= room:
