@@ -47,7 +47,6 @@ MAX_WALK_OBJECTS: Final = 1_000_000
 
 # A ``__sizeof__`` at or above this (256 TiB) is taken for a lie, not a size.
 _IMPLAUSIBLE_SIZE: Final = 1 << 48
-_HAS_GC: Final = 1 << 14  # Py_TPFLAGS_HAVE_GC: instances can hold references to other objects
 # Exact types whose getsizeof is their whole footprint (they reference nothing that counts).
 # Looked up by id: hashing a class runs its metaclass's __hash__, which may raise.
 _ATOM_IDS: Final = frozenset(
@@ -125,7 +124,7 @@ def weigh(
 
 
 def _key_size(key: str) -> int:
-    return sys.getsizeof(key) if type(key) is str else estimate_size(key)
+    return _getsizeof(key) if type(key) is str else estimate_size(key)
 
 
 def _walk(root: Any) -> int:
@@ -187,19 +186,24 @@ def _push(stack: list[Any], children: Collection[Any], room: int) -> int:
 
 
 def _held(item: Any, kind: type, keep: list[Any]) -> list[Any]:
-    """The objects ``item`` holds, found without running any of its Python code."""
-    held: list[Any] = []
-    if kind.__flags__ & _HAS_GC:
-        held = gc.get_referents(item)
-    # issubclass on type(item), never isinstance: isinstance would ask the object's __class__.
-    if issubclass(kind, dict):  # a subclass (OrderedDict, defaultdict, Counter...): str keys too
-        held.extend(dict.keys(item))
-    elif kind is memoryview:
-        held.extend(_memoryview_source(item, keep))
-    else:
-        numpy = sys.modules.get("numpy")
-        if numpy is not None and issubclass(kind, numpy.ndarray):
-            held.extend(_array_contents(item, keep))
+    """The objects ``item`` holds, found without running any of its Python code.
+
+    Nothing when even that fails (an ndarray subclass whose ``base`` property raises): the
+    object then counts its own size only.
+    """
+    try:
+        held = gc.get_referents(item)  # [] for the types that hold no references
+        # issubclass on the type, never isinstance: isinstance would ask the object's __class__.
+        if issubclass(kind, dict):  # a subclass (OrderedDict, defaultdict...): str keys too
+            held.extend(dict.keys(item))
+        elif kind is memoryview:
+            held.extend(_memoryview_source(item, keep))
+        else:
+            numpy = sys.modules.get("numpy")
+            if numpy is not None and issubclass(kind, numpy.ndarray):
+                held.extend(_array_contents(item, keep))
+    except Exception:
+        return []
     return held
 
 
@@ -257,7 +261,8 @@ def _own_size(item: Any) -> int:
 
 
 def _basic_size(item: Any) -> int:
-    gc_header = 16 if type(item).__flags__ & _HAS_GC else 0
+    # Not the type's GC flag: reading __flags__ runs the metaclass's attribute lookup.
+    gc_header = 16 if gc.is_tracked(item) else 0
     try:
         return max(0, object.__sizeof__(item)) + gc_header
     except Exception:

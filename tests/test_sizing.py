@@ -297,6 +297,10 @@ class UnhashableMeta(type):
     def __eq__(cls, other: object) -> bool:
         raise RuntimeError("a class that cannot be compared")
 
+    @property
+    def __flags__(cls) -> int:  # type: ignore[override]
+        raise RuntimeError("no flags")
+
 
 class UnhashableClass(metaclass=UnhashableMeta):
     def __init__(self, held: bytes) -> None:
