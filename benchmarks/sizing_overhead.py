@@ -1,6 +1,9 @@
 """Measure the memory a layer spends per entry beyond its key and value (``ENTRY_OVERHEAD``).
 
-``python -m benchmarks.sizing_overhead [--entries N] [--strategy S ...]``
+``python -m benchmarks.sizing_overhead [--entries N] [--strategy S ...] [--speed]``
+
+``--speed`` times the estimate instead, beside ``sys.getsizeof`` of the same string measured in
+the same interleaved rounds (the reference machine is shared: read the ratios).
 
 Method: build N distinct keys and N distinct small values first (so they are not part of what is
 traced), open a runtime whose ``tool`` layer has a byte budget far above what is written (so the
@@ -18,12 +21,14 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import timeit
 import tracemalloc
+from collections.abc import Callable
 
 import anyio
 
 import rgruntime
-from rgruntime.sizing import ENTRY_OVERHEAD
+from rgruntime.sizing import ENTRY_OVERHEAD, estimate_size, weigh
 
 _STRATEGIES = ("lru", "lfu", "ttl", "tiered", "cost")
 
@@ -56,11 +61,40 @@ async def measure_entry_overhead(entries: int, strategy: str) -> tuple[float, fl
     return (after - before) / entries, key_bytes, value_bytes
 
 
+def print_speed() -> None:
+    text = "x" * 200
+    message = {"role": "user", "content": "hello there", "n": 3}
+    nested = {
+        "docs": [{"id": i, "text": f"{i:04d}" * 250, "tags": ["a", "b"]} for i in range(1000)]
+    }
+    cases: list[tuple[str, Callable[[], object], int]] = [
+        ("sys.getsizeof(200-char str)", lambda: sys.getsizeof(text), 200_000),
+        ("estimate_size(200-char str)", lambda: estimate_size(text), 200_000),
+        ("weigh(key, 200-char str, None)", lambda: weigh("tool:k0000001", text, None), 200_000),
+        ("estimate_size(3-key dict)", lambda: estimate_size(message), 20_000),
+        (
+            f"estimate_size({estimate_size(nested):,} B in 5,001 objects)",
+            lambda: estimate_size(nested),
+            20,
+        ),
+    ]
+    best = dict.fromkeys((name for name, _, _ in cases), float("inf"))
+    for _ in range(7):  # interleaved rounds: the machine's load hits every case alike
+        for name, call, number in cases:
+            best[name] = min(best[name], timeit.timeit(call, number=number) / number)
+    for name, seconds in best.items():
+        print(f"{name:50} {seconds * 1e9:14,.0f} ns")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sizing_overhead")
     parser.add_argument("--entries", type=int, default=200_000)
     parser.add_argument("--strategy", action="append", choices=_STRATEGIES)
+    parser.add_argument("--speed", action="store_true", help="time the estimate instead")
     arguments = parser.parse_args()
+    if arguments.speed:
+        print_speed()
+        return
     worst = 0.0
     for strategy in arguments.strategy or _STRATEGIES:
         overhead, key_bytes, value_bytes = anyio.run(
