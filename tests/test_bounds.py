@@ -11,6 +11,7 @@ import pytest
 
 import rgruntime
 from rgruntime import MISSING, Layer
+from rgruntime.sizing import weigh
 
 pytestmark = pytest.mark.anyio
 
@@ -62,7 +63,8 @@ async def test_default_entry_sizes_are_estimated() -> None:
         await layer.cleanup()
         stats = layer.stats()
         assert stats.entries == 3
-        assert stats.size_bytes == 3 * rgruntime.estimate_size(document + "0")
+        # Each entry weighs its value, its key and the layer's measured per-entry overhead.
+        assert stats.size_bytes == 3 * weigh("doc0", document + "0", None)
 
 
 async def test_a_layer_is_never_over_either_bound_after_cleanup() -> None:
@@ -154,20 +156,20 @@ async def test_ttl_strategy_evicts_the_nearest_deadline_first() -> None:
 
 
 async def test_an_oversize_entry_is_not_stored_and_drops_the_older_value() -> None:
-    async with rgruntime.open_runtime({"layers": {"blobs": {"max_size": 1000}}}) as runtime:
+    async with rgruntime.open_runtime({"layers": {"blobs": {"max_size": 10_000}}}) as runtime:
         layer = runtime.layer("blobs")
-        await layer.set("other", "kept", size=100)
-        await layer.set("k", "small", size=100)
-        await layer.set("k", "huge", size=1001)
+        await layer.set("other", "kept", size=1000)
+        await layer.set("k", "small", size=1000)
+        await layer.set("k", "huge", size=10_001)
         assert await layer.get("k", MISSING) is MISSING
         assert await layer.get("other") == "kept"
         await layer.cleanup()
         stats = layer.stats()
-        assert (stats.oversize_rejections, stats.entries, stats.size_bytes) == (1, 1, 100)
+        assert (stats.oversize_rejections, stats.entries, stats.size_bytes) == (1, 1, 1000)
         assert stats.evictions == 0  # nothing else had to make room
         # Exactly max_size is not oversize: it is stored.
         await layer.delete("other")
-        await layer.set("k", "fits", size=1000)
+        await layer.set("k", "fits", size=10_000)
         await layer.cleanup()
         assert await layer.get("k") == "fits"
         assert layer.stats().oversize_rejections == 1
@@ -195,26 +197,26 @@ async def test_runtime_max_size_is_split_across_layers() -> None:
 
 
 async def test_each_layer_is_held_to_its_share() -> None:
-    async with rgruntime.open_runtime({"max_size": 5000}) as runtime:
-        tool = runtime.layer("tool")  # 1000 bytes of the 5000
+    async with rgruntime.open_runtime({"max_size": 50_000}) as runtime:
+        tool = runtime.layer("tool")  # 10,000 bytes of the 50,000
         for i in range(10):
-            await tool.set(f"k{i}", i, size=300)
+            await tool.set(f"k{i}", i, size=3000)
         await tool.cleanup()
-        assert tool.stats().size_bytes == 900
+        assert tool.stats().size_bytes == 9000
         assert runtime.layer("model").stats().size_bytes == 0
 
 
 async def test_bounds_apply_to_layers_added_while_running() -> None:
     async with rgruntime.open_runtime() as runtime:
-        layer = await runtime.add_layer("added", max_entries=2, max_size="1KB")
+        layer = await runtime.add_layer("added", max_entries=2, max_size="10KB")
         for i in range(5):
-            await layer.set(f"k{i}", i, size=100)
+            await layer.set(f"k{i}", i, size=1000)
         await layer.cleanup()
         assert layer.stats().entries == 2
         for i in range(5):
-            await layer.set(f"big{i}", i, size=600)
+            await layer.set(f"big{i}", i, size=6000)
         await layer.cleanup()
-        assert (layer.stats().entries, layer.stats().size_bytes) == (1, 600)
+        assert (layer.stats().entries, layer.stats().size_bytes) == (1, 6000)
 
 
 async def test_a_new_write_outlives_older_entries_hit_before_it() -> None:

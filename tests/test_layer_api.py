@@ -9,6 +9,7 @@ import pytest
 
 import rgruntime
 from rgruntime import MISSING, InvalidArgumentError, Layer, Runtime
+from rgruntime.sizing import weigh
 
 pytestmark = pytest.mark.anyio
 
@@ -100,7 +101,7 @@ async def test_set_accepts_ttl_tags_and_size(layer: Layer) -> None:
     await layer.set("k", "v", ttl=60, tags=["weather", "weather:paris"], size=1234)
     await layer.set("k2", "v", ttl="2m", tags=("weather",))
     await layer.cleanup()
-    assert layer.stats().size_bytes == 1234 + rgruntime.estimate_size("v")
+    assert layer.stats().size_bytes == 1234 + weigh("k2", "v", None)
     assert layer.statistics().tags == 2
     assert await layer.invalidate(tags=["weather"]) == 2
 
@@ -133,9 +134,9 @@ async def test_get_or_load_stores_with_ttl_and_tags(layer: Layer) -> None:
     async def loader() -> str:
         return "loaded"
 
-    await layer.get_or_load("k", loader, ttl="1m", tags=["group"], size=10)
+    await layer.get_or_load("k", loader, ttl="1m", tags=["group"], size=1000)
     await layer.cleanup()
-    assert layer.stats().size_bytes == 10
+    assert layer.stats().size_bytes == 1000
     assert await layer.invalidate(tags=["group"]) == 1
     assert "k" not in layer
 

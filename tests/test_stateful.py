@@ -39,6 +39,7 @@ from hypothesis.stateful import (
 
 import rgruntime
 from rgruntime import MISSING, CacheStats, Layer, LayerStatistics, Runtime
+from rgruntime.sizing import weigh
 from tests.support import BACKENDS, jump_clock, manual_time_backend
 
 # At least 200 examples of up to 30 steps for each backend and machine, on every run.
@@ -185,7 +186,9 @@ class LayerMachine(RuleBasedStateMachine):
 
     def store(self, key: str, value: int, ttl: Any, tags: list[str], size: int, now: float) -> None:
         seconds = ttl_seconds(ttl)
-        self.model[key] = ModelEntry(value, now + seconds, seconds, frozenset(tags), size)
+        # The layer weighs an entry at least its key plus its measured per-entry overhead.
+        weight = weigh(key, value, size)
+        self.model[key] = ModelEntry(value, now + seconds, seconds, frozenset(tags), weight)
 
     def check_read(self, key: str, now: float, value: object) -> None:
         entry = self.live(key, now)
@@ -336,7 +339,8 @@ class BoundedLayerMachine(LayerMachine):
     serves is always the model's current value for the key (cache ⊆ model), a key it dropped
     never comes back by itself, and after a cleanup it is within both bounds."""
 
-    bounds = {"max_entries": 3, "max_size": 100}  # noqa: RUF012
+    # Sizes of a few thousand bytes: every entry weighs at least ENTRY_OVERHEAD plus its key.
+    bounds = {"max_entries": 3, "max_size": 10_000}  # noqa: RUF012
 
     def check(self, now: float, snapshot: Snapshot) -> None:
         # A write over a bound evicts before it returns: the bounds hold after every step.
@@ -382,12 +386,18 @@ class BoundedLayerMachine(LayerMachine):
 
     def check_bounds(self, stats: CacheStats) -> None:
         assert stats.entries <= 3
-        assert stats.size_bytes <= 100
+        assert stats.size_bytes <= 10_000
 
-    @rule(key=KEYS, value=VALUES, ttl=TTLS, tags=TAGS, size=st.sampled_from([10, 30, 60, 101]))
+    @rule(
+        key=KEYS,
+        value=VALUES,
+        ttl=TTLS,
+        tags=TAGS,
+        size=st.sampled_from([1_000, 3_000, 6_000, 10_001]),
+    )
     def set_sized(self, key: str, value: int, ttl: Any, tags: list[str], size: int) -> None:
         now, read_back, snapshot = self.run(write_nowait, self.layer, key, value, ttl, tags, size)
-        if size > 100:
+        if size > 10_000:
             # Larger than max_size: not stored, and the key's older value is gone too.
             assert read_back is MISSING
             self.misses += 1

@@ -54,11 +54,11 @@ async def test_rates_are_percentages(layer: Layer) -> None:
 async def test_the_guides_names_are_aliases(runtime: Runtime) -> None:
     small = runtime.layer("small")
     for i in range(8):
-        await small.set(f"k{i}", i, size=10)
+        await small.set(f"k{i}", i, size=1000)
     await small.cleanup()
     stats = small.stats()
-    assert (stats.entry_count, stats.eviction_count, stats.memory_usage) == (5, 3, 50)
-    assert (stats.entries, stats.evictions, stats.size_bytes) == (5, 3, 50)
+    assert (stats.entry_count, stats.eviction_count, stats.memory_usage) == (5, 3, 5000)
+    assert (stats.entries, stats.evictions, stats.size_bytes) == (5, 3, 5000)
 
 
 async def test_hit_counts_are_exact(runtime: Runtime) -> None:
@@ -96,14 +96,14 @@ async def test_many_hits_on_one_entry_are_all_counted(layer: Layer) -> None:
 async def test_runtime_stats_sum_the_layers(runtime: Runtime) -> None:
     for name in ("tool", "model", "small"):
         layer = runtime.layer(name)
-        await layer.set("k", name, size=7)
+        await layer.set("k", name, size=700)
         await layer.get("k")
         await layer.get("absent")
         await layer.cleanup()
     total = runtime.stats()
     assert set(total.layers) == set(runtime.layers)
     assert all(total.layers[name] == layer.stats() for name, layer in runtime.layers.items())
-    assert (total.hits, total.misses, total.entries, total.size_bytes) == (3, 3, 3, 21)
+    assert (total.hits, total.misses, total.entries, total.size_bytes) == (3, 3, 3, 2100)
     assert total.hit_rate == 50.0
     # Bounds add up only when every layer has one.
     assert total.max_entries is None

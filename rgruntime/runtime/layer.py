@@ -40,7 +40,7 @@ from rgruntime.runtime.layer_state import LayerState
 from rgruntime.runtime.loads import Load, current_load
 from rgruntime.runtime.removals import RemovalListener
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
-from rgruntime.sizing import estimate_size
+from rgruntime.sizing import estimate_size, weigh
 from rgruntime.units import parse_duration
 
 __all__ = ["Layer", "SlidingLayer", "layer_class", "new_layer"]
@@ -373,7 +373,7 @@ class Layer:
     ) -> Entry | None:
         """Validate a write and build its entry; None when the layer stores nothing."""
         seconds = self._resolve_ttl(ttl)
-        weight = self._weigh(key, value, size)
+        weight = weigh(key, value, size, self._sizer)
         price = self._default_cost() if cost is None else check_cost(cost)
         if not self._enabled:
             return None
@@ -385,23 +385,6 @@ class Layer:
             return None
         expires_at = NEVER if seconds is None else self._now() + seconds
         return Entry(key, value, expires_at, seconds, weight, tags, price)
-
-    def _weigh(self, key: str, value: Any, size: int | None) -> int:
-        if size is not None:
-            return check_size(size)
-        try:
-            weight = self._sizer(value)
-        except Exception as error:
-            raise InvalidArgumentError(
-                "size", value, f"a value the layer's sizer {self._sizer!r} can weigh ({error!r})"
-            ) from error
-        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-            raise InvalidArgumentError(
-                "size",
-                weight,
-                f"a whole number of bytes, 0 or more, from the sizer {self._sizer!r}",
-            )
-        return weight
 
     def _default_cost(self) -> float:
         """A write's cost when none is given: the layer's mean load time so far, else 1.0."""
