@@ -50,8 +50,8 @@ from rgruntime.errors import (
 from rgruntime.events import Event, EventBus, EventStats
 from rgruntime.policies import EvictionPolicy, LRUPolicy, TTLPolicy
 from rgruntime.runtime import CacheStats, Layer, LayerStatistics, Runtime, open_runtime
-from rgruntime.runtime.current import current_runtime, use_runtime
 from rgruntime.runtime.dependencies import DependencyGraph, record_read
+from rgruntime.runtime.runtime import current_runtime, use_runtime
 from rgruntime.sizing import estimate_size
 from rgruntime.tools import NoRuntimeError, Tool, ToolCacheSettings, cache
 from rgruntime.units import parse_duration, parse_size

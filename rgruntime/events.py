@@ -330,14 +330,14 @@ class EventBus:
 
     # -- lifetime ----------------------------------------------------------------------------------
 
-    def _open(self, group: anyio.abc.TaskGroup, layers: Iterable[_Watchable] = ()) -> None:
+    def attach(self, group: anyio.abc.TaskGroup, layers: Iterable[_Watchable] = ()) -> None:
         """Deliver events in ``group`` (the client's, opened inside its runtime), and report
         the removals of ``layers`` while someone listens to them."""
         self._group = group
         self._layers = list(layers)
         self._update_watch()
 
-    def _close(self) -> None:
+    def detach(self) -> None:
         self._group = None
         self._layers = []
         self._update_watch()

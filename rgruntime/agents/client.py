@@ -367,10 +367,10 @@ class ResonantGenesis:
             )
             # Entered last, so closed first: handlers and schedules end before the runtime does.
             services = await stack.enter_async_context(ServiceGroup())
-            self.events._open(services, runtime.layers.values())
-            stack.callback(self.events._close)
+            self.events.attach(services, runtime.layers.values())
+            stack.callback(self.events.detach)
             self._warmer = Warmer(self.agents, self._sessions, runtime.layer("response"), services)
-            stack.callback(self._warmer._close)
+            stack.callback(self._warmer.close)
             self._cache = CacheAPI(runtime, self._ledger, self._warmer)
             self._memory = MemoryAPI(
                 runtime,

@@ -38,9 +38,9 @@ from rgruntime.errors import InvalidArgumentError
 from rgruntime.keys import stable_key
 from rgruntime.providers import Message, Usage
 from rgruntime.runtime.arguments import check_tags
-from rgruntime.runtime.current import use_runtime
 from rgruntime.runtime.dependencies import recording
 from rgruntime.runtime.layer import Layer
+from rgruntime.runtime.runtime import use_runtime
 
 if TYPE_CHECKING:
     from rgruntime.runtime.runtime import Runtime

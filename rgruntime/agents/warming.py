@@ -337,11 +337,12 @@ class Warmer:
         # Listed while it runs, and only then: cancelled schedules must not pile up.
         self.schedules.append(schedule)
         try:
-            await schedule._run(task_status=task_status)
+            await schedule.run(task_status=task_status)
         finally:
             self.schedules.remove(schedule)
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """The client is closing: no new warming starts."""
         self._closed = True
 
 
@@ -510,7 +511,7 @@ class WarmingSchedule:
                 return
             await anyio.sleep(min(remaining, _RECHECK_SECONDS))
 
-    async def _run(
+    async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         from croniter import croniter

@@ -7,10 +7,13 @@ and nothing binds to an event loop before the block is entered.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
-from collections.abc import Iterable, Mapping
-from contextvars import Token
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,6 @@ import anyio.abc
 from rgruntime._taskgroups import close_cancelled
 from rgruntime.config import RuntimeConfig
 from rgruntime.errors import ConfigError, LayerNotFoundError, RuntimeClosedError
-from rgruntime.runtime import current
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.clock import backend_clock
 from rgruntime.runtime.dependencies import DependencyGraph
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from rgruntime.semantic.layer_index import LayerSemanticIndex
     from rgruntime.semantic.records import SemanticStats
 
-__all__ = ["Runtime", "open_runtime"]
+__all__ = ["Runtime", "current_runtime", "open_runtime", "use_runtime"]
 
 
 class _State(enum.Enum):
@@ -89,7 +91,7 @@ class Runtime:
             await task_group.__aexit__(type(error), error, error.__traceback__)
             raise
         self._task_group = task_group
-        self._current_token = current.opened(self)
+        self._current_token = _opened(self)
         return self
 
     async def __aexit__(
@@ -99,7 +101,7 @@ class Runtime:
         traceback: TracebackType | None,
     ) -> bool | None:
         self._state = _State.CLOSED
-        current.closed(self, self._current_token)
+        _closed(self, self._current_token)
         assert self._task_group is not None
         return await close_cancelled(self._task_group, exc_type, exc, traceback)
 
@@ -233,3 +235,60 @@ class Runtime:
 def open_runtime(config: RuntimeConfig | Mapping[str, Any] | None = None) -> Runtime:
     """A runtime for ``async with``: ``async with open_runtime({"max_size": "100MB"}) as rt:``."""
     return Runtime(config)
+
+
+# -- the runtime of the current context ----------------------------------------------------------
+#
+# Which runtime a call made from anywhere (a ``@cache``-decorated tool) should use. In order:
+#
+# 1. the runtime set for the current context: ``async with open_runtime()`` (and so ``async with
+#    ResonantGenesis()``) sets it for the task that enters it and the tasks started from there,
+#    an execution sets it for its agent's runner, and :func:`use_runtime` sets it explicitly;
+# 2. otherwise, the only runtime open on this thread, if exactly one is (a blocking client's
+#    calls run in tasks of its portal, which do not inherit the context that opened it).
+#
+# Two runtimes open on the same thread and no context choosing one: no runtime (the caller
+# raises a clear error rather than guess).
+
+_current: ContextVar[Runtime | None] = ContextVar("rgruntime_runtime", default=None)
+# Open runtimes and the thread each runs on (weak: a runtime never closed must not be kept).
+_open: weakref.WeakKeyDictionary[Runtime, int] = weakref.WeakKeyDictionary()
+
+
+def current_runtime() -> Runtime | None:
+    """The runtime for a call made here and now, or None (see the module documentation)."""
+    runtime = _current.get()
+    if runtime is not None and runtime.is_open:
+        return runtime
+    thread = threading.get_ident()
+    here = [
+        runtime for runtime, owner in list(_open.items()) if owner == thread and runtime.is_open
+    ]
+    return here[0] if len(here) == 1 else None
+
+
+@contextlib.contextmanager
+def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
+    """Make ``runtime`` the current one for the code run in this block."""
+    token = _current.set(runtime)
+    try:
+        yield runtime
+    finally:
+        _current.reset(token)
+
+
+def _opened(runtime: Runtime) -> Token[Runtime | None]:
+    """Called by ``Runtime.__aenter__``: ``runtime`` is open on this thread, and current here."""
+    _open[runtime] = threading.get_ident()
+    return _current.set(runtime)
+
+
+def _closed(runtime: Runtime, token: Token[Runtime | None] | None) -> None:
+    """Called by ``Runtime.__aexit__``."""
+    _open.pop(runtime, None)
+    if token is None:
+        return
+    # Closed from another context than the one that opened it: that context is going away (or
+    # keeps a runtime that reports itself closed, which current_runtime() skips).
+    with contextlib.suppress(ValueError):
+        _current.reset(token)

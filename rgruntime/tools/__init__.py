@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from rgruntime.errors import ConfigError
-from rgruntime.runtime.current import current_runtime, use_runtime
+from rgruntime.runtime.runtime import current_runtime, use_runtime
 from rgruntime.tools.base import Tool
 from rgruntime.tools.caching import (
     STRATEGIES,

@@ -27,8 +27,8 @@ import attrs
 from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
 from rgruntime.keys import canonical, digest, stable_key
 from rgruntime.runtime.arguments import check_tags
-from rgruntime.runtime.current import current_runtime
 from rgruntime.runtime.dependencies import ReadSet, record_read_of, record_reads, recording
+from rgruntime.runtime.runtime import current_runtime
 from rgruntime.tools.base import Tool
 from rgruntime.units import parse_duration
 
