@@ -302,7 +302,7 @@ async def test_queued_events_beyond_the_limit_are_dropped_and_counted() -> None:
 
     bus.add_handler("x", blocked)
     async with anyio.create_task_group() as group:
-        bus._open(group)
+        bus.attach(group)
         assert [bus.emit_nowait("x") for _ in range(3)] == [True, True, False]
         assert (bus.stats().pending, bus.stats().dropped) == (2, 1)
         release.set()
