@@ -12,7 +12,7 @@ import enum
 import functools
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,12 @@ import anyio.abc
 
 from rgruntime._taskgroups import close_cancelled
 from rgruntime.config import RuntimeConfig
-from rgruntime.errors import ConfigError, LayerNotFoundError, RuntimeClosedError
+from rgruntime.errors import (
+    ConfigError,
+    InvalidArgumentError,
+    LayerNotFoundError,
+    RuntimeClosedError,
+)
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.clock import backend_clock
 from rgruntime.runtime.dependencies import DependencyGraph
@@ -122,15 +127,22 @@ class Runtime:
         except KeyError:
             raise LayerNotFoundError(name, tuple(layers)) from None
 
-    async def add_layer(self, name: str, **settings: Any) -> Layer:
+    async def add_layer(
+        self, name: str, *, sizer: Callable[[Any], int] | None = None, **settings: Any
+    ) -> Layer:
         """Start one more layer while running, with the settings a layer dict accepts.
 
         Settings not given come from the runtime's defaults (``default_ttl``, ``max_entries``,
         ``strategy``...). A new layer does not take a share of the runtime's ``max_size``: give
-        it a ``max_size`` of its own if it must be bounded by bytes.
+        it a ``max_size`` of its own if it must be bounded by bytes. ``sizer(value) -> bytes``
+        weighs values written without ``size=`` (default :func:`rgruntime.estimate_size`); when
+        it raises, that write fails with :class:`~rgruntime.InvalidArgumentError` and the layer
+        goes on.
         """
         supervisor = self._require_supervisor()
-        return await supervisor.add_layer(self.config.new_layer(name, settings))
+        if sizer is not None and not callable(sizer):
+            raise InvalidArgumentError("sizer", sizer, "a callable taking a value, returning bytes")
+        return await supervisor.add_layer(self.config.new_layer(name, settings), sizer)
 
     async def invalidate(
         self,

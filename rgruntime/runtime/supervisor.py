@@ -24,20 +24,23 @@ from rgruntime.runtime.budgets import rebalance
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.layer import Layer, new_layer
 from rgruntime.runtime.layer_actor import LayerActor
+from rgruntime.sizing import estimate_size
 
 __all__ = ["Supervisor"]
 
 _INBOX_SIZE: Final = 16
 
 Service = Callable[..., Coroutine[Any, Any, Any]]
+Sizer = Callable[[Any], int]
 
 
 class _AddLayer(Request[Layer]):
-    __slots__ = ("config",)
+    __slots__ = ("config", "sizer")
 
-    def __init__(self, config: LayerConfig) -> None:
+    def __init__(self, config: LayerConfig, sizer: Sizer | None) -> None:
         super().__init__()
         self.config = config
+        self.sizer = sizer
 
 
 class _StartService(Request[None]):
@@ -114,7 +117,7 @@ class Supervisor:
             if message.config.name in self.layers:
                 message.fail(ConfigError("layer", message.config.name, "a name not taken yet"))
             else:
-                message.answer(await self._start_layer(group, message.config))
+                message.answer(await self._start_layer(group, message.config, message.sizer))
         elif isinstance(message, _StartService):
             try:
                 await group.start(message.function, name=message.name)
@@ -127,10 +130,10 @@ class Supervisor:
         else:
             message.answer(await self._invalidate_all(message.selection))
 
-    async def add_layer(self, config: LayerConfig) -> Layer:
+    async def add_layer(self, config: LayerConfig, sizer: Sizer | None = None) -> Layer:
         if config.name in self.layers:
             raise ConfigError("layer", config.name, "a name that is not taken yet")
-        return await self._mailbox.ask(_AddLayer(config))
+        return await self._mailbox.ask(_AddLayer(config, sizer))
 
     async def start_service(self, function: Service, name: str) -> None:
         """Start ``await task_group.start(function)`` in the layers' task group.
@@ -144,8 +147,10 @@ class Supervisor:
         """Fan ``selection`` out to every layer, one layer after another; the total removed."""
         return await self._mailbox.ask(_InvalidateAll(selection))
 
-    async def _start_layer(self, group: anyio.abc.TaskGroup, config: LayerConfig) -> Layer:
-        layer, actor = new_layer(config, self._clock)
+    async def _start_layer(
+        self, group: anyio.abc.TaskGroup, config: LayerConfig, sizer: Sizer | None = None
+    ) -> Layer:
+        layer, actor = new_layer(config, self._clock, sizer or estimate_size)
         await group.start(actor.run, name=f"rgruntime layer {config.name}")
         self.layers[config.name] = layer
         self._actors[config.name] = actor
