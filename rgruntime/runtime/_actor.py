@@ -112,9 +112,13 @@ class Mailbox(Generic[M]):
         return await request.result()
 
     async def post(self, request: Request[Any]) -> None:
-        """Queue ``request`` without waiting for its answer (waits for room in the inbox)."""
+        """Queue ``request`` without waiting for its answer (waits only when the inbox is full:
+        backpressure; with room, it does not even checkpoint)."""
         try:
-            await self._send.send(request)
+            try:
+                self._send.send_nowait(request)
+            except anyio.WouldBlock:
+                await self._send.send(request)
         except _CLOSED_ERRORS:
             raise RuntimeClosedError(f"{self._name} is closed") from None
 

@@ -53,11 +53,11 @@ from typing import Any, Final
 
 import anyio
 import anyio.abc
-import attrs
 import numpy as np
 
 from rgruntime._sharded import ShardedDict
 from rgruntime.errors import InvalidArgumentError, RuntimeClosedError
+from rgruntime.runtime._actor import Mailbox, Request
 from rgruntime.semantic.embedder import (
     DEFAULT_EMBEDDER,
     WORKER_THREADS,
@@ -105,28 +105,37 @@ class _Partition:
         self.pending_deletes: list[int] = []
 
 
-@attrs.define
-class _Insert:
-    partition: str
-    key: str
-    text: str
-    vector: Vectors
-    token: object
-    done: anyio.Event = attrs.field(factory=anyio.Event)
-    error: BaseException | None = None
+class _Insert(Request[None]):
+    """Index ``vector`` under ``key`` (answered once applied, or failed)."""
+
+    __slots__ = ("key", "partition", "text", "token", "vector")
+
+    def __init__(self, partition: str, key: str, text: str, vector: Vectors, token: object) -> None:
+        super().__init__()
+        self.partition = partition
+        self.key = key
+        self.text = text
+        self.vector = vector
+        self.token = token
 
 
-class _Request:
-    """A request to the actor that waits for its answer."""
+class _Save(Request[None]):
+    __slots__ = ("path",)
 
-    def __init__(self, action: str, path: Path) -> None:
-        self.action = action
+    def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self.done = anyio.Event()
-        self.error: BaseException | None = None
 
 
-_WAKE: Final = object()
+class _Load(_Save):
+    __slots__ = ()
+
+
+class _Flush(Request[None]):
+    __slots__ = ()
+
+
+_Message = _Insert | _Save | _Flush
 
 
 def _check_threshold(value: object) -> float:
@@ -192,10 +201,10 @@ class SemanticCache:
         # Adds in flight: key -> the token of the newest add(); a removal drops the key.
         self._pending: ShardedDict[str, object] = ShardedDict()
         self._next_label = 0
-        self._send, self._receive = anyio.create_memory_object_stream[Any](_INBOX_SIZE)
+        # Made when run() starts: a cache that never runs holds no stream.
+        self._mailbox: Mailbox[_Message] | None = None
         # Lookups search in its threads while run() runs (anyio.to_thread otherwise).
         self._searcher = Searcher(WORKER_THREADS)
-        self._wake_pending = False
         self._running = False
         self._closed = False
         # Statistics.
@@ -248,11 +257,7 @@ class SemanticCache:
             raise
         if self._pending.get(key) is not token:
             return  # removed or added again while embedding
-        insert = _Insert(partition, key, text, vector, token)
-        await self._post(insert)
-        await insert.done.wait()
-        if insert.error is not None:
-            raise insert.error
+        await self._require_mailbox().ask(_Insert(partition, key, text, vector, token))
 
     def remove(self, key: str) -> bool:
         """Take ``key`` out of the cache at once; True if it was indexed (or being indexed).
@@ -405,7 +410,7 @@ class SemanticCache:
 
     async def save(self, path: str | os.PathLike[str]) -> None:
         """Write every partition to the directory ``path`` (replaced as a whole, atomically)."""
-        await self._ask(_Request("save", Path(path)))
+        await self._require_mailbox().ask(_Save(Path(path)))
 
     async def load(self, path: str | os.PathLike[str]) -> None:
         """Replace this cache's contents with what :meth:`save` wrote to ``path``.
@@ -413,39 +418,20 @@ class SemanticCache:
         The index must have been saved with the same embedding model (vectors of different
         models are not comparable).
         """
-        await self._ask(_Request("load", Path(path)))
+        await self._require_mailbox().ask(_Load(Path(path)))
 
     async def flush(self) -> None:
         """Return once every removal made before this call has been applied to the indices."""
-        await self._ask(_Request("flush", Path()))
+        await self._require_mailbox().ask(_Flush())
 
-    async def _post(self, message: _Insert | _Request) -> None:
-        try:
-            try:
-                self._send.send_nowait(message)
-            except anyio.WouldBlock:
-                await self._send.send(message)  # backpressure: the actor is behind
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            raise RuntimeClosedError("the semantic cache is closed") from None
-
-    async def _ask(self, request: _Request) -> None:
-        if not self._running:
+    def _require_mailbox(self) -> Mailbox[_Message]:
+        if self._mailbox is None:
             raise RuntimeClosedError("the semantic cache is not running (start run() first)")
-        await self._post(request)
-        await request.done.wait()
-        if request.error is not None:
-            raise request.error
+        return self._mailbox
 
     def _request_pass(self) -> None:
-        if self._wake_pending or not self._running:
-            return
-        self._wake_pending = True
-        try:
-            self._send.send_nowait(_WAKE)
-        except anyio.WouldBlock:
-            pass  # the inbox is full: a pass runs before each of its messages anyway
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
+        if self._mailbox is not None:
+            self._mailbox.wake()
 
     # -- the actor's task ----------------------------------------------------------------------
 
@@ -456,51 +442,55 @@ class SemanticCache:
         if self._running or self._closed:
             raise RuntimeClosedError("a SemanticCache runs once")
         self._running = True
+        mailbox = self._mailbox = Mailbox("the semantic cache", _INBOX_SIZE)
         try:
-            async with self._send, self._receive, anyio.create_task_group() as group:
+            async with anyio.create_task_group() as group:
                 await group.start(self._searcher.serve)
                 task_status.started()
-                await self._serve()
+                await self._serve(mailbox)
         finally:
             self._running = False
             self._closed = True
-            self._refuse_pending()
+            mailbox.close()
 
-    async def _serve(self) -> None:
-        receive = self._receive
+    async def _serve(self, mailbox: Mailbox[_Message]) -> None:
         while True:
-            message = await receive.receive()
+            message: _Message | None = await mailbox.receive()
             inserts: list[_Insert] = []
-            requests: list[_Request] = []
+            requests: list[_Save | _Flush] = []
             while True:  # everything queued now goes into one pass
                 if isinstance(message, _Insert):
                     inserts.append(message)
-                elif isinstance(message, _Request):
+                elif message is not None:
                     requests.append(message)
-                try:
-                    message = receive.receive_nowait()
-                except anyio.WouldBlock:
+                message = mailbox.receive_nowait()
+                if message is None:
                     break
-            await self._apply(inserts)
-            for request in requests:
-                await self._answer(request)
+            try:
+                await self._apply(inserts)
+                for request in requests:
+                    await self._answer(request)
+            except BaseException:
+                # Cancelled mid-pass (the runtime is closing): whoever asked hears it now.
+                for pending in (*inserts, *requests):
+                    pending.fail(RuntimeClosedError("the semantic cache closed"))
+                raise
 
     async def _apply(self, inserts: list[_Insert]) -> None:
         """Apply the queued deletions and ``inserts``, one worker-thread call per partition."""
-        self._wake_pending = False
         batches: dict[str, list[_Insert]] = {}
         for insert in inserts:
             if self._pending.get(insert.key) is insert.token:
                 batches.setdefault(insert.partition, []).append(insert)
             else:
-                insert.done.set()  # removed or replaced since: nothing to do
+                insert.answer(None)  # removed or replaced since: nothing to do
         names = set(batches) | {n for n, p in self._partitions.items() if p.pending_deletes}
         try:
             for name in names:
                 await self._apply_partition(name, batches.get(name, []))
         finally:
             for insert in inserts:
-                insert.done.set()
+                insert.answer(None)  # a no-op for those that failed
 
     async def _apply_partition(self, name: str, inserts: list[_Insert]) -> None:
         part = self._partitions.get(name)
@@ -535,7 +525,7 @@ class SemanticCache:
                 )
         except Exception as error:  # a bad vector fails its add() calls, not the actor
             for insert in inserts:
-                insert.error = error
+                insert.fail(error)
                 if self._pending.get(insert.key) is insert.token:
                     del self._pending[insert.key]
             return
@@ -550,29 +540,18 @@ class SemanticCache:
             else:
                 part.pending_deletes.append(label)  # removed while it was being inserted
 
-    async def _answer(self, request: _Request) -> None:
+    async def _answer(self, request: _Save | _Flush) -> None:
         try:
-            if request.action == "save":
-                await self._save(request.path)
-            elif request.action == "load":
+            if isinstance(request, _Load):
                 await self._load(request.path)
+            elif isinstance(request, _Save):
+                await self._save(request.path)
             else:
                 await self._apply([])
         except Exception as error:  # reported to the caller, the actor goes on
-            request.error = error
-        finally:
-            request.done.set()
-
-    def _refuse_pending(self) -> None:
-        closed = RuntimeClosedError("the semantic cache closed")
-        while True:
-            try:
-                message = self._receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
-            if isinstance(message, _Insert | _Request):
-                message.error = closed
-                message.done.set()
+            request.fail(error)
+        else:
+            request.answer(None)
 
     # -- persistence ---------------------------------------------------------------------------
 

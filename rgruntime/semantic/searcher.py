@@ -31,6 +31,7 @@ import anyio.abc
 import numpy as np
 import sniffio
 
+from rgruntime.runtime._actor import Request
 from rgruntime.semantic.embedder import Vectors, worker_limiter
 from rgruntime.semantic.index import PartitionIndex
 
@@ -43,15 +44,18 @@ _BATCH: Final = 16
 Found = list[tuple[int, float]]
 
 
-class _Request:
-    __slots__ = ("done", "error", "index", "k", "result", "vector")
+class _Search(Request[Found | None]):
+    """One search. A worker thread fills ``found`` or ``error``; the loop's thread then answers
+    the request with them (None: no thread took it, search through anyio.to_thread instead)."""
+
+    __slots__ = ("error", "found", "index", "k", "vector")
 
     def __init__(self, index: PartitionIndex, vector: Vectors, k: int) -> None:
+        super().__init__()
         self.index = index
         self.vector = vector
         self.k = k
-        self.done = anyio.Event()
-        self.result: Found | None = None
+        self.found: Found | None = None
         self.error: BaseException | None = None
 
 
@@ -76,7 +80,7 @@ class Searcher:
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Search | None] = queue.SimpleQueue()
         self._schedule: Callable[..., object] | None = None
         # True while the threads serve the queue; read and written on the loop's thread only, so
         # that a request is queued only while some thread will take it.
@@ -121,19 +125,17 @@ class Searcher:
             except queue.Empty:
                 return
             if request is not None:
-                request.done.set()
+                request.answer(None)
 
     async def search(self, index: PartitionIndex, vector: Vectors, k: int) -> Found:
         """``index.search(vector, k)`` in a worker thread."""
         if self._open:
-            request = _Request(index, vector, k)
+            request = _Search(index, vector, k)
             self._queue.put(request)
             # If cancelled here, the thread still searches; nobody reads the answer.
-            await request.done.wait()
-            if request.error is not None:
-                raise request.error
-            if request.result is not None:
-                return request.result
+            found = await request.result()
+            if found is not None:
+                return found
         return await anyio.to_thread.run_sync(index.search, vector, k, limiter=worker_limiter())
 
     # -- in the worker threads ---------------------------------------------------------------
@@ -142,7 +144,7 @@ class Searcher:
         take = self._queue.get
         take_now = self._queue.get_nowait
         while True:
-            batch: list[_Request] = []
+            batch: list[_Search] = []
             stop = False
             request = take()
             while True:
@@ -162,22 +164,22 @@ class Searcher:
                 self._queue.put(_STOP)  # for the next thread
                 return
 
-    def _answer(self, batch: list[_Request]) -> None:
-        shares: dict[int, list[_Request]] = {}
+    def _answer(self, batch: list[_Search]) -> None:
+        shares: dict[int, list[_Search]] = {}
         for request in batch:
             shares.setdefault(id(request.index), []).append(request)
         for share in shares.values():
             try:
                 if len(share) == 1:
                     request = share[0]
-                    request.result = request.index.search(request.vector, request.k)
+                    request.found = request.index.search(request.vector, request.k)
                     continue
                 k = max(request.k for request in share)
                 vectors = np.stack([request.vector for request in share])
                 for request, found in zip(
                     share, share[0].index.search_many(vectors, k), strict=True
                 ):
-                    request.result = found[: request.k]
+                    request.found = found[: request.k]
             except Exception as error:  # the lookups fail, the thread goes on
                 for request in share:
                     request.error = error
@@ -186,6 +188,10 @@ class Searcher:
         schedule(_wake, batch)
 
 
-def _wake(batch: list[_Request]) -> None:
+def _wake(batch: list[_Search]) -> None:
+    """On the loop's thread: answer what the worker thread found."""
     for request in batch:
-        request.done.set()
+        if request.error is not None:
+            request.fail(request.error)
+        else:
+            request.answer(request.found)

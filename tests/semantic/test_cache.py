@@ -422,7 +422,7 @@ async def test_concurrent_lookups_answer_as_sequential_ones(cache: SemanticCache
 
 async def test_a_batch_of_searches_gets_each_its_own_k_and_partition() -> None:
     from rgruntime.semantic.index import PartitionIndex
-    from rgruntime.semantic.searcher import Searcher, _Request
+    from rgruntime.semantic.searcher import Searcher, _Search
 
     embedder = HashingEmbedder()
     vectors = await embedder.embed(FILLER)
@@ -433,19 +433,20 @@ async def test_a_batch_of_searches_gets_each_its_own_k_and_partition() -> None:
     assert graph.uses_graph
     assert not small.uses_graph
     requests = [
-        _Request(small, vectors[0], 1),
-        _Request(graph, vectors[1], 3),
-        _Request(small, vectors[2], 4),
-        _Request(graph, vectors[3], 1),
+        _Search(small, vectors[0], 1),
+        _Search(graph, vectors[1], 3),
+        _Search(small, vectors[2], 4),
+        _Search(graph, vectors[3], 1),
     ]
     searcher = Searcher(1)
     searcher._schedule = lambda function, *args: function(*args)  # this test runs on the loop
     searcher._answer(requests)
     for request in requests:
-        assert request.done.is_set()
-        assert request.result == request.index.search(request.vector, request.k)
-        assert request.result is not None
-        assert len(request.result) == request.k
+        assert request.settled
+        found = await request.result()
+        assert found == request.index.search(request.vector, request.k)
+        assert found is not None
+        assert len(found) == request.k
 
 
 async def test_lookups_still_search_after_the_actor_stopped(hnsw: HnswSettings) -> None:
