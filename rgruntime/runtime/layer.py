@@ -165,6 +165,18 @@ class Layer:
             return False
         return entry.expires_at > self._now()
 
+    def ttl(self, key: str) -> float | None:
+        """Seconds the live entry under ``key`` has left (None: it has no deadline). Not a hit.
+
+        Raises :class:`KeyError` when ``key`` holds no live entry.
+        """
+        entry = self._entries.get(check_key(key))
+        now = self._now()
+        if entry is None or entry.expires_at <= now:
+            self._check_open()
+            raise KeyError(key)
+        return None if entry.expires_at == NEVER else entry.expires_at - now
+
     def holds_expired(self, key: str) -> bool:
         """Whether ``key`` holds an entry past its deadline that is not removed yet."""
         entry = self._entries.get(key)
