@@ -8,7 +8,7 @@ and, when the client owns them, its model providers. Namespaces: ``client.agents
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +46,9 @@ T = TypeVar("T")
 
 #: Cache backends this version can run. Redis and Memcached come with the distributed stores.
 _BACKENDS = ("memory",)
+
+#: Layers whose entries a request may share with other agents' requests.
+_SHARED_LAYERS = frozenset({"model", "tool"})
 
 
 def _check_backend(cache_backend: Mapping[str, Any] | None) -> None:
@@ -202,11 +205,17 @@ class CacheAPI(WarmingMethods):
     (``warm``, ``schedule_warming``: :class:`~rgruntime.agents.warming.WarmingMethods`)."""
 
     def __init__(
-        self, runtime: Runtime, ledger: SavingsLedger, warmer: Warmer | None = None
+        self,
+        runtime: Runtime,
+        ledger: SavingsLedger,
+        warmer: Warmer | None = None,
+        changes: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self._runtime = runtime
         self._ledger = ledger
         self._warmer = warmer
+        # Answers removed inside it are computed afresh when asked again (Executor).
+        self._changes = changes
 
     async def get(self, key: str, *, layer: str = "response", default: Any = None) -> Any:
         """The value cached under ``key`` in ``layer``, or ``default``."""
@@ -214,8 +223,9 @@ class CacheAPI(WarmingMethods):
 
     async def delete(self, key: str, *, layer: str = "response") -> bool:
         """Remove ``key`` from ``layer``; returns once what depended on it has gone too."""
-        deleted = await self._runtime.layer(layer).delete(key)
-        await self._runtime.dependencies.settled()
+        with self._changes():
+            deleted = await self._runtime.layer(layer).delete(key)
+            await self._runtime.dependencies.settled()
         return deleted
 
     async def invalidate(
@@ -233,7 +243,22 @@ class CacheAPI(WarmingMethods):
           session context); a full cache key (``response:...``) is removed as it is;
         - ``pattern="weather_*"``: keys matching the glob, in every layer;
         - ``tags=[...]``: entries with those tags or tags below them, in every layer.
+
+        The next identical request computes its answer again: what its run wrote (model
+        outputs, tool results) carries its agent, goal and tags, and the model outputs and tool
+        results it reads are computed again once (``rgruntime.tools.scope``).
         """
+        with self._changes():
+            return await self._invalidate(agent_id=agent_id, key=key, pattern=pattern, tags=tags)
+
+    async def _invalidate(
+        self,
+        *,
+        agent_id: str | None,
+        key: str | None,
+        pattern: str | None,
+        tags: Iterable[str] | None,
+    ) -> int:
         if agent_id is not None:
             if pattern is not None or tags is not None:
                 raise InvalidArgumentError(
@@ -371,13 +396,16 @@ class ResonantGenesis:
             stack.callback(self.events._close)
             self._warmer = Warmer(self.agents, self._sessions, runtime.layer("response"), services)
             stack.callback(self._warmer._close)
-            self._cache = CacheAPI(runtime, self._ledger, self._warmer)
+            self._cache = CacheAPI(
+                runtime, self._ledger, self._warmer, changes=self._executor.change_window
+            )
             self._memory = MemoryAPI(
                 runtime,
                 self.agents,
                 self.events,
                 embedder=self._embedder,
                 search=self._memory_search,
+                changes=self._executor.change_window,
             )
             for agent in self.agents.list():  # agents created before the client opened
                 await self._memory.preload_configured(agent)
@@ -430,15 +458,21 @@ class ResonantGenesis:
         # A runtime that is not open holds nothing to remove (client.agents works without it).
         # auto_invalidate.on_agent_update=False leaves them to their TTL.
         if self._runtime.is_open and new.cache_config.auto_invalidate.on_agent_update:
-            await self._runtime.layer("response").invalidate(tags=[f"agent:{old.id}"])
-            await self._runtime.dependencies.settled()
+            with self._change_window():
+                await self._runtime.layer("response").invalidate(tags=[f"agent:{old.id}"])
+                await self._runtime.dependencies.settled()
         if self._memory is not None:
             await self._memory.agent_updated(old, new)
         await self._notify("agent.updated", agent_id=new.id, version=new.version)
 
     async def _agent_deleted(self, agent: Agent) -> None:
         if self._runtime.is_open:
-            await self._runtime.invalidate(tags=[f"agent:{agent.id}"])
+            # Everything cached for it, except the model outputs and tool results its runs
+            # wrote: other agents may share them, and deleting an agent changes no data.
+            for name, layer in self._runtime.layers.items():
+                if name not in _SHARED_LAYERS:
+                    await layer.invalidate(tags=[f"agent:{agent.id}"])
+            await self._runtime.dependencies.settled()
         if self._executor is not None:
             self._executor.forget_agent(agent.id)
         if self._memory is not None:
@@ -462,8 +496,16 @@ class ResonantGenesis:
         # Its cached results go, and with them (through the dependency graph) the answers of
         # agents with auto_invalidate.on_tool_update that used them.
         if self._runtime.is_open:
-            await self._runtime.invalidate(tags=[tool_tag(tool.name)])
+            with self._change_window():
+                await self._runtime.invalidate(tags=[tool_tag(tool.name)])
         await self._notify("tool.updated", tool=tool.name, version=tool.version)
+
+    def _change_window(self) -> contextlib.AbstractContextManager[None]:
+        return (
+            self._executor.change_window()
+            if self._executor is not None
+            else contextlib.nullcontext()
+        )
 
     async def _notify(self, event: str, **data: Any) -> None:
         # Agents and tools change with the client closed too: then nobody is listening.

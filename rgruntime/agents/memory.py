@@ -36,10 +36,11 @@ responses that used them) once the change is searchable. Each change emits ``mem
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -186,8 +187,11 @@ class MemoryAPI:
         *,
         embedder: Embedder | str | None = None,
         search: MemorySearch | None = None,
+        changes: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self._runtime = runtime
+        # Answers removed inside it are computed afresh when asked again (Executor).
+        self._changes = changes
         self._layer = runtime.layer("memory")
         self._agents = agents
         self._events = events
@@ -537,7 +541,8 @@ class MemoryAPI:
     async def _remove_lookups(self, agent_id: str) -> int:
         # Through the runtime (the supervisor), as every invalidation whose dependents must go:
         # it returns once the answers that used these lookups are gone too.
-        return await self._runtime.invalidate(tags=[memory_tag(agent_id)])
+        with self._changes():
+            return await self._runtime.invalidate(tags=[memory_tag(agent_id)])
 
     async def _invalidate_lookups(self, agent_id: str) -> int:
         removed = await self._remove_lookups(agent_id)

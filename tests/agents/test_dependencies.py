@@ -99,7 +99,8 @@ async def test_invalidating_the_memory_entry_makes_the_next_identical_execution_
     assert await client.cache.invalidate(key=MEMORY_KEY) == 2
     again = await scenario.execute("weather in paris?")
     assert again.cached is False
-    assert scenario.weather_calls == ["paris"]  # the tool result itself is still cached
+    # Computed again, tools included: invalidation means a fresh answer (issue 13, item 1).
+    assert scenario.weather_calls == ["paris", "paris"]
     assert (await scenario.execute("What are your hours?")).layer == "response"
 
 

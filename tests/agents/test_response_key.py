@@ -145,8 +145,8 @@ async def test_cache_tags_tag_the_answer(
         agent_id="agent_123", goal="Get product info", cache_tags=["products", "catalog"]
     )
     assert await client.cache.invalidate(tags=["catalog:shoes"]) == 0
-    # Invalidate by tag
-    assert await client.cache.invalidate(tags=["products"]) == 1
+    # Invalidate by tag: the answer and the model output written for it
+    assert await client.cache.invalidate(tags=["products"]) == 2
     assert await client.cache.get(result.cache_key) is None
     again = await client.sessions.execute(
         agent_id="agent_123", goal="Get product info", cache_tags=["products", "catalog"]
@@ -181,6 +181,7 @@ async def test_hierarchical_tags(
         result = await client.sessions.execute(agent.id, f"List {goal}", cache_tags=cache_tags)
         keys[goal] = result.cache_key
 
-    assert await client.cache.invalidate(tags=invalidated) == len(removed)
+    # Each answer and the model output written for it.
+    assert await client.cache.invalidate(tags=invalidated) == 2 * len(removed)
     for goal, key in keys.items():
         assert (await client.cache.get(key) is None) == (goal in removed), goal
