@@ -159,8 +159,12 @@ class AgentRegistry:
         on_create: Callable[[Agent], Awaitable[None]] | None = None,
         max_response_ttl: float | None = None,
         max_tool_ttl: float | None = None,
+        check: Callable[[Agent], None] | None = None,
     ) -> None:
         self._agents: dict[str, Agent] = {}
+        # What only the client can check (registered tools, embedders that can run): raises
+        # ConfigError before the agent (or its new version) is stored.
+        self._check = check
         self._max_response_ttl = max_response_ttl
         self._max_tool_ttl = max_tool_ttl
         self._default_model = default_model
@@ -203,6 +207,8 @@ class AgentRegistry:
                 tool_cache_config, _tools(tools), max_ttl=self._max_tool_ttl
             ),
         )
+        if self._check is not None:
+            self._check(agent)
         self._agents[agent.id] = agent
         if self._on_create is not None:
             await self._on_create(agent)
@@ -260,6 +266,8 @@ class AgentRegistry:
                 max_ttl=self._max_tool_ttl,
             )
         new = attrs.evolve(old, version=old.version + 1, updated_at=time.time(), **changes)
+        if self._check is not None:
+            self._check(new)
         self._agents[agent_id] = new
         if self._on_update is not None:
             await self._on_update(old, new)

@@ -13,12 +13,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rgruntime.agents.agent import Agent, AgentRegistry
-from rgruntime.agents.config import MemorySearch, SessionCacheConfig
+from rgruntime.agents.config import (
+    MemorySearch,
+    SessionCacheConfig,
+    check_embedder_runs,
+    check_known_tools,
+)
 from rgruntime.agents.execution import ExecutionResult, Executor
 from rgruntime.agents.memory import MemoryAPI
 from rgruntime.agents.models import ModelGateway, check_providers
 from rgruntime.agents.savings import Savings, SavingsLedger
-from rgruntime.agents.semantic_responses import SemanticResponses
+from rgruntime.agents.semantic_responses import SemanticResponses, uses_semantic_cache
 from rgruntime.agents.services import ServiceGroup
 from rgruntime.agents.sessions import Session, SessionStore
 from rgruntime.agents.tools import RegisteredTool, ToolRegistry
@@ -329,6 +334,8 @@ class ResonantGenesis:
             raise ConfigError(
                 "embedder", embedder, "an embedder name or an object with name, dimension, embed()"
             )
+        if isinstance(embedder, str):
+            check_embedder_runs("embedder", embedder, base_url=base_url, api_key=api_key)
         self._embedder = embedder
         self._base_url = base_url
         self._api_key = api_key
@@ -358,6 +365,7 @@ class ResonantGenesis:
             on_create=self._agent_created,
             max_response_ttl=self._runtime.config.layers["response"].max_ttl,
             max_tool_ttl=self._runtime.config.layers["tool"].max_ttl,
+            check=self._check_agent,
         )
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._sessions: SessionsAPI | None = None
@@ -451,6 +459,21 @@ class ResonantGenesis:
         from rgruntime.agents.blocking import BlockingClient
 
         return BlockingClient(lambda: cls(*args, **kwargs), backend=backend)
+
+    def _check_agent(self, agent: Agent) -> None:
+        """What an agent's configuration needs from this client, checked when it is given."""
+        check_known_tools("tools", agent.tools, self.tools.__contains__)
+        if not uses_semantic_cache(agent):
+            return
+        name = agent.cache_config.semantic_cache.embedding_model
+        if name is None and self._embedder is not None:
+            return  # the client's embedder, checked when the client was made
+        check_embedder_runs(
+            "cache_config.semantic_cache.embedding_model",
+            name,
+            base_url=self._base_url,
+            api_key=self._api_key,
+        )
 
     async def _agent_updated(self, old: Agent, new: Agent) -> None:
         # The version is in every response key, so old answers can never be served again:

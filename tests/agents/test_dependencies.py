@@ -455,6 +455,11 @@ async def test_a_cache_decorated_tool_keeps_its_own_settings_unless_the_agent_ov
 async def test_bad_tool_cache_config_names_the_field_and_loses_nothing(
     client: ResonantGenesis, tool_cache_config: dict[str, Any], field: str, accepted: str
 ) -> None:
+    async def web_search(query: str) -> str:
+        """Search the web."""
+        return query
+
+    client.tools.register(web_search)
     agent = await client.agents.create(name="Bot", tools=["web_search"])
     answer = await client.sessions.execute(agent.id, "Hi")
     with pytest.raises(ConfigError) as raised:
