@@ -52,6 +52,7 @@ from rgruntime.agents.config import MemorySearch
 from rgruntime.agents.trimming import AgentEntries
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.events import EventBus
+from rgruntime.extras import require_extra
 from rgruntime.keys import stable_key
 from rgruntime.runtime.dependencies import record_read_of
 from rgruntime.runtime.runtime import Runtime
@@ -409,6 +410,7 @@ class MemoryAPI:
             return self._embedder
         async with self._embedder_lock:  # two first uses must not load the model twice
             if self._embedder is None:
+                require_extra("semantic", "the built-in memory store (client.memory)")
                 from rgruntime.semantic import CachedEmbedder, embedding_limiter, make_embedder
 
                 spec = self._embedder_spec
