@@ -38,7 +38,7 @@ async def test_an_openai_embedder_without_a_url_is_refused_at_creation(
     assert client.agents.list() == []
 
     agent = await client.agents.create(name="Support Bot")
-    with pytest.raises(ConfigError, match="semantic_cache.embedding_model"):
+    with pytest.raises(ConfigError, match=r"semantic_cache\.embedding_model"):
         await client.agents.update(agent.id, cache_config=GUIDE_SEMANTIC)
     assert client.agents.get(agent.id).version == 1
 
