@@ -20,6 +20,7 @@ from rgruntime.agents.config import (
     check_known_tools,
 )
 from rgruntime.agents.execution import ExecutionResult, Executor
+from rgruntime.agents.figures import ClientCacheStats, readable_stats
 from rgruntime.agents.memory import MemoryAPI
 from rgruntime.agents.models import ModelGateway, check_providers
 from rgruntime.agents.savings import Savings, SavingsLedger
@@ -39,7 +40,6 @@ from rgruntime.providers import (
     SimulatedProvider,
 )
 from rgruntime.runtime.runtime import Runtime
-from rgruntime.runtime.stats import CacheStats
 
 if TYPE_CHECKING:
     from rgruntime.semantic.embedder import Embedder
@@ -278,9 +278,11 @@ class CacheAPI(WarmingMethods):
             return await self._runtime.invalidate(tags=[goal_tag(agent_id, key)])
         return await self._runtime.invalidate(key=key, pattern=pattern, tags=tags)
 
-    def get_stats(self) -> CacheStats:
-        """Counters summed over the layers (each layer's in ``.layers``)."""
-        return self._runtime.stats()
+    def get_stats(self) -> ClientCacheStats:
+        """Counters summed over the layers (each layer's in ``.layers``); rates are percentages
+        that print with one decimal. The top-level ``hit_rate`` counts every layer's lookups;
+        the share of requests answered from the cache is ``.layers["response"].hit_rate``."""
+        return readable_stats(self._runtime.stats())
 
     def get_semantic_stats(self) -> dict[str, SemanticStats]:
         """Semantic lookups by ``"<layer>:<embedder>"``: hits, misses by cause, rejections by
