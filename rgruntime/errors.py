@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CapacityError",
     "ConfigError",
     "InvalidArgumentError",
     "LayerNotFoundError",
@@ -42,6 +43,24 @@ class ConfigError(_FieldError):
 
 class InvalidArgumentError(_FieldError):
     """An argument of a cache operation is malformed or out of range (``ttl=-1``, ``tags=[""]``)."""
+
+
+class CapacityError(RGRuntimeError, ValueError):
+    """A write to a layer whose entries are never evicted for space (``evictable=False``, the
+    ``session`` layer) does not fit in its byte budget; nothing was stored.
+
+    ``needed`` is the entry's size in bytes, ``budget`` the layer's ``max_size`` in bytes.
+    """
+
+    def __init__(self, layer: str, needed: int, budget: int | None) -> None:
+        self.layer = layer
+        self.needed = needed
+        self.budget = budget
+        super().__init__(
+            f"layer {layer!r} cannot store an entry of {needed:,} bytes: its entries are never "
+            f"evicted for space and its budget ({budget if budget is None else f'{budget:,}'} "
+            "bytes) is full; raise its max_size, or remove entries (delete, invalidate, a TTL)"
+        )
 
 
 class LayerNotFoundError(RGRuntimeError, LookupError):

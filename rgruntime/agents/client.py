@@ -125,21 +125,29 @@ class SessionsAPI:
 
         Raises :class:`SessionNotFoundError` if it is unknown or its cache entry is gone.
         """
-        session = await self._store.load(session_id)
+        _check_session_id(session_id)
+        if not isinstance(use_cache, bool):
+            raise InvalidArgumentError("use_cache", use_cache, "True or False")
         if use_cache:
-            return session
-        fresh = Session(
-            id=session.id,
-            agent_id=session.agent_id,
-            cache_config=session.cache_config,
-            state=session.state,
-            created_at=session.created_at,
-        )
-        await self._store.save(fresh)
+            return await self._store.load(session_id)
+        # Under the session's lock, as every write of its state: a turn in flight finishes
+        # first, and cannot then write the old history back over the reset.
+        async with self._store.lock(session_id):
+            session = await self._store.load(session_id)
+            fresh = Session(
+                id=session.id,
+                agent_id=session.agent_id,
+                cache_config=session.cache_config,
+                state=session.state,
+                created_at=session.created_at,
+            )
+            await self._store.save(fresh)
         await self._notify("session.updated", session_id=fresh.id, agent_id=fresh.agent_id)
         return fresh
 
     async def delete(self, session_id: str) -> bool:
+        """Remove the session (after a turn in flight); True if it existed."""
+        _check_session_id(session_id)
         deleted = await self._store.delete(session_id)
         if deleted:
             await self._notify("session.deleted", session_id=session_id, agent_id=None)
@@ -197,6 +205,11 @@ class SessionsAPI:
             self._events.emit_nowait(
                 event, layer="response", agent_id=result.agent_id, key=result.cache_key, goal=goal
             )
+
+
+def _check_session_id(session_id: object) -> None:
+    if not isinstance(session_id, str) or not session_id:
+        raise InvalidArgumentError("session_id", session_id, "a session id such as 'sess_123'")
 
 
 def _tag_list(tags: Iterable[str]) -> list[str]:

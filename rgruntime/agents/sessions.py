@@ -13,11 +13,11 @@ import attrs
 
 from rgruntime.agents.agent import Agent
 from rgruntime.agents.config import SessionCacheConfig
-from rgruntime.errors import InvalidArgumentError, RGRuntimeError
+from rgruntime.errors import CapacityError, InvalidArgumentError, RGRuntimeError
 from rgruntime.providers import Message
 from rgruntime.runtime.layer import Layer
 
-__all__ = ["Session", "SessionNotFoundError", "SessionStore"]
+__all__ = ["Session", "SessionCapacityError", "SessionNotFoundError", "SessionStore"]
 
 
 class SessionNotFoundError(RGRuntimeError, LookupError):
@@ -29,6 +29,32 @@ class SessionNotFoundError(RGRuntimeError, LookupError):
             f"no cached session {session_id!r}: it was never created, or it expired or was "
             "invalidated; create a new one with client.sessions.create(agent_id)"
         )
+
+
+class SessionCapacityError(CapacityError):
+    """A session does not fit in the ``session`` layer's byte budget.
+
+    Session state is data, not a cache of something recomputable: the layer never evicts a
+    live session to make room. Nothing was stored, and every existing session is intact.
+    """
+
+    def __init__(self, session_id: str, cause: CapacityError) -> None:
+        self.session_id = session_id
+        RGRuntimeError.__init__(
+            self,
+            f"session {session_id!r} does not fit in the {cause.layer!r} layer's budget of "
+            f"{_bytes(cause.budget)} ({_bytes(cause.needed)} needed): live sessions are never "
+            "evicted for space. Raise the budget (cache_config={'max_size': ...} or "
+            "{'layers': {'session': {'max_size': ...}}}), delete finished sessions "
+            "(client.sessions.delete) or give sessions a ttl (cache_config={'ttl': ...})",
+        )
+        self.layer = cause.layer
+        self.needed = cause.needed
+        self.budget = cause.budget
+
+
+def _bytes(count: int | None) -> str:
+    return "no limit" if count is None else f"{count:,} bytes"
 
 
 @attrs.frozen(kw_only=True)
@@ -87,7 +113,8 @@ class SessionStore:
             cache_config=cache_config,
             state=dict(state or {}) if cache_config.state_cache else {},
         )
-        await self.save(session)
+        async with self.lock(session_id):
+            await self.save(session)
         return session
 
     async def load(self, session_id: str) -> Session:
@@ -97,15 +124,24 @@ class SessionStore:
         return session
 
     async def save(self, session: Session) -> None:
-        await self._layer.set(
-            self.key(session.id),
-            session,
-            ttl=session.cache_config.ttl,
-            tags=[f"agent:{session.agent_id}", f"session:{session.id}"],
-        )
+        """Store ``session``; :class:`SessionCapacityError` if it does not fit (nothing stored).
+
+        Callers hold the session's :meth:`lock`: every write of a session's state is ordered.
+        """
+        try:
+            await self._layer.set(
+                self.key(session.id),
+                session,
+                ttl=session.cache_config.ttl,
+                tags=[f"agent:{session.agent_id}", f"session:{session.id}"],
+            )
+        except CapacityError as full:
+            raise SessionCapacityError(session.id, full) from None
 
     async def delete(self, session_id: str) -> bool:
-        return await self._layer.delete(self.key(session_id))
+        # After a turn in flight: it would otherwise write the deleted session back.
+        async with self.lock(session_id):
+            return await self._layer.delete(self.key(session_id))
 
     def lock(self, session_id: str) -> anyio.Lock:
         """The lock that orders the turns of ``session_id`` (kept while someone holds it)."""
