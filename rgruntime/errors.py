@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "InvalidArgumentError",
     "LayerNotFoundError",
+    "LoadInterruptedError",
     "LoaderRecursionError",
     "RGRuntimeError",
     "RuntimeClosedError",
@@ -45,24 +46,6 @@ class InvalidArgumentError(_FieldError):
     """An argument of a cache operation is malformed or out of range (``ttl=-1``, ``tags=[""]``)."""
 
 
-class CapacityError(RGRuntimeError, ValueError):
-    """A write to a layer whose entries are never evicted for space (``evictable=False``, the
-    ``session`` layer) does not fit in its byte budget; nothing was stored.
-
-    ``needed`` is the entry's size in bytes, ``budget`` the layer's ``max_size`` in bytes.
-    """
-
-    def __init__(self, layer: str, needed: int, budget: int | None) -> None:
-        self.layer = layer
-        self.needed = needed
-        self.budget = budget
-        super().__init__(
-            f"layer {layer!r} cannot store an entry of {needed:,} bytes: its entries are never "
-            f"evicted for space and its budget ({budget if budget is None else f'{budget:,}'} "
-            "bytes) is full; raise its max_size, or remove entries (delete, invalidate, a TTL)"
-        )
-
-
 class LayerNotFoundError(RGRuntimeError, LookupError):
     """``runtime.layer(name)`` named a layer that the runtime does not have."""
 
@@ -88,3 +71,34 @@ class LoaderRecursionError(RGRuntimeError, RuntimeError):
 
 class RuntimeClosedError(RGRuntimeError, RuntimeError):
     """The runtime this layer belongs to is not open (it was closed, or closed during a load)."""
+
+
+class CapacityError(RGRuntimeError):
+    """A write to a layer that never evicts for space (``evictable=False``: the ``session``
+    layer) does not fit in its budget. Nothing was stored and nothing existing was removed."""
+
+    def __init__(self, layer: str, needed: int, held: int, budget: int, bound: str) -> None:
+        self.layer = layer
+        self.needed = needed
+        self.held = held
+        self.budget = budget
+        self.bound = bound
+        unit = "bytes" if bound == "max_size" else "entries"
+        super().__init__(
+            f"cache layer {layer!r} never evicts for space and is full: it holds {held} of its "
+            f"{bound} of {budget} {unit}, and this write needs {needed} more; raise the "
+            f"layer's {bound} (or the runtime's max_size) or remove entries"
+        )
+
+
+class LoadInterruptedError(RGRuntimeError):
+    """A loader raised a cancellation that no cancel scope of the runtime caused (on asyncio:
+    it awaited a future someone else cancelled). The load failed; the layer goes on."""
+
+    def __init__(self, layer: str, key: str) -> None:
+        self.layer = layer
+        self.key = key
+        super().__init__(
+            f"the loader of key {key!r} in cache layer {layer!r} was cancelled by something "
+            "other than rgruntime (a future it awaited was cancelled)"
+        )

@@ -39,22 +39,22 @@ class SessionCapacityError(CapacityError):
     """
 
     def __init__(self, session_id: str, cause: CapacityError) -> None:
-        self.session_id = session_id
+        unit = "bytes" if cause.bound == "max_size" else "entries"
         RGRuntimeError.__init__(
             self,
-            f"session {session_id!r} does not fit in the {cause.layer!r} layer's budget of "
-            f"{_bytes(cause.budget)} ({_bytes(cause.needed)} needed): live sessions are never "
-            "evicted for space. Raise the budget (cache_config={'max_size': ...} or "
-            "{'layers': {'session': {'max_size': ...}}}), delete finished sessions "
-            "(client.sessions.delete) or give sessions a ttl (cache_config={'ttl': ...})",
+            f"session {session_id!r} does not fit in the {cause.layer!r} layer's budget "
+            f"({cause.bound} {cause.budget:,} {unit}; it holds {cause.held:,}, the session "
+            f"needs {cause.needed:,} more): live sessions are never evicted for space. Raise "
+            f"the budget (cache_config={{'layers': {{'session': {{'{cause.bound}': ...}}}}}} or "
+            "the runtime's max_size), delete finished sessions (client.sessions.delete) or give "
+            "sessions a ttl (sessions.create(..., cache_config={'ttl': ...}))",
         )
+        self.session_id = session_id
         self.layer = cause.layer
         self.needed = cause.needed
+        self.held = cause.held
         self.budget = cause.budget
-
-
-def _bytes(count: int | None) -> str:
-    return "no limit" if count is None else f"{count:,} bytes"
+        self.bound = cause.bound
 
 
 @attrs.frozen(kw_only=True)

@@ -104,11 +104,11 @@ async def test_resume_checks_use_cache(client: ResonantGenesis) -> None:
 
 
 def test_the_session_capacity_error_names_the_budget() -> None:
-    error = SessionCapacityError("sess_1", CapacityError("session", 2048, 1024))
+    error = SessionCapacityError("sess_1", CapacityError("session", 2048, 3000, 4096, "max_size"))
     assert isinstance(error, CapacityError)
-    assert "1,024 bytes" in str(error)
-    assert "max_size" in str(error)
-    assert (error.layer, error.needed, error.budget) == ("session", 2048, 1024)
+    assert "max_size 4,096 bytes" in str(error)
+    assert "sess_1" in str(error)
+    assert (error.layer, error.needed, error.budget) == ("session", 2048, 4096)
 
 
 @NEEDS_CORE
