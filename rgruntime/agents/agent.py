@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from rgruntime.agents.arguments import check_id, shown
 from rgruntime.agents.config import (
     AgentCacheConfig,
     MemoryConfig,
@@ -33,7 +34,7 @@ class AgentNotFoundError(RGRuntimeError, LookupError):
 
     def __init__(self, agent_id: str) -> None:
         self.agent_id = agent_id
-        super().__init__(f"no agent with id {agent_id!r}")
+        super().__init__(f"no agent with id {shown(agent_id)}")
 
 
 def _temperature(value: object) -> float:
@@ -229,6 +230,8 @@ class AgentRegistry:
         return config
 
     def get(self, agent_id: str) -> Agent:
+        """The agent ``agent_id``; :class:`AgentNotFoundError` if there is none."""
+        check_id("agent_id", agent_id, "agent_123")
         try:
             return self._agents[agent_id]
         except KeyError:
@@ -275,6 +278,7 @@ class AgentRegistry:
 
     async def delete(self, agent_id: str) -> bool:
         """Forget the agent (and, through the client, its cached answers); True if it existed."""
+        check_id("agent_id", agent_id, "agent_123")
         agent = self._agents.pop(agent_id, None)
         if agent is None:
             return False

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rgruntime.agents.agent import Agent, AgentRegistry
+from rgruntime.agents.arguments import check_id
 from rgruntime.agents.config import (
     MemorySearch,
     SessionCacheConfig,
@@ -39,7 +40,9 @@ from rgruntime.providers import (
     PriceTable,
     SimulatedProvider,
 )
+from rgruntime.runtime.layer import Layer
 from rgruntime.runtime.runtime import Runtime
+from rgruntime.units import parse_duration
 
 if TYPE_CHECKING:
     from rgruntime.semantic.embedder import Embedder
@@ -169,6 +172,10 @@ class SessionsAPI:
         request; ``cache_ttl`` overrides the answer's TTL; ``cache_tags`` tag it.
         """
         agent = self._agents.get(agent_id)
+        if session_id is not None:
+            _check_session_id(session_id)
+        if cache_ttl is not None:
+            parse_duration(cache_ttl, field="cache_ttl", error=InvalidArgumentError)
         tags = [*_tag_list(cache_tags), goal_tag(agent.id, goal) if isinstance(goal, str) else ""]
         tags = [tag for tag in tags if tag]
         if session_id is None:
@@ -208,8 +215,13 @@ class SessionsAPI:
 
 
 def _check_session_id(session_id: object) -> None:
-    if not isinstance(session_id, str) or not session_id:
-        raise InvalidArgumentError("session_id", session_id, "a session id such as 'sess_123'")
+    check_id("session_id", session_id, "sess_123")
+
+
+def _key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidArgumentError("key", key, "a cache key (a non-empty string)")
+    return key
 
 
 def _tag_list(tags: Iterable[str]) -> list[str]:
@@ -237,12 +249,14 @@ class CacheAPI(WarmingMethods):
 
     async def get(self, key: str, *, layer: str = "response", default: Any = None) -> Any:
         """The value cached under ``key`` in ``layer``, or ``default``."""
-        return await self._runtime.layer(layer).get(key, default)
+        return await self._layer(layer).get(_key(key), default)
 
     async def delete(self, key: str, *, layer: str = "response") -> bool:
         """Remove ``key`` from ``layer``; returns once what depended on it has gone too."""
+        target = self._layer(layer)
+        key = _key(key)
         with self._changes():
-            deleted = await self._runtime.layer(layer).delete(key)
+            deleted = await target.delete(key)
             await self._runtime.dependencies.settled()
         return deleted
 
@@ -278,6 +292,9 @@ class CacheAPI(WarmingMethods):
         tags: Iterable[str] | None,
     ) -> int:
         if agent_id is not None:
+            check_id("agent_id", agent_id, "agent_123")
+            if key is not None:
+                _key(key)
             if pattern is not None or tags is not None:
                 raise InvalidArgumentError(
                     "agent_id",
@@ -290,6 +307,13 @@ class CacheAPI(WarmingMethods):
                 return await self._runtime.invalidate(key=key)
             return await self._runtime.invalidate(tags=[goal_tag(agent_id, key)])
         return await self._runtime.invalidate(key=key, pattern=pattern, tags=tags)
+
+    def _layer(self, name: object) -> Layer:
+        if not isinstance(name, str):
+            raise InvalidArgumentError(
+                "layer", name, f"a layer name: {', '.join(self._runtime.layers)}"
+            )
+        return self._runtime.layer(name)
 
     def get_stats(self) -> ClientCacheStats:
         """Counters summed over the layers (each layer's in ``.layers``); rates are percentages

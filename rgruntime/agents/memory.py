@@ -281,6 +281,8 @@ class MemoryAPI:
 
     def get(self, agent_id: str, memory_id: str) -> MemoryRecord | None:
         """The stored memory ``memory_id`` of ``agent_id``, or None."""
+        if not isinstance(memory_id, str):
+            raise InvalidArgumentError("memory_id", memory_id, "a memory id returned by add()")
         store = self._stores.get(self._agents.get(agent_id).id)
         label = store.ids.get(memory_id) if store is not None else None
         return store.records.get(label) if store is not None and label is not None else None

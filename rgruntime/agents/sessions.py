@@ -12,6 +12,7 @@ import anyio
 import attrs
 
 from rgruntime.agents.agent import Agent
+from rgruntime.agents.arguments import shown
 from rgruntime.agents.config import SessionCacheConfig
 from rgruntime.errors import CapacityError, InvalidArgumentError, RGRuntimeError
 from rgruntime.providers import Message
@@ -26,7 +27,7 @@ class SessionNotFoundError(RGRuntimeError, LookupError):
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         super().__init__(
-            f"no cached session {session_id!r}: it was never created, or it expired or was "
+            f"no cached session {shown(session_id)}: it was never created, or it expired or was "
             "invalidated; create a new one with client.sessions.create(agent_id)"
         )
 
