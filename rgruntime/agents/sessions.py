@@ -16,6 +16,7 @@ from rgruntime.agents.arguments import shown
 from rgruntime.agents.config import SessionCacheConfig
 from rgruntime.errors import CapacityError, InvalidArgumentError, RGRuntimeError
 from rgruntime.providers import Message
+from rgruntime.sizing import estimate_size
 from rgruntime.runtime.layer import Layer
 
 __all__ = ["Session", "SessionCapacityError", "SessionNotFoundError", "SessionStore"]
@@ -129,15 +130,28 @@ class SessionStore:
 
         Callers hold the session's :meth:`lock`: every write of a session's state is ordered.
         """
+        key = self.key(session.id)
         try:
             await self._layer.set(
-                self.key(session.id),
+                key,
                 session,
                 ttl=session.cache_config.ttl,
                 tags=[f"agent:{session.agent_id}", f"session:{session.id}"],
             )
         except CapacityError as full:
             raise SessionCapacityError(session.id, full) from None
+        if key not in self._layer:
+            # Larger than the layer's whole budget: the layer rejects such an entry without
+            # raising (an oversize write). A session must not seem created and then be gone.
+            stats = self._layer.stats()
+            full = CapacityError(
+                self._layer.name,
+                estimate_size(session),
+                stats.size_bytes,
+                stats.max_size or 0,
+                "max_size",
+            )
+            raise SessionCapacityError(session.id, full)
 
     async def delete(self, session_id: str) -> bool:
         # After a turn in flight: it would otherwise write the deleted session back.
