@@ -16,8 +16,8 @@ from rgruntime.agents.arguments import shown
 from rgruntime.agents.config import SessionCacheConfig
 from rgruntime.errors import CapacityError, InvalidArgumentError, RGRuntimeError
 from rgruntime.providers import Message
-from rgruntime.sizing import estimate_size
 from rgruntime.runtime.layer import Layer
+from rgruntime.sizing import estimate_size
 
 __all__ = ["Session", "SessionCapacityError", "SessionNotFoundError", "SessionStore"]
 
