@@ -1,27 +1,4 @@
-"""The guide's ``from resonantgenesis.tools import Tool, cache`` (:mod:`rgruntime.tools`)."""
+"""The guide's ``from resonantgenesis.tools import Tool, cache``: :mod:`rgruntime.tools`."""
 
-from rgruntime.tools import (
-    STRATEGIES,
-    CachedTool,
-    NoRuntimeError,
-    Tool,
-    ToolCacheSettings,
-    cache,
-    cache_info,
-    current_runtime,
-    passthrough,
-    use_runtime,
-)
-
-__all__ = [
-    "STRATEGIES",
-    "CachedTool",
-    "NoRuntimeError",
-    "Tool",
-    "ToolCacheSettings",
-    "cache",
-    "cache_info",
-    "current_runtime",
-    "passthrough",
-    "use_runtime",
-]
+from rgruntime.tools import *  # noqa: F403 - the same names, by design
+from rgruntime.tools import __all__
