@@ -144,14 +144,14 @@ class SessionStore:
             # Larger than the layer's whole budget: the layer rejects such an entry without
             # raising (an oversize write). A session must not seem created and then be gone.
             stats = self._layer.stats()
-            full = CapacityError(
+            oversize = CapacityError(
                 self._layer.name,
                 estimate_size(session),
                 stats.size_bytes,
                 stats.max_size or 0,
                 "max_size",
             )
-            raise SessionCapacityError(session.id, full)
+            raise SessionCapacityError(session.id, oversize)
 
     async def delete(self, session_id: str) -> bool:
         # After a turn in flight: it would otherwise write the deleted session back.
