@@ -130,3 +130,14 @@ async def test_a_full_session_budget_refuses_new_sessions_and_keeps_the_others()
         assert kept, "the budget held no session at all"
         for session in kept:  # nothing existing was lost to make room
             assert (await client.sessions.resume(session.id)).id == session.id
+
+
+async def test_a_session_larger_than_the_whole_budget_is_refused_not_lost() -> None:
+    config = {"layers": {"session": {"max_size": "200B"}}}
+    async with ResonantGenesis(cache_config=config) as client:
+        agent = await client.agents.create(name="Support")
+        with pytest.raises(SessionCapacityError) as raised:
+            await client.sessions.create(agent.id, session_id="sess_big")
+        assert "sess_big" in str(raised.value)
+        assert "max_size 200 bytes" in str(raised.value)
+        assert client.runtime.layer("session").stats().entries == 0
