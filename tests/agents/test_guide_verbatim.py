@@ -22,6 +22,8 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -357,3 +359,32 @@ def test_the_guides_semantic_snippet_is_refused_offline_naming_the_field(
         with pytest.raises(ConfigError) as raised:
             exec(snippet.code, {"client": client})
         assert raised.value.field == "cache_config.semantic_cache.embedding_model"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_script_that_never_closes_its_client_exits(backend: str) -> None:
+    """The guide never closes its client; the interpreter must still exit (it hung before: the
+    loop's thread was a pool thread the interpreter waits for)."""
+    script = (
+        "from resonantgenesis import ResonantGenesis\n"
+        f"client = ResonantGenesis(api_key='your_key', backend={backend!r})\n"
+        "agent = client.agents.create(name='FAQ Bot')\n"
+        "print(client.sessions.execute(agent_id=agent.id, goal='Hours?').cached)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_the_backend_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resonantgenesis import ResonantGenesis
+
+    with pytest.raises(ConfigError) as raised:
+        ResonantGenesis(backend="curio")
+    assert raised.value.field == "backend"
+    monkeypatch.setenv("RESONANTGENESIS_BACKEND", "twisted")
+    with pytest.raises(ConfigError) as raised:
+        ResonantGenesis()
+    assert raised.value.field == "RESONANTGENESIS_BACKEND"
