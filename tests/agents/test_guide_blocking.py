@@ -135,8 +135,8 @@ def test_the_guide_runs_unchanged(
 
         # Invalidate specific cache entry
         assert client.cache.invalidate(agent_id="agent_123", key="Analyze document") == 2
-        # Invalidate all agent cache (its session, the session turn's answer and model output;
-        # the cache=False answers were never stored)
+        # Invalidate all agent cache (its session and what its runs still had cached; the
+        # cache=False answers were never stored)
         assert client.cache.invalidate(agent_id="agent_123") == 3
         # Invalidate by pattern (keys of the response layer start with response:<agent id>:)
         assert client.cache.invalidate(pattern="weather_*") == 0
