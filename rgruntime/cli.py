@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 from rich.console import Console
@@ -67,6 +67,26 @@ _DESCRIPTION = (
 )
 
 
+#: The demo's options that set a WorkloadSettings field: (option, parser, field, help).
+_DEMO_OPTIONS: tuple[tuple[str, Callable[[str], object], str, str], ...] = (
+    ("--requests", _positive_int, "requests", "how many goals the agents are asked"),
+    ("--concurrency", _positive_int, "concurrency", "requests in flight at once"),
+    (
+        "--seed",
+        _whole_number,
+        "seed",
+        "the workload's random seed (the same seed makes the same requests)",
+    ),
+    (
+        "--latency-scale",
+        _non_negative_float,
+        "latency_scale",
+        "multiply every simulated model and tool latency (0 runs as fast as the cache allows)",
+    ),
+    ("--max-size", _size, "max_size", "the cache's byte budget, such as 64MB or 100KB"),
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rgruntime",
@@ -87,36 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--backend", choices=("asyncio", "trio"), default="asyncio", help="the event loop"
     )
-    demo.add_argument(
-        "--requests",
-        type=_positive_int,
-        default=_DEFAULTS.requests,
-        help="how many goals the agents are asked",
-    )
-    demo.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=_DEFAULTS.concurrency,
-        help="requests in flight at once",
-    )
-    demo.add_argument(
-        "--seed",
-        type=_whole_number,
-        default=_DEFAULTS.seed,
-        help="the workload's random seed (the same seed makes the same requests)",
-    )
-    demo.add_argument(
-        "--latency-scale",
-        type=_non_negative_float,
-        default=_DEFAULTS.latency_scale,
-        help="multiply every simulated model and tool latency (0 runs as fast as the cache allows)",
-    )
-    demo.add_argument(
-        "--max-size",
-        type=_size,
-        default=_DEFAULTS.max_size,
-        help="the cache's byte budget, such as 64MB or 100KB",
-    )
+    for option, kind, setting, text in _DEMO_OPTIONS:
+        demo.add_argument(option, type=kind, default=getattr(_DEFAULTS, setting), help=text)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -128,11 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         settings = WorkloadSettings(
-            requests=arguments.requests,
-            concurrency=arguments.concurrency,
-            seed=arguments.seed,
-            latency_scale=arguments.latency_scale,
-            max_size=arguments.max_size,
+            **{setting: getattr(arguments, setting) for _, _, setting, _ in _DEMO_OPTIONS}
         )
         console = Console()
         report = anyio.run(_demo, settings, console, backend=arguments.backend)
