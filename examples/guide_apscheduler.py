@@ -1,5 +1,9 @@
 """The caching guide's "Scheduled Cache Warming" with APScheduler (asyncio only).
 
+Needs APScheduler 3: pip install 'apscheduler>=3.10,<4' (the README's
+`pip install '.[examples]'` includes it). Its AsyncIOScheduler needs an asyncio event loop: on
+trio, use ``client.cache.schedule_warming`` (examples/guide_warming.py).
+
 APScheduler's AsyncIOScheduler runs each job as a task of the asyncio event loop, outside the
 client's task group. ``scheduler.shutdown()`` does not stop such a task in time: it only queues
 the shutdown on the loop, and the shutdown then cancels a running job without waiting for it

@@ -71,9 +71,14 @@ async def main() -> None:
         await client.sessions.execute(
             agent_id="agent_123", goal="Laptops?", cache_tags=["products:electronics"]
         )
-        # Invalidate parent invalidates children
+        # Invalidate parent invalidates children: the three answers, and the model outputs
+        # made for them (so the next identical request computes a fresh answer)
         removed = await client.cache.invalidate(tags=["products"])
         print("tags ['products'] (parent and children):", removed)
+        again = await client.sessions.execute(
+            agent_id="agent_123", goal="Phones?", cache_tags=["products:electronics:phones"]
+        )
+        print("after the invalidation, computed again:", not again.cached)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """The caching guide's "Memory Caching" section: memory_config, preloading, invalidation.
 
+Needs the semantic extra (the built-in memory store): pip install 'rgruntime[semantic]'
+(the README's `pip install '.[examples]'` includes it).
+
 Run: python examples/guide_memory.py [asyncio|trio]
 """
 

@@ -1,5 +1,8 @@
 """The caching guide's "Response Caching" section: what an answer's key is made of, and a hit.
 
+Needs the semantic extra (its agent also matches similar goals): pip install
+'rgruntime[semantic]' (the README's `pip install '.[examples]'` includes it).
+
 Run: python examples/guide_response_caching.py [asyncio|trio]
 """
 

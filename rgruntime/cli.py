@@ -2,14 +2,14 @@
 
 ``rgruntime demo`` runs a simulated agent workload (several agents; repeated, reworded and new
 goals; multi-turn sessions) through the client on the embedded runtime, and prints what each
-cache layer saved. ``rgruntime version`` prints the version.
+cache layer saved. ``rgruntime version`` (or ``--version``) prints the version.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 from rich.console import Console
@@ -18,43 +18,97 @@ from rich.table import Table
 
 from rgruntime._version import __version__
 from rgruntime.demo import DemoReport, WorkloadSettings, run_workload
-from rgruntime.errors import RGRuntimeError
+from rgruntime.errors import ConfigError, RGRuntimeError
+from rgruntime.units import parse_size
 
 __all__ = ["main"]
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return value
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of 0 or more")
     return value
 
 
+def _size(text: str) -> str:
+    try:
+        parse_size(text, field="--max-size")
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size ({error.accepted})") from None
+    return text
+
+
 _DEFAULTS = WorkloadSettings()
+
+_DESCRIPTION = (
+    "rgruntime: an async, in-process cache runtime for LLM agents. "
+    "Try `rgruntime demo` (options: `rgruntime demo --help`)."
+)
+
+
+#: The demo's options that set a WorkloadSettings field: (option, parser, field, help).
+_DEMO_OPTIONS: tuple[tuple[str, Callable[[str], object], str, str], ...] = (
+    ("--requests", _positive_int, "requests", "how many goals the agents are asked"),
+    ("--concurrency", _positive_int, "concurrency", "requests in flight at once"),
+    (
+        "--seed",
+        _whole_number,
+        "seed",
+        "the workload's random seed (the same seed makes the same requests)",
+    ),
+    (
+        "--latency-scale",
+        _non_negative_float,
+        "latency_scale",
+        "multiply every simulated model and tool latency (0 runs as fast as the cache allows)",
+    ),
+    ("--max-size", _size, "max_size", "the cache's byte budget, such as 64MB or 100KB"),
+)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rgruntime", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run a simulated agent workload through the cache")
-    demo.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    demo.add_argument("--requests", type=_positive_int, default=_DEFAULTS.requests)
-    demo.add_argument("--concurrency", type=_positive_int, default=_DEFAULTS.concurrency)
-    demo.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    demo.add_argument(
-        "--latency-scale",
-        type=_non_negative_float,
-        default=_DEFAULTS.latency_scale,
-        help="multiply every simulated latency (0 runs as fast as the cache allows)",
+    parser = argparse.ArgumentParser(
+        prog="rgruntime",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--max-size", default="64MB", help="the runtime's byte budget")
+    parser.add_argument("--version", action="version", version=f"rgruntime {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    demo = commands.add_parser(
+        "demo",
+        help="run a simulated agent workload through the cache",
+        description="Four agents answer popular, reworded and new goals and multi-turn "
+        "conversations through the client, on the embedded cache, with a simulated model "
+        "(offline; real latency, token counts and prices). Prints, per cache layer, the "
+        "lookups, the hit rate and what the hits saved.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    demo.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="the event loop"
+    )
+    for option, kind, setting, text in _DEMO_OPTIONS:
+        demo.add_argument(option, type=kind, default=getattr(_DEFAULTS, setting), help=text)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -66,11 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         settings = WorkloadSettings(
-            requests=arguments.requests,
-            concurrency=arguments.concurrency,
-            seed=arguments.seed,
-            latency_scale=arguments.latency_scale,
-            max_size=arguments.max_size,
+            **{setting: getattr(arguments, setting) for _, _, setting, _ in _DEMO_OPTIONS}
         )
         console = Console()
         report = anyio.run(_demo, settings, console, backend=arguments.backend)
@@ -78,10 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rgruntime demo: {error}", file=sys.stderr)
         return 2
     console.print(_report_table(report))
-    console.print(
-        f"{report.requests:,} requests made {report.model_calls:,} model calls; the caches "
-        f"saved {report.tokens_saved:,} tokens and ${report.cost_saved:,.4f}."
-    )
+    for line in _report_notes(report):
+        console.print(line)
     return 0
 
 
@@ -100,9 +148,14 @@ async def _demo(settings: WorkloadSettings, console: Console) -> DemoReport:
 def _report_table(report: DemoReport) -> Table:
     table = Table(
         title=f"rgruntime demo: {report.requests:,} requests on {report.backend} "
-        f"in {report.elapsed:.1f} s"
+        f"in {report.elapsed:.1f} s",
+        caption="lookups: reads of the layer (a request the response layer misses reads the "
+        "model layer, and its tools' and memory's layers, too). work saved: each hit times the "
+        "layer's mean load time, summed over requests; concurrent requests overlap, so it is "
+        "model and tool time not spent, not wall-clock time.",
+        caption_justify="left",
     )
-    columns = ("layer", "requests", "hits", "hit rate", "tokens saved", "cost saved", "time saved")
+    columns = ("layer", "lookups", "hits", "hit rate", "tokens saved", "cost saved", "work saved")
     for column in columns:
         table.add_column(column, justify="left" if column == "layer" else "right")
     for layer in report.layers:
@@ -110,12 +163,38 @@ def _report_table(report: DemoReport) -> Table:
             layer.name,
             f"{layer.requests:,}",
             f"{layer.hits:,}",
-            f"{layer.hit_rate:.1f}%",
+            f"{layer.hit_rate:.1f}%" if layer.requests else "-",
             f"{layer.tokens_saved:,}",
             f"${layer.cost_saved:,.4f}",
-            f"{layer.time_saved:,.1f} s",
+            f"{layer.time_saved:,.1f} s" if report.latency_scale > 0 else "-",
         )
     return table
+
+
+def _report_notes(report: DemoReport) -> list[str]:
+    notes = [
+        f"{report.requests:,} requests made {report.model_calls:,} model calls; the caches "
+        f"saved {report.tokens_saved:,} tokens and ${report.cost_saved:,.4f}."
+    ]
+    if report.semantic:
+        notes.append(
+            f"Semantic caching: {report.semantic_hits:,} reworded goals were answered from the "
+            "cache by meaning."
+        )
+    else:
+        notes.append(
+            "Semantic caching is off: it needs the semantic extra "
+            "(pip install 'rgruntime[semantic]')."
+        )
+    if report.latency_scale == 0:
+        notes.append("--latency-scale 0: simulated latencies are off, so no time is saved.")
+    if report.sessions_refused:
+        notes.append(
+            f"{report.sessions_refused:,} conversations ({report.requests_refused:,} requests) "
+            "were refused: their session did not fit in the session layer's budget (sessions "
+            "are never evicted for space; raise --max-size)."
+        )
+    return notes
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ DOCUMENTED = (
     "estimate_size",
     "LRUPolicy",
     "TTLPolicy",
+    "SessionCapacityError",
     # The client's memory, events and warming (docs/client.md).
     "Event",
     "EventBus",

@@ -51,6 +51,6 @@ async def test_keys_read_far_more_than_others_end_in_hot_with_its_ttl() -> None:
             assert left is not None
             assert left <= 60, f"{key} has {left:.0f} s left: not the hot tier's TTL"
         # Most one-off keys still held are in warm or cold: their TTLs are longer than hot's.
-        others = [key for key in layer.keys() if key.startswith("one-off:")]
+        others = [key for key in layer.keys() if key.startswith("one-off:")]  # noqa: SIM118
         longer = [key for key in others if (layer.ttl(key) or 0) > 60]
         assert len(longer) > len(others) // 2

@@ -19,7 +19,7 @@ from rgruntime.agents.memory import MemoryAPI, MemoryRecord, MemoryResult, Prelo
 from rgruntime.agents.models import CachedCompletion, ModelCall, ModelGateway
 from rgruntime.agents.runner import AgentOutput, RunContext
 from rgruntime.agents.savings import LayerSavings, Savings
-from rgruntime.agents.sessions import Session, SessionNotFoundError
+from rgruntime.agents.sessions import Session, SessionCapacityError, SessionNotFoundError
 from rgruntime.agents.tools import RegisteredTool, ToolNotFoundError, ToolRegistry
 from rgruntime.agents.warming import WarmingSchedule, WarmProgress, WarmReport
 
@@ -54,6 +54,7 @@ __all__ = [
     "SemanticCacheConfig",
     "Session",
     "SessionCacheConfig",
+    "SessionCapacityError",
     "SessionNotFoundError",
     "SessionsAPI",
     "ToolCacheOverride",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from rgruntime.agents.arguments import check_id, shown
 from rgruntime.agents.config import (
     AgentCacheConfig,
     MemoryConfig,
@@ -33,7 +34,7 @@ class AgentNotFoundError(RGRuntimeError, LookupError):
 
     def __init__(self, agent_id: str) -> None:
         self.agent_id = agent_id
-        super().__init__(f"no agent with id {agent_id!r}")
+        super().__init__(f"no agent with id {shown(agent_id)}")
 
 
 def _temperature(value: object) -> float:
@@ -159,8 +160,12 @@ class AgentRegistry:
         on_create: Callable[[Agent], Awaitable[None]] | None = None,
         max_response_ttl: float | None = None,
         max_tool_ttl: float | None = None,
+        check: Callable[[Agent], None] | None = None,
     ) -> None:
         self._agents: dict[str, Agent] = {}
+        # What only the client can check (registered tools, embedders that can run): raises
+        # ConfigError before the agent (or its new version) is stored.
+        self._check = check
         self._max_response_ttl = max_response_ttl
         self._max_tool_ttl = max_tool_ttl
         self._default_model = default_model
@@ -203,6 +208,8 @@ class AgentRegistry:
                 tool_cache_config, _tools(tools), max_ttl=self._max_tool_ttl
             ),
         )
+        if self._check is not None:
+            self._check(agent)
         self._agents[agent.id] = agent
         if self._on_create is not None:
             await self._on_create(agent)
@@ -223,6 +230,8 @@ class AgentRegistry:
         return config
 
     def get(self, agent_id: str) -> Agent:
+        """The agent ``agent_id``; :class:`AgentNotFoundError` if there is none."""
+        check_id("agent_id", agent_id, "agent_123")
         try:
             return self._agents[agent_id]
         except KeyError:
@@ -260,6 +269,8 @@ class AgentRegistry:
                 max_ttl=self._max_tool_ttl,
             )
         new = attrs.evolve(old, version=old.version + 1, updated_at=time.time(), **changes)
+        if self._check is not None:
+            self._check(new)
         self._agents[agent_id] = new
         if self._on_update is not None:
             await self._on_update(old, new)
@@ -267,6 +278,7 @@ class AgentRegistry:
 
     async def delete(self, agent_id: str) -> bool:
         """Forget the agent (and, through the client, its cached answers); True if it existed."""
+        check_id("agent_id", agent_id, "agent_123")
         agent = self._agents.pop(agent_id, None)
         if agent is None:
             return False

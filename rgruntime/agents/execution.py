@@ -15,8 +15,10 @@ is returned but not cached.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,9 +43,18 @@ from rgruntime.runtime.arguments import check_tags
 from rgruntime.runtime.dependencies import recording
 from rgruntime.runtime.layer import Layer
 from rgruntime.runtime.runtime import use_runtime
+from rgruntime.tools.scope import request_scope
 
 if TYPE_CHECKING:
+    from rgruntime.runtime.removals import RemovalReason
     from rgruntime.runtime.runtime import Runtime
+
+#: Answers invalidated and not yet asked again, remembered for a fresh run: at most this many
+#: (the oldest are forgotten: their next run may then use cached model outputs).
+MAX_PENDING_REFRESH = 65536
+
+#: Removals that say the answer's data changed (capacity and expiry do not).
+_CHANGES: frozenset[str] = frozenset({"invalidated", "deleted", "cleared"})
 
 __all__ = ["CachedResponse", "ExecutionResult", "Executor", "response_key"]
 
@@ -106,6 +117,15 @@ def response_material(
     }
 
 
+def response_lineage(material: dict[str, Any]) -> str:
+    """What stays the same for an answer across versions of its agent: an answer invalidated by
+    an update of the agent is recomputed fresh by the new version too."""
+    return stable_key(
+        f"lineage:{material['agent_id']}",
+        {k: v for k, v in material.items() if k != "agent_version"},
+    )
+
+
 def response_key(
     agent: Agent, goal: str, tool_schemas: Sequence[object], history: Iterable[Message]
 ) -> str:
@@ -140,6 +160,35 @@ class Executor:
         self._clock = clock
         # Each agent's cached answers, oldest first, for response_cache.max_entries.
         self._entries = AgentEntries(layer)
+        # Invalidation means a fresh answer: the lineage of each cached answer, and the
+        # lineages whose answer a change removed (their next run reads no cached model output
+        # or tool result: tools.scope). Only removals made while a change runs count (a
+        # change_window): a model output replaced by a fresh run removes, by the dependency
+        # graph, the answers of other agents that shared it, and those must not in turn force
+        # fresh runs (two agents would then refresh each other's outputs forever).
+        self._lineage: dict[str, str] = {}
+        self._refresh: OrderedDict[str, None] = OrderedDict()
+        self._changing = 0
+        layer.add_removal_listener(self._removed)
+
+    @contextlib.contextmanager
+    def change_window(self) -> Iterator[None]:
+        """Answers removed inside (an invalidation and what it cascades to) are computed
+        afresh when asked again."""
+        self._changing += 1
+        try:
+            yield
+        finally:
+            self._changing -= 1
+
+    def _removed(self, layer: str, key: str, reason: RemovalReason) -> None:
+        if reason == "replaced":
+            return
+        lineage = self._lineage.pop(key, None)
+        if lineage is not None and self._changing and reason in _CHANGES:
+            self._refresh[lineage] = None
+            if len(self._refresh) > MAX_PENDING_REFRESH:
+                self._refresh.popitem(last=False)
 
     async def execute(
         self,
@@ -159,11 +208,15 @@ class Executor:
         started = self._clock()
         history = session.history if session is not None else ()
         if not (cache and agent.cache_config.caches_responses):
-            return await self._run(agent, goal, history, session, started, key=None, cache=cache)
+            with request_scope(tags):
+                return await self._run(
+                    agent, goal, history, session, started, key=None, cache=cache
+                )
 
         tool_schemas = [self._tools.spec(name).to_dict() for name in agent.tools]
         material = response_material(agent, goal, tool_schemas, history)
         key = stable_key(f"response:{agent.id}", material)
+        lineage: str | None = None  # computed on a miss only: hits pay no second hash
         ttl = cache_ttl if cache_ttl is not None else agent.cache_config.response_ttl
         fresh: ExecutionResult | None = None
         semantic = self._semantic if uses_semantic_cache(agent) else None
@@ -177,10 +230,12 @@ class Executor:
                 )
 
         async def produce() -> CachedResponse:
-            nonlocal fresh
+            nonlocal fresh, lineage
+            lineage = response_lineage(material)
             graph = self._runtime.dependencies if self._runtime is not None else None
             ignored = agent.cache_config.auto_invalidate.ignored_layers()
-            with recording(graph, ignored) as reads:
+            refresh = lineage in self._refresh
+            with recording(graph, ignored) as reads, request_scope(tags, refresh=refresh):
                 fresh = await self._run(agent, goal, history, session, started, key=key, cache=True)
                 if not is_cacheable(fresh.output, fresh.finish_reason) or reads.tainted:
                     raise _Uncacheable(fresh)
@@ -215,6 +270,9 @@ class Executor:
         if key in self._layer:
             # Counted once it is stored: a load discarded by an invalidation cached nothing.
             self._entries.remember(agent.id, key, agent.cache_config.response_cache.max_entries)
+            if lineage is not None:
+                self._lineage[key] = lineage
+                self._refresh.pop(lineage, None)
         if fresh is not None:
             if semantic is not None:
                 await semantic.remember(agent, partition, key, goal)

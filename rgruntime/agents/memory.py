@@ -36,10 +36,11 @@ responses that used them) once the change is searchable. Each change emits ``mem
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -51,6 +52,7 @@ from rgruntime.agents.config import MemorySearch
 from rgruntime.agents.trimming import AgentEntries
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.events import EventBus
+from rgruntime.extras import require_extra
 from rgruntime.keys import stable_key
 from rgruntime.runtime.dependencies import record_read_of
 from rgruntime.runtime.runtime import Runtime
@@ -65,6 +67,13 @@ logger = logging.getLogger("rgruntime.memory")
 
 #: The most results one search may ask for: a lookup is for a prompt, not an export.
 MAX_K: Final = 1000
+
+#: Lookups preloaded by ``preload: True`` without ``preload_queries`` when the agent's
+#: ``max_entries`` sets no bound.
+DEFAULT_PRELOAD_LIMIT: Final = 100
+
+#: Distinct lookups whose use is counted per agent (the least used go first past it).
+MAX_TRACKED_LOOKUPS: Final = 10_000
 
 #: Where a cached search's results came from (see ``MemoryAPI._cached_lookup``).
 Source = Literal["hit", "loaded", "joined"]
@@ -186,8 +195,11 @@ class MemoryAPI:
         *,
         embedder: Embedder | str | None = None,
         search: MemorySearch | None = None,
+        changes: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self._runtime = runtime
+        # Answers removed inside it are computed afresh when asked again (Executor).
+        self._changes = changes
         self._layer = runtime.layer("memory")
         self._agents = agents
         self._events = events
@@ -201,6 +213,8 @@ class MemoryAPI:
         self.index_settings: HnswSettings | None = None
         # Each agent's cached lookups, oldest first, for memory_config.cache.max_entries.
         self._entries = AgentEntries(self._layer)
+        # How often (and how lately) each agent asked each lookup: what "preload": True loads.
+        self._usage: dict[str, _LookupUsage] = {}
 
     # -- the user's API ----------------------------------------------------------------------------
 
@@ -267,6 +281,8 @@ class MemoryAPI:
 
     def get(self, agent_id: str, memory_id: str) -> MemoryRecord | None:
         """The stored memory ``memory_id`` of ``agent_id``, or None."""
+        if not isinstance(memory_id, str):
+            raise InvalidArgumentError("memory_id", memory_id, "a memory id returned by add()")
         store = self._stores.get(self._agents.get(agent_id).id)
         label = store.ids.get(memory_id) if store is not None else None
         return store.records.get(label) if store is not None and label is not None else None
@@ -286,6 +302,7 @@ class MemoryAPI:
         _check_k(k)
         if not self.caches(agent):
             return list(await self._lookup(agent, query, k))
+        self._usage.setdefault(agent.id, _LookupUsage()).record(query, k)
         results, source, key = await self._cached_lookup(agent, query, k)
         # In the caller's task: the execution running this search (if any) depends on the key,
         # or, if the cache no longer holds these results (the lookup was discarded by a change
@@ -304,18 +321,26 @@ class MemoryAPI:
     async def preload(
         self,
         agent_id: str,
-        queries: Iterable[str],
+        queries: Iterable[str] | None = None,
         *,
         k: int = 5,
         concurrency: int = 8,
     ) -> PreloadResult:
         """Look up ``queries`` (at most ``concurrency`` at once) and cache the results.
 
-        A failing lookup does not stop the others: it is reported in ``failed`` with its
-        exception. Raises :class:`~rgruntime.InvalidArgumentError` for bad arguments, or when the
-        agent's memory lookups are not cached (preloading would fill nothing).
+        Without ``queries``: the agent's most used lookups, as ``preload: True`` does (see
+        :meth:`preload_plan`). A failing lookup does not stop the others: it is reported in
+        ``failed`` with its exception. Raises :class:`~rgruntime.InvalidArgumentError` for bad
+        arguments, or when the agent's memory lookups are not cached (preloading would fill
+        nothing).
         """
         agent = self._agents.get(agent_id)
+        if queries is None:
+            if not self.caches(agent):
+                raise InvalidArgumentError("agent_id", agent.id, _CACHED_AGENT)
+            result = await self._preload_plan(agent, self.preload_plan(agent), concurrency)
+            await self._events.emit("memory.preloaded", agent_id=agent.id, result=result)
+            return result
         if isinstance(queries, str) or not isinstance(queries, Iterable):
             raise InvalidArgumentError("queries", queries, "a list of queries, not one string")
         given = builtins.list(queries)
@@ -326,12 +351,7 @@ class MemoryAPI:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidArgumentError("concurrency", concurrency, "a positive whole number")
         if not self.caches(agent):
-            raise InvalidArgumentError(
-                "agent_id",
-                agent.id,
-                "an agent whose memory lookups are cached (memory_config.cache.enabled and "
-                "cache_config.memory_cache)",
-            )
+            raise InvalidArgumentError("agent_id", agent.id, _CACHED_AGENT)
         result = await self._preload(agent, unique, k, concurrency)
         await self._events.emit("memory.preloaded", agent_id=agent.id, result=result)
         return result
@@ -349,18 +369,41 @@ class MemoryAPI:
 
     # -- the client's hooks ------------------------------------------------------------------------
 
+    def preload_plan(self, agent: Agent) -> builtins.list[tuple[str, int]]:
+        """What ``preload: True`` looks up, as ``(query, k)`` pairs.
+
+        ``preload_queries`` if given (with ``preload_k``). Else the agent's most used lookups
+        (by the searches recorded since the client opened; the most frequent first, the latest
+        first among equals), else, with no history, its newest memories (their text as the
+        query, ``preload_k`` results): at most ``max_entries`` lookups (100 without a bound).
+        """
+        cache = agent.memory_config.cache
+        if cache.preload_queries:
+            return [(query, cache.preload_k) for query in cache.preload_queries]
+        limit = cache.max_entries if cache.max_entries is not None else DEFAULT_PRELOAD_LIMIT
+        usage = self._usage.get(agent.id)
+        if usage is not None and usage.counts:
+            return usage.most_used(limit)
+        store = self._stores.get(agent.id)
+        if store is None:
+            return []
+        # Labels grow with each add: they order memories added within one clock tick.
+        newest = sorted(store.records.items(), key=lambda item: (item[1].created_at, item[0]))
+        return [(record.text, cache.preload_k) for _, record in reversed(newest[-limit:])]
+
     async def preload_configured(self, agent: Agent) -> PreloadResult | None:
-        """Preload the agent's ``memory_config.cache.preload_queries`` if it asks for it.
+        """Preload what the agent's ``memory_config.cache.preload`` asks for (:meth:`preload_plan`).
 
         Used when an agent is created (or updated) in an open client and when the client opens;
         a failure is logged, never raised: it must not undo the agent's creation.
         """
         cache = agent.memory_config.cache
-        if not (cache.preload and cache.preload_queries and self.caches(agent)):
+        if not (cache.preload and self.caches(agent)):
             return None
-        result = await self._preload(
-            agent, list(cache.preload_queries), cache.preload_k, cache.preload_concurrency
-        )
+        plan = self.preload_plan(agent)
+        if not plan:
+            return None
+        result = await self._preload_plan(agent, plan, cache.preload_concurrency)
         for query, error in result.failed.items():
             logger.warning(
                 "preloading memory of agent %r: query %r failed: %r", agent.id, query, error
@@ -382,6 +425,7 @@ class MemoryAPI:
     def forget_agent(self, agent_id: str) -> None:
         """Drop a deleted agent's memories (its cached lookups go with its other entries)."""
         self._stores.pop(agent_id, None)
+        self._usage.pop(agent_id, None)
         self._entries.forget(agent_id)
 
     # -- internals ---------------------------------------------------------------------------------
@@ -405,6 +449,7 @@ class MemoryAPI:
             return self._embedder
         async with self._embedder_lock:  # two first uses must not load the model twice
             if self._embedder is None:
+                require_extra("semantic", "the built-in memory store (client.memory)")
                 from rgruntime.semantic import CachedEmbedder, embedding_limiter, make_embedder
 
                 spec = self._embedder_spec
@@ -489,6 +534,23 @@ class MemoryAPI:
             self._entries.remember(agent.id, key, cache.max_entries)
         return results, source, key
 
+    async def _preload_plan(
+        self, agent: Agent, plan: builtins.list[tuple[str, int]], concurrency: int
+    ) -> PreloadResult:
+        """Preload ``(query, k)`` pairs: one :meth:`_preload` per ``k``, results merged."""
+        by_k: dict[int, builtins.list[str]] = {}
+        for query, k in plan:
+            by_k.setdefault(k, []).append(query)
+        parts = [await self._preload(agent, queries, k, concurrency) for k, queries in by_k.items()]
+        if len(parts) == 1:
+            return parts[0]
+        return PreloadResult(
+            agent_id=agent.id,
+            loaded=MappingProxyType({q: r for part in parts for q, r in part.loaded.items()}),
+            already_cached=tuple(q for part in parts for q in part.already_cached),
+            failed=MappingProxyType({q: e for part in parts for q, e in part.failed.items()}),
+        )
+
     async def _preload(
         self, agent: Agent, queries: builtins.list[str], k: int, concurrency: int
     ) -> PreloadResult:
@@ -537,12 +599,44 @@ class MemoryAPI:
     async def _remove_lookups(self, agent_id: str) -> int:
         # Through the runtime (the supervisor), as every invalidation whose dependents must go:
         # it returns once the answers that used these lookups are gone too.
-        return await self._runtime.invalidate(tags=[memory_tag(agent_id)])
+        with self._changes():
+            return await self._runtime.invalidate(tags=[memory_tag(agent_id)])
 
     async def _invalidate_lookups(self, agent_id: str) -> int:
         removed = await self._remove_lookups(agent_id)
         await self._events.emit("memory.invalidated", agent_id=agent_id, removed=removed)
         return removed
+
+
+_CACHED_AGENT: Final = (
+    "an agent whose memory lookups are cached (memory_config.cache.enabled and "
+    "cache_config.memory_cache)"
+)
+
+
+class _LookupUsage:
+    """How many times, and how lately, an agent asked each ``(query, k)`` lookup."""
+
+    __slots__ = ("counts", "last", "sequence")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, int], int] = {}
+        self.last: dict[tuple[str, int], int] = {}
+        self.sequence = 0
+
+    def record(self, query: str, k: int) -> None:
+        lookup = (query, k)
+        self.sequence += 1
+        self.counts[lookup] = self.counts.get(lookup, 0) + 1
+        self.last[lookup] = self.sequence
+        if len(self.counts) > MAX_TRACKED_LOOKUPS:
+            # Bounded: the least used (the oldest among equals) is forgotten.
+            least = min(self.counts, key=lambda item: (self.counts[item], self.last[item]))
+            del self.counts[least], self.last[least]
+
+    def most_used(self, limit: int) -> builtins.list[tuple[str, int]]:
+        ranked = sorted(self.counts, key=lambda item: (-self.counts[item], -self.last[item]))
+        return ranked[:limit]
 
 
 def _invalidates_on_memory_update(agent: Agent) -> bool:

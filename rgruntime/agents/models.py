@@ -29,6 +29,7 @@ from rgruntime.providers import (
 )
 from rgruntime.runtime.dependencies import record_read_of
 from rgruntime.runtime.layer import Layer
+from rgruntime.tools.scope import current_request, write_tags
 
 __all__ = ["CachedCompletion", "ModelCall", "ModelGateway", "is_cacheable"]
 
@@ -109,7 +110,8 @@ class ModelGateway:
     ) -> ModelCall:
         """The model's answer to ``request``, from the cache when it holds one."""
         provider = self.provider_for(request.model)
-        if not cache:
+        key = self.key(request) if cache else ""
+        if not cache or self._refreshing(key):
             completion = await provider.complete(request)
             return ModelCall(completion, cached=False, cost=self.cost(completion, request.model))
         ran_here = False
@@ -125,10 +127,9 @@ class ModelGateway:
                 raise _Uncacheable(completion, cost)
             return CachedCompletion(completion, cost)
 
-        key = self.key(request)
         try:
             cached = await self._layer.get_or_load(
-                key, produce, ttl=ttl, tags=[f"model:{request.model}"]
+                key, produce, ttl=ttl, tags=write_tags([f"model:{request.model}"])
             )
         except _Uncacheable as answer:
             # Only the caller whose load ran it paid for it; the others shared its answer.
@@ -148,6 +149,7 @@ class ModelGateway:
         """Stream the answer; a cached answer replays as a stream, a fresh one is cached once
         it has streamed to the end (an abandoned stream caches nothing)."""
         key = self.key(request)
+        cache = cache and not self._refreshing(key)
         if cache:
             hit = self._layer.get_nowait(key)
             if isinstance(hit, CachedCompletion):
@@ -168,8 +170,18 @@ class ModelGateway:
         if is_cacheable(completion.text, completion.finish_reason, bool(completion.tool_calls)):
             cost = self.cost(completion, request.model)
             await self._layer.set(
-                key, CachedCompletion(completion, cost), ttl=ttl, tags=[f"model:{request.model}"]
+                key,
+                CachedCompletion(completion, cost),
+                ttl=ttl,
+                tags=write_tags([f"model:{request.model}"]),
             )
+
+    def _refreshing(self, key: str) -> bool:
+        # An answer recomputed after an invalidation asks the model again (once per run key),
+        # past the cache: the output cached before stays for the other requests sharing it
+        # (replacing it would remove their answers, which nothing invalidated).
+        scope = current_request()
+        return scope is not None and scope.take_refresh(self._layer.name, key)
 
 
 async def _iterate(chunks: list[CompletionChunk]) -> AsyncGenerator[CompletionChunk, None]:

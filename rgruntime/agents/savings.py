@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 import attrs
 
+from rgruntime.agents.figures import USD
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.units import parse_duration
 
@@ -28,7 +29,7 @@ class LayerSavings:
 
     hits: int = 0
     tokens_saved: int = 0
-    cost_saved: float = 0.0
+    cost_saved: float = attrs.field(default=USD(0.0), converter=USD)
 
     def __add__(self, other: LayerSavings) -> LayerSavings:
         return LayerSavings(
@@ -49,7 +50,8 @@ class Savings:
     period: float
     cached_responses: int
     tokens_saved: int
-    cost_saved: float
+    #: USD; prints with six decimals (``str``), computes as a float.
+    cost_saved: float = attrs.field(converter=USD)
     layers: Mapping[str, LayerSavings]
 
 

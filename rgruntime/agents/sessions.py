@@ -12,12 +12,14 @@ import anyio
 import attrs
 
 from rgruntime.agents.agent import Agent
+from rgruntime.agents.arguments import shown
 from rgruntime.agents.config import SessionCacheConfig
-from rgruntime.errors import InvalidArgumentError, RGRuntimeError
+from rgruntime.errors import CapacityError, InvalidArgumentError, RGRuntimeError
 from rgruntime.providers import Message
 from rgruntime.runtime.layer import Layer
+from rgruntime.sizing import estimate_size
 
-__all__ = ["Session", "SessionNotFoundError", "SessionStore"]
+__all__ = ["Session", "SessionCapacityError", "SessionNotFoundError", "SessionStore"]
 
 
 class SessionNotFoundError(RGRuntimeError, LookupError):
@@ -26,9 +28,35 @@ class SessionNotFoundError(RGRuntimeError, LookupError):
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         super().__init__(
-            f"no cached session {session_id!r}: it was never created, or it expired or was "
+            f"no cached session {shown(session_id)}: it was never created, or it expired or was "
             "invalidated; create a new one with client.sessions.create(agent_id)"
         )
+
+
+class SessionCapacityError(CapacityError):
+    """A session does not fit in the ``session`` layer's byte budget.
+
+    Session state is data, not a cache of something recomputable: the layer never evicts a
+    live session to make room. Nothing was stored, and every existing session is intact.
+    """
+
+    def __init__(self, session_id: str, cause: CapacityError) -> None:
+        unit = "bytes" if cause.bound == "max_size" else "entries"
+        RGRuntimeError.__init__(
+            self,
+            f"session {session_id!r} does not fit in the {cause.layer!r} layer's budget "
+            f"({cause.bound} {cause.budget:,} {unit}; it holds {cause.held:,}, the session "
+            f"needs {cause.needed:,} more): live sessions are never evicted for space. Raise "
+            f"the budget (cache_config={{'layers': {{'session': {{'{cause.bound}': ...}}}}}} or "
+            "the runtime's max_size), delete finished sessions (client.sessions.delete) or give "
+            "sessions a ttl (sessions.create(..., cache_config={'ttl': ...}))",
+        )
+        self.session_id = session_id
+        self.layer = cause.layer
+        self.needed = cause.needed
+        self.held = cause.held
+        self.budget = cause.budget
+        self.bound = cause.bound
 
 
 @attrs.frozen(kw_only=True)
@@ -87,7 +115,8 @@ class SessionStore:
             cache_config=cache_config,
             state=dict(state or {}) if cache_config.state_cache else {},
         )
-        await self.save(session)
+        async with self.lock(session_id):
+            await self.save(session)
         return session
 
     async def load(self, session_id: str) -> Session:
@@ -97,15 +126,37 @@ class SessionStore:
         return session
 
     async def save(self, session: Session) -> None:
-        await self._layer.set(
-            self.key(session.id),
-            session,
-            ttl=session.cache_config.ttl,
-            tags=[f"agent:{session.agent_id}", f"session:{session.id}"],
-        )
+        """Store ``session``; :class:`SessionCapacityError` if it does not fit (nothing stored).
+
+        Callers hold the session's :meth:`lock`: every write of a session's state is ordered.
+        """
+        key = self.key(session.id)
+        try:
+            await self._layer.set(
+                key,
+                session,
+                ttl=session.cache_config.ttl,
+                tags=[f"agent:{session.agent_id}", f"session:{session.id}"],
+            )
+        except CapacityError as full:
+            raise SessionCapacityError(session.id, full) from None
+        if key not in self._layer:
+            # Larger than the layer's whole budget: the layer rejects such an entry without
+            # raising (an oversize write). A session must not seem created and then be gone.
+            stats = self._layer.stats()
+            oversize = CapacityError(
+                self._layer.name,
+                estimate_size(session),
+                stats.size_bytes,
+                stats.max_size or 0,
+                "max_size",
+            )
+            raise SessionCapacityError(session.id, oversize)
 
     async def delete(self, session_id: str) -> bool:
-        return await self._layer.delete(self.key(session_id))
+        # After a turn in flight: it would otherwise write the deleted session back.
+        async with self.lock(session_id):
+            return await self._layer.delete(self.key(session_id))
 
     def lock(self, session_id: str) -> anyio.Lock:
         """The lock that orders the turns of ``session_id`` (kept while someone holds it)."""

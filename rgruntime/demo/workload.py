@@ -8,10 +8,17 @@ Four agents answer goals through the offline :class:`~rgruntime.providers.Simula
 - a research agent whose model calls a ``web_search`` tool before answering;
 - an analyst on a larger, slower, dearer model.
 
+The support bots cache by meaning too (semantic caching, with the ``semantic`` extra): a
+reworded goal is answered from the cache when it means the same.
+
 The traffic mixes what real users send: popular goals asked again and again (Zipf-distributed),
 reworded variants of them (a few common phrasings each), brand-new goals, and multi-turn sessions
-following common flows. The report shows, per layer, the requests, the hit rate and what the hits
-saved in tokens, dollars and time (hits times the layer's measured mean load time).
+following common flows. The report shows, per layer, the lookups, the hit rate and what the hits
+saved in tokens, dollars and work (hits times the layer's measured mean load time, summed over
+requests: concurrent requests overlap, so it is work avoided, not wall-clock time).
+
+A conversation whose session does not fit in the session layer's budget (a small ``max_size``:
+sessions are never evicted for space) is refused and counted, and the run goes on.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ import attrs
 import sniffio
 
 from rgruntime.agents.client import ResonantGenesis
+from rgruntime.agents.execution import ExecutionResult
+from rgruntime.agents.sessions import SessionCapacityError
+from rgruntime.extras import missing_packages
 from rgruntime.providers import CompletionRequest, SimulatedProvider
 
 __all__ = ["DemoReport", "LayerReport", "WorkloadSettings", "run_workload"]
@@ -62,6 +72,8 @@ class WorkloadSettings:
     new_share: float = 0.10
     session_share: float = 0.20
     max_size: str = "64MB"
+    #: Semantic caching for the support bots: None turns it on when the extra is installed.
+    semantic: bool | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -84,6 +96,14 @@ class DemoReport:
     tokens_saved: int
     cost_saved: float
     layers: tuple[LayerReport, ...]
+    #: Whether the support bots cached by meaning, and how many answers matched that way.
+    semantic: bool = False
+    semantic_hits: int = 0
+    #: Conversations refused because their session did not fit the session layer's budget,
+    #: and the requests they would have made.
+    sessions_refused: int = 0
+    requests_refused: int = 0
+    latency_scale: float = 1.0
 
 
 @attrs.frozen
@@ -132,6 +152,27 @@ def _plan(settings: WorkloadSettings) -> list[_Single | _Conversation]:
     return plan
 
 
+def _layer_reports(client: ResonantGenesis) -> list[LayerReport]:
+    savings = client.cache.get_savings("1d")
+    stats = client.cache.get_stats()
+    layers = []
+    for name in ("response", "model", "session", "tool", "memory"):
+        layer = stats.layers[name]
+        saved = savings.layers.get(name)
+        layers.append(
+            LayerReport(
+                name=name,
+                requests=layer.requests,
+                hits=layer.hits,
+                hit_rate=layer.hit_rate,
+                tokens_saved=saved.tokens_saved if saved else 0,
+                cost_saved=saved.cost_saved if saved else 0.0,
+                time_saved=layer.hits * layer.average_load_time,
+            )
+        )
+    return layers
+
+
 def _search_query(request: CompletionRequest) -> dict[str, str]:
     return {"query": request.messages[-1].content or ""}
 
@@ -146,49 +187,47 @@ async def run_workload(
         seed=settings.seed,
         tool_script={"web_search": _search_query},
     )
+    semantic = settings.semantic
+    if semantic is None:
+        semantic = not missing_packages("semantic")
+    support_cache: dict[str, object] = {"response_cache": {"ttl": 86400}}
+    if semantic:
+        support_cache["semantic_cache"] = {"enabled": True}
     async with ResonantGenesis(
         cache_config={"max_size": settings.max_size}, provider=provider
     ) as client:
-        support_prompt = "You are ACME's support assistant. Answer briefly and kindly."
-        for agent_id in ("support_eu", "support_us"):
-            await client.agents.create(
-                "Support Bot",
-                agent_id=agent_id,
-                model="sim-small",
-                system_prompt=support_prompt,
-                cache_config={"response_cache": {"ttl": 86400}},
-            )
-
-        async def web_search(query: str) -> dict[str, list[str]]:
-            """Search the web (simulated)."""
-            await anyio.sleep(settings.tool_latency * scale)
-            return {"results": [f"result about {query[:40]}"]}
-
-        client.tools.register(web_search)
-        await client.agents.create(
-            "Research Agent", agent_id="research", model="sim-large", tools=["web_search"]
-        )
-        await client.agents.create(
-            "Analyst", agent_id="analyst", model="sim-large", system_prompt="You analyse data."
-        )
-
+        await _create_agents(client, settings, support_cache)
         limiter = anyio.CapacityLimiter(settings.concurrency)
+        counts = {"semantic_hits": 0, "sessions_refused": 0, "requests_refused": 0}
+
+        def done(result: ExecutionResult | None, requests: int = 1) -> None:
+            if result is not None and result.match == "semantic":
+                counts["semantic_hits"] += 1
+            if progress is not None:
+                progress(requests)
 
         async def single(request: _Single) -> None:
             async with limiter:
-                await client.sessions.execute(agent_id=request.agent, goal=request.goal)
-            if progress is not None:
-                progress(1)
+                result = await client.sessions.execute(agent_id=request.agent, goal=request.goal)
+            done(result)
 
         async def conversation(request: _Conversation) -> None:
             async with limiter:
-                session = await client.sessions.create(request.agent)
-                for goal in request.goals:
-                    await client.sessions.execute(
-                        agent_id=request.agent, goal=goal, session_id=session.id
-                    )
-                    if progress is not None:
-                        progress(1)
+                answered = 0
+                try:
+                    session = await client.sessions.create(request.agent)
+                    for goal in request.goals:
+                        result = await client.sessions.execute(
+                            agent_id=request.agent, goal=goal, session_id=session.id
+                        )
+                        answered += 1
+                        done(result)
+                except SessionCapacityError:
+                    # The session layer's budget is full of live sessions (never evicted for
+                    # space): this conversation cannot be kept; the others go on.
+                    counts["sessions_refused"] += 1
+                    counts["requests_refused"] += len(request.goals) - answered
+                    done(None, len(request.goals) - answered)
 
         started = anyio.current_time()
         async with anyio.create_task_group() as group:
@@ -200,22 +239,7 @@ async def run_workload(
         elapsed = anyio.current_time() - started
 
         savings = client.cache.get_savings("1d")
-        stats = client.cache.get_stats()
-        layers = []
-        for name in ("response", "model", "session", "tool", "memory"):
-            layer = stats.layers[name]
-            saved = savings.layers.get(name)
-            layers.append(
-                LayerReport(
-                    name=name,
-                    requests=layer.requests,
-                    hits=layer.hits,
-                    hit_rate=layer.hit_rate,
-                    tokens_saved=saved.tokens_saved if saved else 0,
-                    cost_saved=saved.cost_saved if saved else 0.0,
-                    time_saved=layer.hits * layer.average_load_time,
-                )
-            )
+        layers = _layer_reports(client)
         return DemoReport(
             backend=sniffio.current_async_library(),
             requests=settings.requests,
@@ -224,4 +248,36 @@ async def run_workload(
             tokens_saved=savings.tokens_saved,
             cost_saved=savings.cost_saved,
             layers=tuple(layers),
+            semantic=semantic,
+            latency_scale=settings.latency_scale,
+            **counts,
         )
+
+
+async def _create_agents(
+    client: ResonantGenesis, settings: WorkloadSettings, support_cache: dict[str, object]
+) -> None:
+    """Two support bots configured alike, a research agent with a web search, an analyst."""
+    scale = settings.latency_scale
+    support_prompt = "You are ACME's support assistant. Answer briefly and kindly."
+    for agent_id in ("support_eu", "support_us"):
+        await client.agents.create(
+            "Support Bot",
+            agent_id=agent_id,
+            model="sim-small",
+            system_prompt=support_prompt,
+            cache_config=support_cache,
+        )
+
+    async def web_search(query: str) -> dict[str, list[str]]:
+        """Search the web (simulated)."""
+        await anyio.sleep(settings.tool_latency * scale)
+        return {"results": [f"result about {query[:40]}"]}
+
+    client.tools.register(web_search)
+    await client.agents.create(
+        "Research Agent", agent_id="research", model="sim-large", tools=["web_search"]
+    )
+    await client.agents.create(
+        "Analyst", agent_id="analyst", model="sim-large", system_prompt="You analyse data."
+    )

@@ -185,14 +185,12 @@ class Runtime:
             from rgruntime.semantic.cache import SemanticCache
             from rgruntime.semantic.embedder import make_embedder
             from rgruntime.semantic.layer_index import LayerSemanticIndex
-        except ImportError as error:  # pragma: no cover - the test extra installs it
-            from rgruntime.semantic.errors import EmbedderUnavailableError
+        except ImportError as error:  # tests/test_missing_extras.py hides the extra
+            # Not rgruntime.semantic.errors: importing it imports numpy again.
+            from rgruntime.extras import MissingExtraError, missing_packages
 
-            raise EmbedderUnavailableError(
-                str(embedder),
-                f"the package {error.name!r}",
-                "install the semantic extra: pip install 'rgruntime[semantic]'",
-            ) from error
+            missing = missing_packages("semantic") or (str(error.name),)
+            raise MissingExtraError("semantic", "semantic caching", missing) from error
         # Indexed by the name given (a registered name, or the embedder's own): a second use
         # must not load the model again just to learn its name.
         name = embedder if isinstance(embedder, str) else embedder.name

@@ -30,6 +30,7 @@ from rgruntime.runtime.arguments import check_tags
 from rgruntime.runtime.dependencies import ReadSet, record_read_of, record_reads, recording
 from rgruntime.runtime.runtime import current_runtime
 from rgruntime.tools.base import Tool
+from rgruntime.tools.scope import current_request, write_tags
 from rgruntime.units import parse_duration
 
 if TYPE_CHECKING:
@@ -564,6 +565,10 @@ async def _exact(
 ) -> Any:
     graph = runtime.dependencies
     settings = plan.settings
+    scope = current_request()
+    if scope is not None and scope.take_refresh(layer.name, key):
+        # An answer recomputed after an invalidation runs its tools again (see tools.scope).
+        await layer.delete(key)
 
     async def load() -> Any:
         # What the tool reads (memory lookups, other cached tools) becomes what its result
@@ -578,7 +583,7 @@ async def _exact(
         return value
 
     try:
-        value = await layer.get_or_load(key, load, ttl=settings.ttl, tags=tags)
+        value = await layer.get_or_load(key, load, ttl=settings.ttl, tags=write_tags(tags))
     except _NotCached as uncached:
         # Every caller sharing the result depends on what it was computed from.
         record_reads(uncached.reads)

@@ -47,12 +47,13 @@ async def test_update_makes_a_new_version_and_drops_old_answers(
     assert await client.cache.get(old.cache_key) is None
 
     new = await client.sessions.execute(agent_id=agent.id, goal=GOAL)
-    # Not the old version's answer; the model's answer to the same request is shared, though.
-    assert new.layer != "response"
+    # Not the old version's answer, nor its model output: the update invalidated the answer,
+    # so the new version computes it afresh (issue 13, item 1).
+    assert (new.cached, new.layer, provider.calls) == (False, None, 2)
     assert new.cache_key != old.cache_key
     assert (await client.agents.update(agent.id, temperature=0.5)).version == 3
     changed = await client.sessions.execute(agent_id=agent.id, goal=GOAL)
-    assert (changed.cached, provider.calls) == (False, 2)
+    assert (changed.cached, provider.calls) == (False, 3)
 
 
 async def test_delete_invalidates_answers_and_sessions(client: ResonantGenesis) -> None:

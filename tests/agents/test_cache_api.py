@@ -43,10 +43,11 @@ async def test_invalidate_an_agent(client: ResonantGenesis) -> None:
     await client.sessions.create("agent_123")
     kept = await client.sessions.execute(other.id, "A?")
 
-    # Invalidate all agent cache: two answers and the session.
-    assert await client.cache.invalidate(agent_id=agent.id) == 3
+    # Invalidate all agent cache: two answers, the model outputs written for them, the session,
+    # and the other agent's answer that used one of those outputs (issue 13, item 1).
+    assert await client.cache.invalidate(agent_id=agent.id) == 6
     assert all([await client.cache.get(answer.cache_key) is None for answer in answers])
-    assert await client.cache.get(kept.cache_key) is not None
+    assert await client.cache.get(kept.cache_key) is None
     assert await client.cache.invalidate(agent_id=agent.id) == 0
 
 
@@ -63,11 +64,13 @@ async def test_invalidate_one_goal_of_an_agent_in_every_context(client: Resonant
     ]
     assert plain.cache_key != in_session.cache_key
 
-    # Invalidate specific cache entry
-    assert await client.cache.invalidate(agent_id="agent_123", key="specific_query") == 2
+    # Invalidate specific cache entry: both answers, the two model outputs written for them, and
+    # the other agent's answer that shared the first output.
+    assert await client.cache.invalidate(agent_id="agent_123", key="specific_query") == 5
     assert await client.cache.get(plain.cache_key) is None
     assert await client.cache.get(in_session.cache_key) is None
-    assert all([await client.cache.get(result.cache_key) is not None for result in kept])
+    assert await client.cache.get(kept[0].cache_key) is not None
+    assert await client.cache.get(kept[1].cache_key) is None
     # A full cache key is removed as it is.
     assert await client.cache.invalidate(agent_id="agent_123", key=kept[0].cache_key) == 1
 
@@ -91,7 +94,8 @@ async def test_invalidate_by_tags_counts_every_layer(client: ResonantGenesis) ->
     await client.sessions.execute(agent.id, "Phones?", cache_tags=["products:phones"])
     await client.sessions.execute(agent.id, "Shoes?", cache_tags=["products:shoes"])
     await client.runtime.layer("tool").set("stock", 3, tags=["products"])
-    assert await client.cache.invalidate(tags=["products"]) == 3
+    # Two answers, the model outputs written for them, the tool result.
+    assert await client.cache.invalidate(tags=["products"]) == 5
     assert await client.cache.invalidate(tags=["products"]) == 0
 
 

@@ -99,7 +99,8 @@ async def test_invalidating_the_memory_entry_makes_the_next_identical_execution_
     assert await client.cache.invalidate(key=MEMORY_KEY) == 2
     again = await scenario.execute("weather in paris?")
     assert again.cached is False
-    assert scenario.weather_calls == ["paris"]  # the tool result itself is still cached
+    # Computed again, tools included: invalidation means a fresh answer (issue 13, item 1).
+    assert scenario.weather_calls == ["paris", "paris"]
     assert (await scenario.execute("What are your hours?")).layer == "response"
 
 
@@ -454,6 +455,11 @@ async def test_a_cache_decorated_tool_keeps_its_own_settings_unless_the_agent_ov
 async def test_bad_tool_cache_config_names_the_field_and_loses_nothing(
     client: ResonantGenesis, tool_cache_config: dict[str, Any], field: str, accepted: str
 ) -> None:
+    async def web_search(query: str) -> str:
+        """Search the web."""
+        return query
+
+    client.tools.register(web_search)
     agent = await client.agents.create(name="Bot", tools=["web_search"])
     answer = await client.sessions.execute(agent.id, "Hi")
     with pytest.raises(ConfigError) as raised:

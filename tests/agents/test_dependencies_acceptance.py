@@ -91,6 +91,7 @@ async def test_adding_a_memory_makes_the_next_identical_execution_a_miss(shop: S
     layer, output = await shop.run()
     assert layer != "response"
     assert "ten days" in output
-    assert shop.weather_calls == ["paris"]  # the tool result is still cached
+    # Computed again, tools included: invalidation means a fresh answer (issue 13, item 1).
+    assert shop.weather_calls == ["paris", "paris"]
     assert await shop.unrelated() == "response"
     assert (await shop.run())[0] == "response"

@@ -130,13 +130,14 @@ def test_the_guide_runs_unchanged(
         result = client.sessions.execute(
             agent_id="agent_123", goal="Get product info", cache_tags=["products", "catalog"]
         )
-        # Invalidate by tag
-        assert client.cache.invalidate(tags=["products"]) == 1
+        # Invalidate by tag: the answer and the model output written for it
+        assert client.cache.invalidate(tags=["products"]) == 2
 
         # Invalidate specific cache entry
-        assert client.cache.invalidate(agent_id="agent_123", key="Analyze document") == 1
-        # Invalidate all agent cache (its session; the cache=False answers were never stored)
-        assert client.cache.invalidate(agent_id="agent_123") == 2
+        assert client.cache.invalidate(agent_id="agent_123", key="Analyze document") == 2
+        # Invalidate all agent cache (its session and what its runs still had cached; the
+        # cache=False answers were never stored)
+        assert client.cache.invalidate(agent_id="agent_123") == 3
         # Invalidate by pattern (keys of the response layer start with response:<agent id>:)
         assert client.cache.invalidate(pattern="weather_*") == 0
 

@@ -73,13 +73,14 @@ async def test_manual_invalidation(client: ResonantGenesis) -> None:
 
     # Invalidate specific cache entry
     removed = await client.cache.invalidate(agent_id="agent_123", key="specific_query")
-    assert removed == 1
+    assert removed == 2  # the answer and the model output written for it
     miss = await client.sessions.execute(agent_id="agent_123", goal="specific_query")
     assert miss.layer != "response"
     assert (await client.sessions.execute("agent_123", "other_query")).layer == "response"
 
-    # Invalidate all agent cache
-    assert await client.cache.invalidate(agent_id="agent_123") == 2
+    # Invalidate all agent cache: both answers, and the model output written for other_query
+    # (specific_query's fresh run wrote none: it asked the model past the cache)
+    assert await client.cache.invalidate(agent_id="agent_123") == 3
     assert (await client.sessions.execute("agent_123", "other_query")).layer != "response"
 
     # Invalidate by pattern
@@ -172,8 +173,8 @@ async def test_tag_cache_entries_for_grouped_invalidation(client: ResonantGenesi
         other = await client.sessions.execute(agent_id="agent_123", goal="Opening hours?")
     assert (client_result.layer, other.layer) == ("response", "response")
 
-    # Invalidate by tag
-    assert await client.cache.invalidate(tags=["products"]) == 1
+    # Invalidate by tag: the answer and the model output written for it
+    assert await client.cache.invalidate(tags=["products"]) == 2
     result = await client.sessions.execute(agent_id="agent_123", goal="Get product info")
     assert result.layer != "response"
     assert (await client.sessions.execute("agent_123", "Opening hours?")).layer == "response"
@@ -195,8 +196,8 @@ async def test_hierarchical_tags(client: ResonantGenesis) -> None:
             assert result.layer in (None, "response")
     assert client.cache.get_stats().layers["response"].hits == 4
 
-    # Invalidate parent invalidates children
-    assert await client.cache.invalidate(tags=["products"]) == 3
+    # Invalidate parent invalidates children (answers and the model outputs written for them)
+    assert await client.cache.invalidate(tags=["products"]) == 6
     for goal in ("Phones?", "Laptops?", "All products?"):
         assert (await client.sessions.execute("agent_123", goal, cache_tags=goals[goal])).layer != (
             "response"

@@ -15,7 +15,6 @@ import pytest
 
 from rgruntime import ConfigError, ResonantGenesis
 from rgruntime.providers import SimulatedProvider
-from rgruntime.semantic import EmbedderUnavailableError
 from tests.providers.fake_openai import FakeOpenAI, serve
 
 pytestmark = pytest.mark.anyio
@@ -132,9 +131,13 @@ async def test_an_openai_embedding_model_without_a_url_says_what_is_missing(
             "embedding_model": "text-embedding-3-small",
         }
     }
-    agent = await client.agents.create(name="Support Bot", cache_config=config)
-    with pytest.raises(EmbedderUnavailableError, match="the API base URL"):
-        await ask(client, agent.id, RESET)
+    # Refused when it is configured, not at the first request (issue 13, item 5).
+    with pytest.raises(ConfigError) as raised:
+        await client.agents.create(name="Support Bot", cache_config=config)
+    assert raised.value.field == "cache_config.semantic_cache.embedding_model"
+    assert "base_url" in raised.value.accepted
+    assert "OPENAI_BASE_URL" in raised.value.accepted
+    assert client.agents.list() == []
 
 
 async def test_the_guides_semantic_snippet_over_an_openai_compatible_server() -> None:

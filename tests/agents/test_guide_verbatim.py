@@ -1,0 +1,390 @@
+"""Every snippet of the caching guide, run verbatim, in order, the way a user copying it would
+(issue 13, item 4 and the acceptance).
+
+The guide (``docs/caching-guide.md``, a copy of the seed guide) is read, its Python snippets are
+executed one after the other in one namespace, through ``import resonantgenesis`` (the blocking
+client: the guide's synchronous style), once with the client's loop on asyncio and once on trio.
+Between snippets, the test does only what a user would have done before (the agents and the
+session the guide refers to by id exist; the tools it names are registered). After each
+snippet, a check says the guide's promise held.
+
+Snippets with a top-level ``await`` (and the APScheduler one, which needs the loop running) run
+on the client's event loop through ``client.run(...)``, where the client's methods are awaited.
+
+Not covered here, each by its own issue (marked expected-to-fail, so they flip when it lands):
+the Redis, Memcached and cluster backends (distributed stores), the metrics and alerts
+snippets (observability), and the analysis ones (``analyze``, ``diagnose``, ``find_stale``,
+``memory_usage``). The cache key snippet is pseudo-code.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from rgruntime import ConfigError
+from rgruntime.tools import cache_info
+
+GUIDE = Path(__file__).parent.parent.parent / "docs" / "caching-guide.md"
+
+
+@attrs.frozen
+class Snippet:
+    title: str
+    code: str
+
+
+def _snippets() -> list[Snippet]:
+    """The guide's Python code blocks, each with the heading above it."""
+    found: list[Snippet] = []
+    title = ""
+    lines = iter(GUIDE.read_text().splitlines())
+    for line in lines:
+        if line.startswith("#"):
+            title = line.lstrip("#").strip()
+        elif line.strip() == "```python":
+            body = []
+            for code_line in lines:
+                if code_line.strip() == "```":
+                    break
+                body.append(code_line)
+            found.append(Snippet(title, "\n".join(body) + "\n"))
+    return found
+
+
+SNIPPETS = _snippets()
+
+ELSEWHERE = "covered by its own issue, not by issue 13"
+#: Snippets expected to fail here, and why.
+EXPECTED_FAILURES: dict[str, tuple[type[BaseException], str]] = {
+    "Cache Key Generation": (NameError, "pseudo-code: its names are placeholders"),
+    "Redis Backend": (ConfigError, f"the Redis backend: {ELSEWHERE} (distributed stores)"),
+    "Memcached Backend": (ConfigError, f"the Memcached backend: {ELSEWHERE} (distributed stores)"),
+    "Cluster Configuration": (ConfigError, f"the Redis cluster: {ELSEWHERE} (distributed stores)"),
+    "Cache Metrics": (AttributeError, f"get_metrics: {ELSEWHERE} (observability)"),
+    "Cache Alerts": (AttributeError, f"client.alerts: {ELSEWHERE} (observability)"),
+    "Optimize Cache Size": (AttributeError, f"analyze: {ELSEWHERE} (analysis)"),
+    "Low Hit Rate": (AttributeError, f"diagnose: {ELSEWHERE} (analysis)"),
+    "Cache Inconsistency": (AttributeError, f"find_stale: {ELSEWHERE} (analysis)"),
+    "Memory Issues": (AttributeError, f"memory_usage: {ELSEWHERE} (analysis)"),
+}
+#: Snippets whose library runs on asyncio only.
+ASYNCIO_ONLY = {
+    "Scheduled Cache Warming": "APScheduler's AsyncIOScheduler needs an asyncio event loop"
+}
+#: Snippets that must run on the client's loop although they have no top-level await.
+ON_LOOP = {"Scheduled Cache Warming"}
+
+
+class GuideRun:
+    """One user's session: the namespace the snippets share, on one backend."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.namespace: dict[str, Any] = {"__name__": "guide"}
+
+    @property
+    def client(self) -> Any:
+        return self.namespace["client"]
+
+    def run(self, snippet: Snippet) -> None:
+        code = compile(snippet.code, snippet.title, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        if not (code.co_flags & inspect.CO_COROUTINE or snippet.title in ON_LOOP):
+            exec(code, self.namespace)
+            return
+
+        async def on_the_loop() -> None:
+            result = eval(code, self.namespace)
+            if inspect.iscoroutine(result):
+                await result
+
+        self.client.run(on_the_loop)
+
+    def close(self) -> None:
+        client = self.namespace.get("client")
+        if client is not None:
+            client.close()
+
+
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def guide(request: pytest.FixtureRequest) -> Iterator[GuideRun]:
+    run = GuideRun(str(request.param))
+    yield run
+    run.close()
+
+
+# -- what a user did before a snippet ------------------------------------------------------------
+
+
+async def _web_search(query: str) -> dict[str, str]:
+    """Search the web."""
+    return {"results": f"about {query}"}
+
+
+async def _code_exec(code: str) -> str:
+    """Run code."""
+    return "ok"
+
+
+def _before(run: GuideRun, title: str) -> None:
+    client = run.client if "client" in run.namespace else None
+    if title == "Per-Request Configuration":
+        # The guide's agent_123, support_agent and sess_123 exist in the user's account.
+        client.agents.create(name="Assistant", agent_id="agent_123")
+        client.agents.create(name="Support", agent_id="support_agent")
+        client.sessions.create("agent_123", session_id="sess_123")
+    elif title == "Configure Tool Cache":
+        client.tools.register(_web_search, name="web_search")
+        client.tools.register(_code_exec, name="code_exec")
+
+
+# -- what each snippet promises ----------------------------------------------------------------
+
+
+def _global(run: GuideRun, out: str) -> None:
+    assert type(run.client).__module__ == "resonantgenesis"
+    assert run.client.cache.get_stats().entry_count == 0
+
+
+def _per_request(run: GuideRun, out: str) -> None:
+    result = run.namespace["result"]
+    assert result.cached is False
+    again = run.client.sessions.execute(agent_id="agent_123", goal="Analyze document")
+    assert (again.cached, again.layer) == (True, "response")
+
+
+def _agent_created(name: str) -> Callable[[GuideRun, str], None]:
+    def check(run: GuideRun, out: str) -> None:
+        agent = run.namespace["agent"]
+        assert agent.name == name
+        assert run.client.agents.get(agent.id) == agent
+
+    return check
+
+
+def _semantic(run: GuideRun, out: str) -> None:
+    # Offline, text-embedding-3-small cannot run: refused when configured (test below), so the
+    # snippet runs here with the OpenAI settings in the environment.
+    agent = run.namespace["agent"]
+    assert agent.cache_config.semantic_cache.embedding_model == "text-embedding-3-small"
+
+
+def _tool_cache(run: GuideRun, out: str) -> None:
+    agent = run.namespace["agent"]
+    assert agent.tool_cache_config["code_exec"].enabled is False
+    assert agent.tool_cache_config["web_search"].ttl == 300
+
+
+def _custom_tool(run: GuideRun, out: str) -> None:
+    weather_tool = run.namespace["WeatherTool"]
+    info = cache_info(weather_tool.get_weather)
+    assert info is not None
+    assert info.settings.ttl == 300
+
+
+def _memory_cache(run: GuideRun, out: str) -> None:
+    agent = run.namespace["agent"]
+    assert agent.memory_config.cache.preload is True
+
+
+def _preloading(run: GuideRun, out: str) -> None:
+    stats = run.client.cache.get_stats().layers["memory"]
+    assert stats.entries == 3
+
+
+def _session(run: GuideRun, out: str) -> None:
+    session = run.namespace["session"]
+    assert session.cache_config.history_limit == 50
+    assert run.client.sessions.resume(session.id).id == session.id
+
+
+def _resume(run: GuideRun, out: str) -> None:
+    assert run.namespace["session"].id == "sess_123"
+
+
+def _strategy(run: GuideRun, out: str) -> None:
+    from resonantgenesis import ResonantGenesis
+
+    with ResonantGenesis(cache_config=run.namespace["cache_config"]) as other:
+        assert other.cache.get_stats().entry_count == 0
+
+
+def _manual(run: GuideRun, out: str) -> None:
+    assert run.client.cache.get_stats().layers["response"].entries == 0
+
+
+def _automatic(run: GuideRun, out: str) -> None:
+    agent = run.namespace["agent"]
+    assert agent.id == "agent_123"
+    assert agent.cache_config.auto_invalidate.on_tool_update is True
+
+
+def _event(run: GuideRun, out: str) -> None:
+    client = run.client
+    tags = ["products"]
+    client.sessions.execute(agent_id="agent_123", goal="Get product info", cache_tags=tags)
+    assert client.events.emit("data.updated", data_type="products") == 1
+    fresh = client.sessions.execute(agent_id="agent_123", goal="Get product info", cache_tags=tags)
+    assert (fresh.cached, fresh.layer) == (False, None)
+
+
+def _tags(run: GuideRun, out: str) -> None:
+    again = run.client.sessions.execute(
+        agent_id="agent_123", goal="Get product info", cache_tags=["products", "catalog"]
+    )
+    assert (again.cached, again.layer) == (False, None)
+
+
+def _hierarchical(run: GuideRun, out: str) -> None:
+    assert run.namespace["cache_tags"][0] == "products"
+
+
+def _warm(run: GuideRun, out: str) -> None:
+    run.client.run(run.namespace["warm_cache"])
+    hit = run.client.sessions.execute(agent_id="support_agent", goal="What is your return policy?")
+    assert (hit.cached, hit.layer) == (True, "response")
+
+
+def _scheduled(run: GuideRun, out: str) -> None:
+    scheduler = run.namespace["scheduler"]
+    (job,) = scheduler.get_jobs()
+    assert job.func is run.namespace["warm_cache"]
+    assert (job.next_run_time.hour, job.next_run_time.minute) == (0, 0)
+
+    async def shutdown() -> None:
+        scheduler.shutdown(wait=False)
+
+    run.client.run(shutdown)
+
+
+def _statistics(run: GuideRun, out: str) -> None:
+    assert re.search(r"Hit rate: \d+(\.\d)?%", out), out
+    assert "Total entries: " in out
+
+
+def _savings(run: GuideRun, out: str) -> None:
+    assert re.search(r"Cost saved: \$\d+\.\d{6}$", out, re.MULTILINE), out
+    assert "e-0" not in out
+
+
+CHECKS: dict[str, Callable[[GuideRun, str], None]] = {
+    "Global Configuration": _global,
+    "Per-Request Configuration": _per_request,
+    "Agent-Level Configuration": _agent_created("Research Agent"),
+    "Configure Response Cache": _agent_created("FAQ Bot"),
+    "Semantic Caching": _semantic,
+    "Configure Tool Cache": _tool_cache,
+    "Custom Tool Cache": _custom_tool,
+    "Configure Memory Cache": _memory_cache,
+    "Memory Preloading": _preloading,
+    "Session State Cache": _session,
+    "Resume Cached Session": _resume,
+    "LRU (Least Recently Used)": _strategy,
+    "LFU (Least Frequently Used)": _strategy,
+    "TTL-Based": _strategy,
+    "Tiered Caching": _strategy,
+    "Manual Invalidation": _manual,
+    "Automatic Invalidation": _automatic,
+    "Event-Based Invalidation": _event,
+    "Tag Cache Entries": _tags,
+    "Hierarchical Tags": _hierarchical,
+    "Warm Cache on Startup": _warm,
+    "Scheduled Cache Warming": _scheduled,
+    "Cache Statistics": _statistics,
+    "Token Savings": _savings,
+}
+
+
+def _cluster(run: GuideRun, out: str) -> None:
+    from resonantgenesis import ResonantGenesis
+
+    ResonantGenesis(cache_backend=run.namespace["cache_backend"]).close()
+
+
+CHECKS["Cluster Configuration"] = _cluster
+
+
+def test_every_snippet_is_run_or_marked() -> None:
+    titles = [snippet.title for snippet in SNIPPETS]
+    assert len(titles) == len(set(titles)), "snippet titles must be unique"
+    assert set(titles) == set(CHECKS) | set(EXPECTED_FAILURES)
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=[snippet.title for snippet in SNIPPETS])
+def test_guide_snippet(
+    guide: GuideRun,
+    snippet: Snippet,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    if snippet.title == "Global Configuration":
+        monkeypatch.setenv("RESONANTGENESIS_BACKEND", guide.backend)
+    if snippet.title == "Semantic Caching":
+        # What a user of text-embedding-3-small sets (nothing is called here).
+        monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    expected = EXPECTED_FAILURES.get(snippet.title)
+    if expected is not None:
+        request.applymarker(pytest.mark.xfail(raises=expected[0], reason=expected[1], strict=True))
+    if guide.backend != "asyncio" and snippet.title in ASYNCIO_ONLY:
+        request.applymarker(
+            pytest.mark.xfail(raises=RuntimeError, reason=ASYNCIO_ONLY[snippet.title], strict=True)
+        )
+    _before(guide, snippet.title)
+    guide.run(snippet)
+    check = CHECKS.get(snippet.title)
+    if check is not None:
+        check(guide, capsys.readouterr().out)
+
+
+def test_the_guides_semantic_snippet_is_refused_offline_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from resonantgenesis import ResonantGenesis
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (snippet,) = [s for s in SNIPPETS if s.title == "Semantic Caching"]
+    with ResonantGenesis(api_key="your_key") as client:
+        with pytest.raises(ConfigError) as raised:
+            exec(snippet.code, {"client": client})
+        assert raised.value.field == "cache_config.semantic_cache.embedding_model"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_script_that_never_closes_its_client_exits(backend: str) -> None:
+    """The guide never closes its client; the interpreter must still exit (it hung before: the
+    loop's thread was a pool thread the interpreter waits for)."""
+    script = (
+        "from resonantgenesis import ResonantGenesis\n"
+        f"client = ResonantGenesis(api_key='your_key', backend={backend!r})\n"
+        "agent = client.agents.create(name='FAQ Bot')\n"
+        "print(client.sessions.execute(agent_id=agent.id, goal='Hours?').cached)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_the_backend_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resonantgenesis import ResonantGenesis
+
+    with pytest.raises(ConfigError) as raised:
+        ResonantGenesis(backend="curio")
+    assert raised.value.field == "backend"
+    monkeypatch.setenv("RESONANTGENESIS_BACKEND", "twisted")
+    with pytest.raises(ConfigError) as raised:
+        ResonantGenesis()
+    assert raised.value.field == "RESONANTGENESIS_BACKEND"
