@@ -37,6 +37,7 @@ from rgruntime.agents import (
     WarmReport,
     connect,
 )
+from rgruntime.agents.events import Event, EventBus, EventStats
 from rgruntime.config import BUILTIN_LAYERS, STRATEGIES, LayerConfig, RuntimeConfig
 from rgruntime.errors import (
     CapacityError,
@@ -48,7 +49,6 @@ from rgruntime.errors import (
     RGRuntimeError,
     RuntimeClosedError,
 )
-from rgruntime.events import Event, EventBus, EventStats
 from rgruntime.policies import EvictionPolicy, LRUPolicy, TTLPolicy
 from rgruntime.runtime import CacheStats, Layer, LayerStatistics, Runtime, open_runtime
 from rgruntime.runtime.dependencies import DependencyGraph, record_read

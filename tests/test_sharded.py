@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rgruntime._sharded import SPLIT_AT, ShardedDict
+from rgruntime.semantic._sharded import SPLIT_AT, ShardedDict
 
 operations = st.lists(
     st.tuples(st.sampled_from(["set", "del", "pop", "get"]), st.integers(0, 40), st.integers()),

@@ -1,6 +1,6 @@
 """The caching guide's client: agents, sessions, response and model caching."""
 
-from rgruntime.agents.agent import Agent, AgentNotFoundError, AgentRegistry, Runner
+from rgruntime.agents.agent import Agent, AgentNotFoundError, AgentRegistry
 from rgruntime.agents.blocking import BlockingClient, connect
 from rgruntime.agents.client import CacheAPI, ResonantGenesis, SessionsAPI
 from rgruntime.agents.config import (
@@ -17,7 +17,7 @@ from rgruntime.agents.config import (
 from rgruntime.agents.execution import CachedResponse, ExecutionResult
 from rgruntime.agents.memory import MemoryAPI, MemoryRecord, MemoryResult, PreloadResult
 from rgruntime.agents.models import CachedCompletion, ModelCall, ModelGateway
-from rgruntime.agents.runner import AgentOutput, RunContext
+from rgruntime.agents.runner import AgentOutput, RunContext, Runner
 from rgruntime.agents.savings import LayerSavings, Savings
 from rgruntime.agents.sessions import Session, SessionCapacityError, SessionNotFoundError
 from rgruntime.agents.tools import RegisteredTool, ToolNotFoundError, ToolRegistry

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
@@ -18,15 +18,30 @@ from rgruntime.agents.config import (
     parse_tool_cache_config,
 )
 from rgruntime.errors import ConfigError, InvalidArgumentError, RGRuntimeError
+from rgruntime.providers import Usage
 
-if TYPE_CHECKING:
-    from rgruntime.agents.runner import AgentOutput, RunContext
+__all__ = [
+    "Agent",
+    "AgentNotFoundError",
+    "AgentOutput",
+    "AgentRegistry",
+    "AnyRunner",
+    "merged_cache_config",
+]
 
-__all__ = ["Agent", "AgentNotFoundError", "AgentRegistry", "Runner", "merged_cache_config"]
+#: What an agent keeps as its runner. Its exact type, :data:`rgruntime.agents.runner.Runner`,
+#: names the ``RunContext`` it is given, which is defined beside the loop that builds it; this
+#: module, which that one imports, only needs to know that a runner is an async callable.
+AnyRunner = Callable[[Any], Awaitable["str | AgentOutput"]]
 
-#: An agent framework's own loop: gets the goal and the cached model/tool helpers, returns the
-#: answer (a string, or an AgentOutput with usage and finish reason).
-Runner = Callable[["RunContext"], Awaitable["str | AgentOutput"]]
+
+@attrs.frozen(kw_only=True)
+class AgentOutput:
+    """A runner's answer. ``usage`` is for tokens the runner spent outside ``context.complete``."""
+
+    text: str
+    finish_reason: str | None = "stop"
+    usage: Usage = attrs.field(factory=Usage)
 
 
 class AgentNotFoundError(RGRuntimeError, LookupError):
@@ -82,7 +97,7 @@ class Agent:
     memory_config: MemoryConfig = attrs.field(factory=MemoryConfig)
     #: Per-tool overrides of the tools' own cache settings, for this agent.
     tool_cache_config: Mapping[str, ToolCacheOverride] = attrs.field(factory=dict, hash=False)
-    runner: Runner | None = attrs.field(default=None, eq=False, repr=False)
+    runner: AnyRunner | None = attrs.field(default=None, eq=False, repr=False)
     created_at: float = attrs.field(factory=time.time, eq=False)
     updated_at: float = attrs.field(factory=time.time, eq=False)
 
@@ -182,7 +197,7 @@ class AgentRegistry:
         tools: Iterable[str] = (),
         system_prompt: str | None = None,
         cache_config: Mapping[str, Any] | AgentCacheConfig | None = None,
-        runner: Runner | None = None,
+        runner: AnyRunner | None = None,
         agent_id: str | None = None,
         memory_config: Mapping[str, Any] | MemoryConfig | None = None,
         tool_cache_config: Mapping[str, Any] | None = None,

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from rgruntime.events import EventHandler
+from rgruntime.agents.events import EventHandler
 
 if TYPE_CHECKING:
     from rgruntime.agents.client import ResonantGenesis

@@ -20,6 +20,7 @@ from rgruntime.agents.config import (
     check_embedder_runs,
     check_known_tools,
 )
+from rgruntime.agents.events import EventBus
 from rgruntime.agents.execution import ExecutionResult, Executor
 from rgruntime.agents.figures import ClientCacheStats, readable_stats
 from rgruntime.agents.memory import MemoryAPI
@@ -32,7 +33,6 @@ from rgruntime.agents.tools import RegisteredTool, ToolRegistry
 from rgruntime.agents.warming import Warmer, WarmingMethods
 from rgruntime.config import RuntimeConfig
 from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
-from rgruntime.events import EventBus
 from rgruntime.keys import digest
 from rgruntime.providers import (
     ModelProvider,

@@ -49,9 +49,9 @@ import attrs
 
 from rgruntime.agents.agent import Agent, AgentRegistry
 from rgruntime.agents.config import MemorySearch
+from rgruntime.agents.events import EventBus
 from rgruntime.agents.trimming import AgentEntries
 from rgruntime.errors import InvalidArgumentError
-from rgruntime.events import EventBus
 from rgruntime.extras import require_extra
 from rgruntime.keys import stable_key
 from rgruntime.runtime.dependencies import record_read_of

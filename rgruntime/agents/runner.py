@@ -18,36 +18,26 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
-
-from rgruntime.agents.agent import Agent
+from rgruntime.agents.agent import Agent, AgentOutput
 from rgruntime.agents.config import ToolCacheOverride
 from rgruntime.agents.models import ModelGateway
 from rgruntime.agents.tools import ToolRegistry
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.providers import Completion, CompletionRequest, Message, ToolCall, Usage
 from rgruntime.tools import cache_info
+from rgruntime.tools.base import ToolContext
 from rgruntime.tools.caching import CallPlan, ToolCacheSettings, cached_call
 
 if TYPE_CHECKING:
     from rgruntime.runtime.runtime import Runtime
 
-__all__ = ["AgentOutput", "RunContext", "builtin_loop"]
+__all__ = ["AgentOutput", "RunContext", "Runner", "builtin_loop"]
 
 #: Model turns the built-in loop takes before giving up (the answer is then not cached).
 MAX_STEPS: Final = 8
 
 
-@attrs.frozen(kw_only=True)
-class AgentOutput:
-    """A runner's answer. ``usage`` is for tokens the runner spent outside ``context.complete``."""
-
-    text: str
-    finish_reason: str | None = "stop"
-    usage: Usage = attrs.field(factory=Usage)
-
-
-class RunContext:
+class RunContext(ToolContext):
     """What a runner gets for one goal.
 
     ``messages()`` is the conversation to send (system prompt, the session's history, the goal);
@@ -178,3 +168,8 @@ async def _run_tool(context: RunContext, call: ToolCall) -> Any:
 
 def _tool_result(result: Any) -> str:
     return result if isinstance(result, str) else json.dumps(result, default=str)
+
+
+#: An agent framework's own loop: gets the goal and the cached model/tool helpers, returns the
+#: answer (a string, or an AgentOutput with usage and finish reason).
+Runner = Callable[[RunContext], Awaitable["str | AgentOutput"]]

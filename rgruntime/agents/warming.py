@@ -47,7 +47,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, Unpack
+from typing import Any, Final, Literal, Protocol, TypedDict, Unpack
 
 import anyio
 import anyio.abc
@@ -55,13 +55,27 @@ import attrs
 import sniffio
 
 from rgruntime.agents.agent import AgentRegistry
+from rgruntime.agents.execution import ExecutionResult
 from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
 from rgruntime.runtime.arguments import check_tags
 from rgruntime.runtime.layer import Layer
 from rgruntime.units import parse_duration
 
-if TYPE_CHECKING:
-    from rgruntime.agents.client import SessionsAPI
+
+class SessionsLike(Protocol):
+    """What a warm needs of ``client.sessions``: to execute a goal as a user would (a Protocol,
+    so that this module does not import the client that builds it)."""
+
+    async def execute(
+        self,
+        agent_id: str,
+        goal: str,
+        session_id: str | None = None,
+        cache: bool = True,
+        cache_ttl: float | str | None = None,
+        cache_tags: Iterable[str] = (),
+    ) -> ExecutionResult: ...
+
 
 __all__ = [
     "WarmOptions",
@@ -245,7 +259,7 @@ class Warmer:
     def __init__(
         self,
         agents: AgentRegistry,
-        sessions: SessionsAPI,
+        sessions: SessionsLike,
         responses: Layer,
         group: anyio.abc.TaskGroup,
     ) -> None:

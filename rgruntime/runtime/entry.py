@@ -21,8 +21,9 @@ class Entry:
     """A cached value. Readers see ``value`` and ``expires_at``; the rest is the actor's.
 
     ``cost`` is what recomputing the value would cost (seconds by default; the ``cost`` strategy
-    weighs it per byte). ``hits`` counts the hits on this entry (the reader's side of the access
-    record); ``seen_hits`` is how many of them the eviction policy has been told about. ``timer``
+    weighs it per byte). ``fresh_hits`` counts the hits on this entry since the eviction policy
+    last heard of it (readers increment it; the first of them also logs the entry), ``hits`` the
+    hits the policy has been told about; their sum is every hit. ``timer``
     is the entry's position in the layer's timer index while it has one; ``sequence`` orders
     entries by creation and breaks ties between equal deadlines.
     """
@@ -30,9 +31,9 @@ class Entry:
     __slots__ = (
         "cost",
         "expires_at",
+        "fresh_hits",
         "hits",
         "key",
-        "seen_hits",
         "sequence",
         "size",
         "tags",
@@ -59,7 +60,7 @@ class Entry:
         self.tags = tags
         self.cost = cost
         self.hits = 0
-        self.seen_hits = 0
+        self.fresh_hits = 0
         self.sequence = next_sequence()
         self.timer: tuple[float, int, str] | None = None
 

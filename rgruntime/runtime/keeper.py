@@ -132,9 +132,10 @@ class Keeper:
         policy = self._policy
         for item in log:
             if type(item) is Entry:
-                hits = item.hits - item.seen_hits
-                if hits > 0 and entries.get(item.key) is item:
-                    item.seen_hits = item.hits
+                hits = item.fresh_hits
+                if hits and entries.get(item.key) is item:
+                    item.hits += hits
+                    item.fresh_hits = 0
                     policy.record_access(item.key, item.expires_at, hits)
             else:
                 self._apply_write(*item)
@@ -184,10 +185,11 @@ class Keeper:
             except KeyError:
                 break  # nothing the policy may evict (an empty policy: the log is replayed)
             entry = entries[key]
-            if entry.hits != entry.seen_hits:
+            if entry.fresh_hits:
                 # Hit since the policy last heard of it (a hit logged after this pass began
                 # cannot happen: the pass never suspends): report it, ask again.
-                hits, entry.seen_hits = entry.hits - entry.seen_hits, entry.hits
+                hits, entry.fresh_hits = entry.fresh_hits, 0
+                entry.hits += hits
                 policy.record_access(key, entry.expires_at, hits)
                 self.second_chances += 1
                 continue

@@ -105,9 +105,10 @@ class Layer:
         except (KeyError, TypeError):  # TypeError: an unhashable key, reported by _miss
             return self._miss(key, default)
         if entry.expires_at > self._now():
-            if entry.hits == entry.seen_hits:  # its first hit since the policy last heard
+            fresh = entry.fresh_hits
+            if not fresh:  # its first hit since the policy last heard of it: log it
                 self._log(entry)
-            entry.hits += 1
+            entry.fresh_hits = fresh + 1
             return entry.value
         return self._miss(key, default)
 
@@ -121,9 +122,10 @@ class Layer:
         except (KeyError, TypeError):
             return self._miss(key, default)
         if entry.expires_at > self._now():
-            if entry.hits == entry.seen_hits:
+            fresh = entry.fresh_hits
+            if not fresh:
                 self._log(entry)
-            entry.hits += 1
+            entry.fresh_hits = fresh + 1
             return entry.value
         return self._miss(key, default)
 
@@ -151,9 +153,10 @@ class Layer:
         except (KeyError, TypeError):
             return await self._load(key, loader, ttl, tags, size, cost)  # type: ignore[no-any-return]
         if entry.expires_at > self._now():
-            if entry.hits == entry.seen_hits:
+            fresh = entry.fresh_hits
+            if not fresh:
                 self._log(entry)
-            entry.hits += 1
+            entry.fresh_hits = fresh + 1
             return entry.value  # type: ignore[no-any-return]
         return await self._load(key, loader, ttl, tags, size, cost)  # type: ignore[no-any-return]
 
@@ -549,9 +552,10 @@ class SlidingLayer(Layer):
             return None
         now = self._now()
         if entry.expires_at > now:
-            if entry.hits == entry.seen_hits:
+            fresh = entry.fresh_hits
+            if not fresh:
                 self._log(entry)
-            entry.hits += 1
+            entry.fresh_hits = fresh + 1
             if entry.ttl is not None:
                 entry.expires_at = now + entry.ttl
             return entry

@@ -80,8 +80,9 @@ class LayerState:
         self.service: anyio.abc.TaskGroup | None = None
         #: Who else keeps state about the layer's keys (semantic index, dependencies, events).
         self.listeners = RemovalListeners(config.name)
-        # Counters. Hits are counted on each entry (``entry.hits``): a layer total would cost one
-        # more attribute write per hit; entries that leave hand their count to ``retired_hits``.
+        # Counters. Hits are counted on each entry (``entry.hits + entry.fresh_hits``): a layer
+        # total would cost one more attribute write per hit; entries that leave hand their count
+        # to ``retired_hits``.
         self.retired_hits = 0
         self.misses = 0
         self.load_successes = 0
@@ -98,16 +99,18 @@ class LayerState:
 
     def hits(self) -> int:
         """Every hit so far: the live entries' counts plus those of entries that left."""
-        return self.retired_hits + sum(entry.hits for entry in self.entries.values())
+        return self.retired_hits + sum(
+            entry.hits + entry.fresh_hits for entry in self.entries.values()
+        )
 
     def retire(self, entry: Entry) -> None:
         """``entry`` left the map: keep its hits and stop counting its bytes."""
-        self.retired_hits += entry.hits
+        self.retired_hits += entry.hits + entry.fresh_hits
         self.size_bytes -= entry.size
 
     def close(self) -> None:
         """The layer stopped: its entries go (their hit counts stay, for ``stats()``)."""
-        self.retired_hits += sum(entry.hits for entry in self.entries.values())
+        self.retired_hits = self.hits()
         self.entries.clear()
         self.log.clear()
         self.writes_pending = 0

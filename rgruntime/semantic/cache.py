@@ -55,9 +55,9 @@ import anyio
 import anyio.abc
 import numpy as np
 
-from rgruntime._sharded import ShardedDict
 from rgruntime.errors import InvalidArgumentError, RuntimeClosedError
 from rgruntime.runtime._actor import Mailbox, Request
+from rgruntime.semantic._sharded import ShardedDict
 from rgruntime.semantic.embedder import (
     DEFAULT_EMBEDDER,
     WORKER_THREADS,

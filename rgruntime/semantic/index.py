@@ -35,8 +35,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from rgruntime._sharded import ShardedDict
 from rgruntime.errors import InvalidArgumentError
+from rgruntime.semantic._sharded import ShardedDict
 from rgruntime.semantic.embedder import Vectors
 
 __all__ = ["HnswSettings", "PartitionIndex"]

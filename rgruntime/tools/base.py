@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-__all__ = ["Tool"]
+__all__ = ["Tool", "ToolContext"]
 
 
 def _snake(name: str) -> str:
@@ -43,3 +43,14 @@ class Tool:
         and a cache must not keep them alive.)
         """
         return None
+
+
+class ToolContext:
+    """Base class of the context objects callers hand to tools (the agents' ``RunContext``).
+
+    A parameter of a cached tool annotated with a subclass is not part of the result's key: it
+    carries who asks, not what is asked. A base class of its own so that this package needs to
+    know nothing of the packages above it that define contexts.
+    """
+
+    __slots__ = ()

@@ -29,7 +29,7 @@ from rgruntime.keys import canonical, digest, stable_key
 from rgruntime.runtime.arguments import check_tags
 from rgruntime.runtime.dependencies import ReadSet, record_read_of, record_reads, recording
 from rgruntime.runtime.runtime import current_runtime
-from rgruntime.tools.base import Tool
+from rgruntime.tools.base import Tool, ToolContext
 from rgruntime.tools.scope import current_request, write_tags
 from rgruntime.units import parse_duration
 
@@ -209,9 +209,7 @@ class ToolCacheSettings:
 
 
 def _is_context_annotation(annotation: Any) -> bool:
-    from rgruntime.agents.runner import RunContext  # the agents import this module
-
-    return inspect.isclass(annotation) and issubclass(annotation, RunContext)
+    return inspect.isclass(annotation) and issubclass(annotation, ToolContext)
 
 
 def _readable(qualname: str) -> str:
