@@ -148,3 +148,43 @@ async def test_a_failing_removal_listener_is_counted_and_the_layer_goes_on() -> 
         assert await runtime.invalidate(key="k") == 1
         assert layer.statistics().listener_failures == 2
         await still_serving(runtime, layer)
+
+
+async def test_access_observers_hear_hits_misses_and_writes_in_order() -> None:
+    async with rgruntime.open_runtime() as runtime:
+        layer = runtime.layer("tool")
+        heard: list[tuple[object, ...]] = []
+
+        class Recorder:
+            def hit(self, key: str, count: int) -> None:
+                heard.append(("hit", key, count))
+
+            def miss(self, key: str) -> None:
+                heard.append(("miss", key))
+
+            def write(self, key: str, size: int) -> None:
+                heard.append(("write", key))
+
+        class Broken:
+            def hit(self, key: str, count: int) -> None:
+                raise RuntimeError("observer bug")
+
+            def miss(self, key: str) -> None:
+                pass
+
+            def write(self, key: str, size: int) -> None:
+                pass
+
+        remove = layer.add_access_observer(Recorder())
+        layer.add_access_observer(Broken())
+        assert layer.get_nowait("a") is None
+        layer.set_nowait("a", 1)
+        assert layer.get_nowait("a") == 1
+        assert layer.get_nowait("a") == 1
+        await layer.cleanup()
+        assert heard == [("miss", "a"), ("write", "a"), ("hit", "a", 2)]
+        remove()
+        assert layer.get_nowait("b") is None
+        await layer.cleanup()
+        assert heard[-1] == ("hit", "a", 2)  # nobody listens: nothing more is heard
+        await still_serving(runtime, layer)

@@ -22,6 +22,7 @@ waits longer than a slice.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from rgruntime.runtime.layer_state import LayerState
 from rgruntime.runtime.removals import RemovalReason
 
 __all__ = ["SLICE_SECONDS", "Keeper"]
+
+logger = logging.getLogger("rgruntime.runtime")
 
 #: The longest a step of bulk work (expiry, invalidation, clear) runs before the actor lets the
 #: event loop serve others. CPU time: the budget the issue sets for a stall is 5 ms.
@@ -130,6 +133,7 @@ class Keeper:
         log = state.log
         entries = state.entries
         policy = self._policy
+        observers = state.access_observers
         for item in log:
             if type(item) is Entry:
                 hits = item.fresh_hits
@@ -137,10 +141,27 @@ class Keeper:
                     item.hits += hits
                     item.fresh_hits = 0
                     policy.record_access(item.key, item.expires_at, hits)
+                    if observers:
+                        self._tell("hit", item.key, hits)
+            elif type(item) is str:
+                if observers:
+                    self._tell("miss", item)
             else:
                 self._apply_write(*item)
+                if observers and item[1] is not None:
+                    self._tell("write", item[1].key, item[1].size)
         log.clear()
         state.writes_pending = 0
+
+    def _tell(self, event: str, *arguments: object) -> None:
+        """Tell the access observers; one that raises is logged and dropped."""
+        observers = self._state.access_observers
+        for observer in tuple(observers):
+            try:
+                getattr(observer, event)(*arguments)
+            except Exception:
+                logger.exception("access observer %r failed; it is removed", observer)
+                observers.remove(observer)
 
     def _apply_write(self, old: Entry | None, new: Entry | None) -> None:
         # Records replay in the order the writes happened, so a chain such as (None, A),

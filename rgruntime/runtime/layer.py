@@ -36,7 +36,7 @@ from rgruntime.runtime.arguments import Selection, check_cost, check_key, check_
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.entry import NEVER, Entry
 from rgruntime.runtime.layer_actor import LayerActor
-from rgruntime.runtime.layer_state import LayerState
+from rgruntime.runtime.layer_state import AccessObserver, LayerState
 from rgruntime.runtime.loads import Load, current_load
 from rgruntime.runtime.removals import RemovalListener
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
@@ -198,8 +198,26 @@ class Layer:
     def _miss(self, key: object, default: object) -> object:
         check_key(key)  # only a miss pays for this: get(42) raises instead of missing forever
         self._check_open()
-        self._state.misses += 1
+        state = self._state
+        state.misses += 1
+        if state.access_observers:
+            self._log(key)
         return default
+
+    def add_access_observer(self, observer: AccessObserver) -> Callable[[], None]:
+        """Tell ``observer`` of every hit, miss and write, in order, as the layer's policy hears
+        them (at each maintenance pass; see :class:`~rgruntime.runtime.layer_state.
+        AccessObserver`). It costs the hit path nothing: hits are already logged for the
+        policy; misses are logged only while an observer listens. Returns a function that
+        removes it."""
+        observers = self._state.access_observers
+        observers.append(observer)
+
+        def remove() -> None:
+            if observer in observers:
+                observers.remove(observer)
+
+        return remove
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -479,6 +497,8 @@ class Layer:
             check_cost(cost)
         state = self._state
         state.misses += 1  # after the checks: a call refused for bad input is not a miss
+        if state.access_observers:
+            self._log(key)
         if not self._enabled:
             return await loader()
         load = state.loads.get(key)

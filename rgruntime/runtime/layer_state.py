@@ -10,7 +10,7 @@ step that touches it suspends halfway, so no lock is needed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import anyio.abc
 
@@ -22,20 +22,37 @@ from rgruntime.runtime.removals import RemovalListeners
 if TYPE_CHECKING:
     from rgruntime.runtime.loads import Load
 
-__all__ = ["AccessLog", "LayerState", "WriteRecord"]
+__all__ = ["AccessLog", "AccessObserver", "LayerState", "WriteRecord"]
 
 #: A write: the entry it replaced (if any) and the entry it installed (None: a delete).
 WriteRecord: TypeAlias = tuple[Entry | None, Entry | None]
 
 #: What happened to the layer since the actor last looked, in order: an ``Entry`` is its first
-#: hit since then (its further hits are counted on the entry), a ``WriteRecord`` a write.
+#: hit since then (its further hits are counted on the entry), a ``WriteRecord`` a write, a
+#: ``str`` a miss on that key (logged only while an access observer listens).
 AccessLog: TypeAlias = list[Any]
+
+
+class AccessObserver(Protocol):
+    """Told of every access the layer's policy hears, when the keeper replays the log
+    (``layer.add_access_observer``): for samplers such as miss-ratio curves. Synchronous and
+    quick; it must not raise (a failure is logged and the observer dropped)."""
+
+    def hit(self, key: str, count: int) -> None:
+        """``key`` was hit ``count`` times (its first hit since the last pass, and the rest)."""
+
+    def miss(self, key: str) -> None:
+        """A lookup of ``key`` missed."""
+
+    def write(self, key: str, size: int) -> None:
+        """``key`` was written with an entry of ``size`` bytes."""
 
 
 class LayerState:
     """What a layer's face and its actor both touch (see the module documentation)."""
 
     __slots__ = (
+        "access_observers",
         "clock",
         "config",
         "entries",
@@ -80,6 +97,8 @@ class LayerState:
         self.service: anyio.abc.TaskGroup | None = None
         #: Who else keeps state about the layer's keys (semantic index, dependencies, events).
         self.listeners = RemovalListeners(config.name)
+        #: Who samples the accesses the policy hears (analysis); misses are logged only then.
+        self.access_observers: list[AccessObserver] = []
         # Counters. Hits are counted on each entry (``entry.hits + entry.fresh_hits``): a layer
         # total would cost one more attribute write per hit; entries that leave hand their count
         # to ``retired_hits``.
