@@ -34,13 +34,13 @@ from rgruntime.validation import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_ERROR_RATE",
     "AgentCacheConfig",
     "AutoInvalidateConfig",
     "MemoryCacheConfig",
     "MemoryConfig",
     "MemorySearch",
     "ResponseCacheConfig",
-    "DEFAULT_MAX_ERROR_RATE",
     "SemanticCacheConfig",
     "SessionCacheConfig",
     "ToolCacheOverride",
@@ -86,7 +86,9 @@ class ResponseCacheConfig:
 
 def _error_rate(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 0.5:
-        raise ConfigError(field, value, "a share of wrong answers above 0 and at most 0.5, e.g. 0.02")
+        raise ConfigError(
+            field, value, "a share of wrong answers above 0 and at most 0.5, e.g. 0.02"
+        )
     return float(value)
 
 

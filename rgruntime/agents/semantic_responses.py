@@ -59,6 +59,7 @@ class SemanticLookup:
     hit: SemanticHit | None = None
     pending: Pending | None = None
 
+
 #: Embedding models served by an OpenAI-compatible ``/v1/embeddings`` endpoint: they get the
 #: client's ``base_url`` and ``api_key`` when it has them.
 _OPENAI_MODELS: Final = frozenset(
@@ -140,7 +141,9 @@ class SemanticResponses:
         index = await self.index_for(agent)
         bound = error_bound_of(agent)
         if bound is None:
-            return SemanticLookup(hit=await index.lookup(partition, goal, threshold=threshold_of(agent)))
+            return SemanticLookup(
+                hit=await index.lookup(partition, goal, threshold=threshold_of(agent))
+            )
         policy = index.error_bound(bound)
         hit = await index.lookup(partition, goal, threshold=policy.settings.floor)
         if hit is None:

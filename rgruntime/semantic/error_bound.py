@@ -202,23 +202,23 @@ def _unit(field: str, value: object, low: float, high: float, *, open_low: bool 
 class ErrorBoundSettings:
     """The knobs of :class:`ErrorBoundPolicy` (validated: a bad value names its field)."""
 
-    max_error_rate: float = attrs.field(
-        default=0.02, converter=lambda v: _unit("max_error_rate", v, 0.0, 0.5, open_low=True)
-    )
-    confidence: float = attrs.field(
-        default=0.95, converter=lambda v: _unit("confidence", v, 0.5, 0.999)
-    )
+    max_error_rate: float = 0.02
+    confidence: float = 0.95
     #: Candidates less similar than this are misses, never judged.
-    floor: float = attrs.field(default=0.75, converter=lambda v: _unit("floor", v, 0.0, 1.0))
+    floor: float = 0.75
     band: float = 0.02
     partition_weight: float = 20.0
     entry_weight: float = 4.0
-    explore: float = attrs.field(default=0.1, converter=lambda v: _unit("explore", v, 0.0, 1.0))
-    explore_floor: float = attrs.field(
-        default=0.01, converter=lambda v: _unit("explore_floor", v, 0.0, 1.0)
-    )
+    explore: float = 0.1
+    explore_floor: float = 0.01
     explore_scale: float = 200.0
     prior: Prior = Prior()
+
+    def __attrs_post_init__(self) -> None:
+        _unit("max_error_rate", self.max_error_rate, 0.0, 0.5, open_low=True)
+        _unit("confidence", self.confidence, 0.5, 0.999)
+        for name in ("floor", "explore", "explore_floor"):
+            _unit(name, getattr(self, name), 0.0, 1.0)
 
 
 @attrs.frozen
@@ -410,11 +410,11 @@ class ErrorBoundPolicy:
 
     # -- learning ------------------------------------------------------------------------------
 
-    def record(
-        self, partition: str, key: str, decision: Decision | float, correct: bool
-    ) -> None:
+    def record(self, partition: str, key: str, decision: Decision | float, correct: bool) -> None:
         """A judge's verdict on a verified candidate: would ``key``'s answer have been right?"""
-        similarity = decision.similarity if isinstance(decision, Decision) else decision
+        similarity = _unit(
+            "similarity", decision.similarity if isinstance(decision, Decision) else decision, 0, 1
+        )
         if not isinstance(correct, bool):
             raise InvalidArgumentError("correct", correct, "True or False")
         self._judged += 1

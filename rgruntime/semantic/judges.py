@@ -25,9 +25,9 @@ import numpy as np
 from rgruntime.semantic.embedder import Embedder
 
 __all__ = [
+    "SAME_ANSWER",
     "AnswerJudge",
     "Judge",
-    "SAME_ANSWER",
     "model_judge_prompt",
     "normalized",
     "parse_verdict",

@@ -111,6 +111,8 @@ class SemanticStats:
         record = attrs.asdict(self, recurse=False)
         record["rejections"] = dict(self.rejections)
         record["hit_similarities"] = self.hit_similarities.nonzero()
-        record["error_bound"] = {bound: stats.as_dict() for bound, stats in self.error_bound.items()}
+        record["error_bound"] = {
+            bound: stats.as_dict() for bound, stats in self.error_bound.items()
+        }
         record.update(misses=self.misses, hit_rate=self.hit_rate)
         return record
