@@ -134,6 +134,13 @@ class SemanticResponses:
             self._made[name] = made
         return made
 
+    async def prepare(self, agent: Agent) -> None:
+        """Start the index of an agent that caches by meaning: its embedder is made (and loaded)
+        now, so that one that cannot run raises
+        :class:`~rgruntime.semantic.EmbedderUnavailableError` at the agent's creation."""
+        if uses_semantic_cache(agent):
+            await self.index_for(agent)
+
     async def index_for(self, agent: Agent) -> LayerSemanticIndex:
         return await self._runtime.semantic_index("response", embedder=self._embedder(agent))
 

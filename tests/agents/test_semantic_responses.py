@@ -132,9 +132,10 @@ async def test_an_openai_embedding_model_without_a_url_says_what_is_missing(
             "embedding_model": "text-embedding-3-small",
         }
     }
-    agent = await client.agents.create(name="Support Bot", cache_config=config)
+    # At the agent's creation, not at its first request; the agent is not kept.
     with pytest.raises(EmbedderUnavailableError, match="the API base URL"):
-        await ask(client, agent.id, RESET)
+        await client.agents.create(name="Support Bot", cache_config=config, agent_id="bot")
+    assert [agent.id for agent in client.agents.list()] == []
 
 
 async def test_the_guides_semantic_snippet_over_an_openai_compatible_server() -> None:
