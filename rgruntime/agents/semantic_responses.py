@@ -23,8 +23,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
-
 from rgruntime.agents.agent import Agent
 from rgruntime.agents.config import DEFAULT_MAX_ERROR_RATE
 from rgruntime.keys import stable_key
@@ -33,31 +31,11 @@ from rgruntime.runtime.runtime import Runtime
 
 if TYPE_CHECKING:
     from rgruntime.agents.models import ModelGateway
+    from rgruntime.semantic.bounded import BoundedLookup, Pending
     from rgruntime.semantic.embedder import Embedder
-    from rgruntime.semantic.error_bound import Decision
-    from rgruntime.semantic.layer_index import LayerSemanticIndex, SemanticHit
+    from rgruntime.semantic.layer_index import LayerSemanticIndex
 
-__all__ = ["Pending", "SemanticLookup", "SemanticResponses", "semantic_partition"]
-
-
-@attrs.frozen
-class Pending:
-    """A candidate being verified: judge its answer against the fresh one, then learn."""
-
-    index: LayerSemanticIndex
-    bound: float
-    partition: str
-    goal: str
-    hit: SemanticHit
-    decision: Decision
-
-
-@attrs.frozen
-class SemanticLookup:
-    """What a semantic lookup found: an answer to serve, a candidate to verify, or neither."""
-
-    hit: SemanticHit | None = None
-    pending: Pending | None = None
+__all__ = ["SemanticResponses", "semantic_partition"]
 
 
 #: Embedding models served by an OpenAI-compatible ``/v1/embeddings`` endpoint: they get the
@@ -144,23 +122,16 @@ class SemanticResponses:
     async def index_for(self, agent: Agent) -> LayerSemanticIndex:
         return await self._runtime.semantic_index("response", embedder=self._embedder(agent))
 
-    async def lookup(self, agent: Agent, partition: str, goal: str) -> SemanticLookup:
+    async def lookup(self, agent: Agent, partition: str, goal: str) -> BoundedLookup:
+        """An answer to serve, a candidate to verify (the error-bound mode), or neither."""
+        from rgruntime.semantic.bounded import BoundedLookup, bounded_lookup
+
         index = await self.index_for(agent)
         bound = error_bound_of(agent)
         if bound is None:
-            return SemanticLookup(
-                hit=await index.lookup(partition, goal, threshold=threshold_of(agent))
-            )
-        policy = index.error_bound(bound)
-        hit = await index.lookup(partition, goal, threshold=policy.settings.floor)
-        if hit is None:
-            return SemanticLookup()
-        decision = policy.decide(partition, hit.key, hit.similarity)
-        if decision.action == "serve":
-            return SemanticLookup(hit=hit)
-        if decision.action == "verify":
-            return SemanticLookup(pending=Pending(index, bound, partition, goal, hit, decision))
-        return SemanticLookup()
+            hit = await index.lookup(partition, goal, threshold=threshold_of(agent))
+            return BoundedLookup(hit=hit)
+        return await bounded_lookup(index, bound, partition, goal)
 
     async def settle(
         self, agent: Agent, pending: Pending, fresh_answer: str, models: ModelGateway
@@ -170,36 +141,27 @@ class SemanticResponses:
         Returns what the judge spent (``judge="model"``: one call to the agent's model), for the
         caller to add to the result's usage and cost.
         """
+        from rgruntime.semantic.bounded import answer_text, settle
+        from rgruntime.semantic.judges import AnswerJudge, model_judge_prompt, parse_verdict
+
         judge = agent.cache_config.semantic_cache.judge
-        cached_answer = _answer_text(pending.hit.value)
-        usage, cost = Usage(), 0.0
-        if judge == "model":
-            from rgruntime.semantic.judges import model_judge_prompt, parse_verdict
+        cached_answer = answer_text(pending.hit.value)
+        spent: list[tuple[Usage, float]] = []
 
-            prompt = model_judge_prompt(pending.goal, cached_answer, fresh_answer)
-            request = CompletionRequest(
-                model=agent.model, messages=[Message("user", prompt)], temperature=0.0
-            )
-            call = await models.complete(request, cache=False)
-            correct = parse_verdict(call.completion.text)
-            usage, cost = call.completion.usage, call.cost
-        elif judge == "answer":
-            from rgruntime.semantic.judges import AnswerJudge
-
-            correct = await AnswerJudge(pending.index.cache.embedder)(
-                pending.goal, cached_answer, fresh_answer
-            )
-        else:
-            correct = await judge(pending.goal, cached_answer, fresh_answer)
-            if not isinstance(correct, bool):
-                from rgruntime.errors import InvalidArgumentError
-
-                raise InvalidArgumentError(
-                    "semantic_cache.judge returned", correct, "True or False"
+        async def verdict() -> object:
+            if judge == "model":
+                prompt = model_judge_prompt(pending.text, cached_answer, fresh_answer)
+                request = CompletionRequest(
+                    model=agent.model, messages=[Message("user", prompt)], temperature=0.0
                 )
-        policy = pending.index.error_bound(pending.bound)
-        policy.record(pending.partition, pending.hit.key, pending.decision, correct)
-        return usage, cost
+                call = await models.complete(request, cache=False)
+                spent.append((call.completion.usage, call.cost))
+                return parse_verdict(call.completion.text)
+            chosen = AnswerJudge(pending.index.cache.embedder) if judge == "answer" else judge
+            return await chosen(pending.text, cached_answer, fresh_answer)
+
+        await settle(pending, verdict)
+        return spent[0] if spent else (Usage(), 0.0)
 
     async def remember(self, agent: Agent, partition: str, key: str, goal: str) -> None:
         index = await self.index_for(agent)
@@ -211,9 +173,3 @@ class SemanticResponses:
             if close is not None:
                 await close()
         self._made.clear()
-
-
-def _answer_text(value: Any) -> str:
-    """The text of a cached response (a ``CachedResponse``), or its ``str``."""
-    output = getattr(value, "output", None)
-    return output if isinstance(output, str) else str(value)
