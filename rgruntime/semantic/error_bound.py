@@ -107,14 +107,19 @@ class Evidence:
     """Judged outcomes by similarity bin: how many, and how many were wrong (floats: priors).
 
     Sparse (a dict of the bins that hold something): an entry judged twice holds two bins, not
-    :data:`BINS`.
+    :data:`BINS`. Once it holds more than a few bins, its tails are summed once per change
+    (:meth:`tails`) and read in O(1): the index's evidence is read at every decision.
     """
 
-    __slots__ = ("_bins", "count")
+    __slots__ = ("_bins", "_tails", "count")
+
+    #: Up to this many bins a tail is summed on the spot (cheaper than keeping 2 x 201 sums).
+    SPARSE_BINS: Final = 16
 
     def __init__(self) -> None:
         # bin -> [outcomes, wrong ones]
         self._bins: dict[int, list[float]] = {}
+        self._tails: tuple[list[float], list[float]] | None = None
         self.count = 0.0
 
     def add(self, similarity: float, correct: bool, weight: float = 1.0) -> None:
@@ -125,8 +130,12 @@ class Evidence:
         if not correct:
             counts[1] += weight
         self.count += weight
+        self._tails = None
 
     def _sum(self, start: int, end: int) -> tuple[float, float]:
+        if len(self._bins) > self.SPARSE_BINS:
+            totals, wrongs = self.tails()
+            return totals[start] - totals[end], wrongs[start] - wrongs[end]
         total = wrong = 0.0
         for index, counts in self._bins.items():
             if start <= index < end:
@@ -143,13 +152,15 @@ class Evidence:
         return self._sum(_bin(similarity - width), _bin(similarity + width) + 1)
 
     def tails(self) -> tuple[list[float], list[float]]:
-        """Every bin's tail at once (outcomes, wrong ones), for a threshold scan."""
-        totals, wrongs = [0.0] * (BINS + 1), [0.0] * (BINS + 1)
-        for index in range(BINS - 1, -1, -1):
-            counts = self._bins.get(index, (0.0, 0.0))
-            totals[index] = totals[index + 1] + counts[0]
-            wrongs[index] = wrongs[index + 1] + counts[1]
-        return totals, wrongs
+        """Every bin's tail at once (outcomes, wrong ones); index ``BINS`` holds zeros."""
+        if self._tails is None:
+            totals, wrongs = [0.0] * (BINS + 1), [0.0] * (BINS + 1)
+            for index in range(BINS - 1, -1, -1):
+                counts = self._bins.get(index, (0.0, 0.0))
+                totals[index] = totals[index + 1] + counts[0]
+                wrongs[index] = wrongs[index + 1] + counts[1]
+            self._tails = (totals, wrongs)
+        return self._tails
 
 
 @attrs.frozen(kw_only=True)
