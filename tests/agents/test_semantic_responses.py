@@ -74,12 +74,15 @@ async def test_an_exact_repeat_is_an_exact_hit(client: ResonantGenesis) -> None:
     assert (again.match, again.similarity) == ("exact", None)
 
 
+@pytest.mark.parametrize(
+    "config", [SEMANTIC, {"semantic_cache": {"enabled": True}}], ids=["static", "error-bound"]
+)
 async def test_agents_and_models_never_share_answers(
-    client: ResonantGenesis, provider: SimulatedProvider
+    client: ResonantGenesis, provider: SimulatedProvider, config: dict[str, Any]
 ) -> None:
-    first = await client.agents.create(name="A", cache_config=SEMANTIC)
-    second = await client.agents.create(name="B", cache_config=SEMANTIC)
-    other_model = await client.agents.create(name="C", model="sim-large", cache_config=SEMANTIC)
+    first = await client.agents.create(name="A", cache_config=config)
+    second = await client.agents.create(name="B", cache_config=config)
+    other_model = await client.agents.create(name="C", model="sim-large", cache_config=config)
     await ask(client, first.id, RESET)
     for agent in (second, other_model):
         # Not even for the identical text: another agent's or model's partition is not searched.
