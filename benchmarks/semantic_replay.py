@@ -37,7 +37,7 @@ import numpy as np
 from rich.console import Console
 
 from benchmarks._harness import stderr_note
-from benchmarks.semantic_eval import _table, cache_started, data_dir, qqp_samples
+from benchmarks.semantic_eval import Counts, _table, cache_started, data_dir, qqp_samples
 from rgruntime.semantic.error_bound import (
     ErrorBoundPolicy,
     ErrorBoundSettings,
@@ -73,22 +73,11 @@ class Stream:
 
 
 @dataclass
-class Result:
-    """Hits of one replay."""
+class Result(Counts):
+    """Hits of one replay, and what it verified."""
 
-    asked: int = 0
-    right: int = 0
-    wrong: int = 0
     verified: int = 0
     judged_wrong: int = 0
-
-    @property
-    def hits(self) -> int:
-        return self.right + self.wrong
-
-    @property
-    def hit_rate(self) -> float:
-        return self.hits / self.asked if self.asked else 0.0
 
     @property
     def error_rate(self) -> float:
