@@ -455,6 +455,11 @@ def run(options: RunOptions, console: Console, part: str = "all") -> None:
     )
     if part in ("all", "quality"):
         anyio.run(_quality, console, options.quick)
+    if part in ("all", "replay"):
+        # Imported here: the replay is a module of its own, which imports this one.
+        from benchmarks import semantic_replay
+
+        semantic_replay.run_replay(console, options.quick)
     if part in ("all", "speed"):
         # Imported here: the speed part is a module of its own, which imports this one.
         from benchmarks import semantic_speed
@@ -467,7 +472,7 @@ def run(options: RunOptions, console: Console, part: str = "all") -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.semantic_eval")
     parser.add_argument("--quick", action="store_true", help="smaller samples (indicative)")
-    parser.add_argument("--part", choices=("all", "quality", "speed"), default="all")
+    parser.add_argument("--part", choices=("all", "quality", "replay", "speed"), default="all")
     args = parser.parse_args(argv)
     console = make_console()
     console.print(environment_line(PACKAGES))

@@ -411,6 +411,7 @@ class ResonantGenesis:
         self._cache: CacheAPI | None = None
         self._models: ModelGateway | None = None
         self._executor: Executor | None = None
+        self._semantic: SemanticResponses | None = None
         self._memory: MemoryAPI | None = None
         self._warmer: Warmer | None = None
 
@@ -426,6 +427,7 @@ class ResonantGenesis:
                 runtime, embedder=self._embedder, base_url=self._base_url, api_key=self._api_key
             )
             stack.push_async_callback(semantic.aclose)
+            self._semantic = semantic
             self._executor = Executor(
                 runtime.layer("response"),
                 self._models,
@@ -542,6 +544,14 @@ class ResonantGenesis:
         await self._notify("agent.deleted", agent_id=agent.id, version=agent.version)
 
     async def _agent_created(self, agent: Agent) -> None:
+        if self._semantic is not None:
+            try:
+                # An embedder that cannot run fails here, naming what is missing, not at the
+                # agent's first request.
+                await self._semantic.prepare(agent)
+            except Exception:
+                await self.agents.delete(agent.id)
+                raise
         if self._memory is not None:
             await self._memory.preload_configured(agent)
         await self._notify("agent.created", agent_id=agent.id, version=agent.version)

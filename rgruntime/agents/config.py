@@ -34,6 +34,7 @@ from rgruntime.validation import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_ERROR_RATE",
     "AgentCacheConfig",
     "AutoInvalidateConfig",
     "MemoryCacheConfig",
@@ -83,11 +84,32 @@ class ResponseCacheConfig:
         return cls(**_parse_fields(_RESPONSE_CACHE_KEYS, options, where))
 
 
+def _error_rate(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 0.5:
+        raise ConfigError(
+            field, value, "a share of wrong answers above 0 and at most 0.5, e.g. 0.02"
+        )
+    return float(value)
+
+
+def _judge(value: object, field: str) -> object:
+    if value in ("answer", "model") or callable(value):
+        return value
+    raise ConfigError(
+        field, value, '"answer", "model" or an async function (query, cached, fresh) -> bool'
+    )
+
+
 _SEMANTIC_CACHE_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "enabled": boolean,
-    "similarity_threshold": similarity,
+    "similarity_threshold": optional(similarity),
+    "max_error_rate": optional(_error_rate),
+    "judge": _judge,
     "embedding_model": optional(_model_name),
 }
+
+#: The error bound of semantic caching when neither it nor a similarity threshold is given.
+DEFAULT_MAX_ERROR_RATE: Final = 0.02
 
 
 @attrs.frozen(kw_only=True)
@@ -95,14 +117,25 @@ class SemanticCacheConfig:
     """The guide's ``semantic_cache``: answer similar goals from the cache (off by default)."""
 
     enabled: bool = False
-    # rgruntime.semantic.DEFAULT_THRESHOLD (not imported: it would import numpy); a test keeps
-    # the two equal.
-    similarity_threshold: float = 0.91
+    #: The static mode: serve any verified match at least this similar. None: the error-bound
+    #: mode (the default).
+    similarity_threshold: float | None = None
+    #: The error-bound mode: at most this share of answers served by meaning may be wrong.
+    max_error_rate: float | None = None
+    #: Who judges a verified candidate: "answer" (the default), "model", or an async callable.
+    judge: Any = attrs.field(default="answer", eq=False)
     embedding_model: str | None = None
 
     @classmethod
     def from_mapping(cls, options: object, where: str) -> SemanticCacheConfig:
-        return cls(**_parse_fields(_SEMANTIC_CACHE_KEYS, options, where))
+        fields = _parse_fields(_SEMANTIC_CACHE_KEYS, options, where)
+        if fields.get("similarity_threshold") is not None and fields.get("max_error_rate"):
+            raise ConfigError(
+                f"{where}.max_error_rate",
+                fields["max_error_rate"],
+                "one mode: either similarity_threshold (static) or max_error_rate, not both",
+            )
+        return cls(**fields)
 
 
 _AUTO_INVALIDATE_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {

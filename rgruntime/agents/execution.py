@@ -221,9 +221,12 @@ class Executor:
         fresh: ExecutionResult | None = None
         semantic = self._semantic if uses_semantic_cache(agent) else None
         partition = semantic_partition(material) if semantic is not None else ""
+        pending = None
         if semantic is not None and key not in self._layer:
-            # An exact miss: a similar goal's answer, in the same partition, may serve.
-            hit = await semantic.lookup(agent, partition, goal)
+            # An exact miss: a similar goal's answer, in the same partition, may serve, or be
+            # verified against the fresh answer (the error-bound mode).
+            found = await semantic.lookup(agent, partition, goal)
+            hit, pending = found.hit, found.pending
             if hit is not None:
                 return self._cached_result(
                     agent, session, started, hit.key, hit.value, "semantic", hit.similarity
@@ -276,6 +279,9 @@ class Executor:
         if fresh is not None:
             if semantic is not None:
                 await semantic.remember(agent, partition, key, goal)
+                if pending is not None:
+                    usage, cost = await semantic.settle(agent, pending, fresh.output, self._models)
+                    fresh = attrs.evolve(fresh, usage=fresh.usage + usage, cost=fresh.cost + cost)
             return fresh
         # Answered by the cache, or by an identical request already running: nothing spent.
         return self._cached_result(agent, session, started, key, cached, "exact", None)

@@ -9,6 +9,13 @@ two agents, two models or two conversations never share a partition, so they nev
 answer. A fresh answer is indexed once the layer stored it. The index follows the layer
 (:mod:`rgruntime.semantic.layer_index`): an answer that is evicted, expires or is invalidated
 cannot be found by meaning either.
+
+**Two modes.** With ``similarity_threshold`` (here or in ``response_cache``) a verified match at
+least that similar is served (the static mode). Otherwise (the default) the agent states
+``max_error_rate`` (default 0.02) and :class:`~rgruntime.semantic.error_bound.ErrorBoundPolicy`
+decides per candidate: serve it, or *verify* it (the request runs as a miss, the fresh answer is
+returned, and the judge says whether the cached answer would have been right: that outcome is
+what the policy learns from), or treat it as a miss.
 """
 
 from __future__ import annotations
@@ -17,14 +24,19 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from rgruntime.agents.agent import Agent
+from rgruntime.agents.config import DEFAULT_MAX_ERROR_RATE
 from rgruntime.keys import stable_key
+from rgruntime.providers.types import CompletionRequest, Message, Usage
 from rgruntime.runtime.runtime import Runtime
 
 if TYPE_CHECKING:
+    from rgruntime.agents.models import ModelGateway
+    from rgruntime.semantic.bounded import BoundedLookup, Pending
     from rgruntime.semantic.embedder import Embedder
-    from rgruntime.semantic.layer_index import LayerSemanticIndex, SemanticHit
+    from rgruntime.semantic.layer_index import LayerSemanticIndex
 
 __all__ = ["SemanticResponses", "semantic_partition"]
+
 
 #: Embedding models served by an OpenAI-compatible ``/v1/embeddings`` endpoint: they get the
 #: client's ``base_url`` and ``api_key`` when it has them.
@@ -45,11 +57,20 @@ def uses_semantic_cache(agent: Agent) -> bool:
     )
 
 
-def threshold_of(agent: Agent) -> float:
-    """``response_cache.similarity_threshold`` if set, else ``semantic_cache``'s."""
+def threshold_of(agent: Agent) -> float | None:
+    """The static mode's threshold: ``response_cache.similarity_threshold`` if set, else
+    ``semantic_cache``'s; None in the error-bound mode."""
     config = agent.cache_config
     own = config.response_cache.similarity_threshold
     return own if own is not None else config.semantic_cache.similarity_threshold
+
+
+def error_bound_of(agent: Agent) -> float | None:
+    """The error-bound mode's bound (None in the static mode)."""
+    semantic = agent.cache_config.semantic_cache
+    if semantic.max_error_rate is not None:
+        return semantic.max_error_rate
+    return DEFAULT_MAX_ERROR_RATE if threshold_of(agent) is None else None
 
 
 class SemanticResponses:
@@ -91,12 +112,56 @@ class SemanticResponses:
             self._made[name] = made
         return made
 
+    async def prepare(self, agent: Agent) -> None:
+        """Start the index of an agent that caches by meaning: its embedder is made (and loaded)
+        now, so that one that cannot run raises
+        :class:`~rgruntime.semantic.EmbedderUnavailableError` at the agent's creation."""
+        if uses_semantic_cache(agent):
+            await self.index_for(agent)
+
     async def index_for(self, agent: Agent) -> LayerSemanticIndex:
         return await self._runtime.semantic_index("response", embedder=self._embedder(agent))
 
-    async def lookup(self, agent: Agent, partition: str, goal: str) -> SemanticHit | None:
+    async def lookup(self, agent: Agent, partition: str, goal: str) -> BoundedLookup:
+        """An answer to serve, a candidate to verify (the error-bound mode), or neither."""
+        from rgruntime.semantic.bounded import BoundedLookup, bounded_lookup
+
         index = await self.index_for(agent)
-        return await index.lookup(partition, goal, threshold=threshold_of(agent))
+        bound = error_bound_of(agent)
+        if bound is None:
+            hit = await index.lookup(partition, goal, threshold=threshold_of(agent))
+            return BoundedLookup(hit=hit)
+        return await bounded_lookup(index, bound, partition, goal)
+
+    async def settle(
+        self, agent: Agent, pending: Pending, fresh_answer: str, models: ModelGateway
+    ) -> tuple[Usage, float]:
+        """Judge a verified candidate against the fresh answer and teach the policy.
+
+        Returns what the judge spent (``judge="model"``: one call to the agent's model), for the
+        caller to add to the result's usage and cost.
+        """
+        from rgruntime.semantic.bounded import answer_text, settle
+        from rgruntime.semantic.judges import AnswerJudge, model_judge_prompt, parse_verdict
+
+        judge = agent.cache_config.semantic_cache.judge
+        cached_answer = answer_text(pending.hit.value)
+        spent: list[tuple[Usage, float]] = []
+
+        async def verdict() -> object:
+            if judge == "model":
+                prompt = model_judge_prompt(pending.text, cached_answer, fresh_answer)
+                request = CompletionRequest(
+                    model=agent.model, messages=[Message("user", prompt)], temperature=0.0
+                )
+                call = await models.complete(request, cache=False)
+                spent.append((call.completion.usage, call.cost))
+                return parse_verdict(call.completion.text)
+            chosen = AnswerJudge(pending.index.cache.embedder) if judge == "answer" else judge
+            return await chosen(pending.text, cached_answer, fresh_answer)
+
+        await settle(pending, verdict)
+        return spent[0] if spent else (Usage(), 0.0)
 
     async def remember(self, agent: Agent, partition: str, key: str, goal: str) -> None:
         index = await self.index_for(agent)

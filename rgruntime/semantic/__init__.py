@@ -16,9 +16,17 @@ from rgruntime.semantic.embedder import (
     worker_limiter,
 )
 from rgruntime.semantic.embedding_cache import CachedEmbedder
+from rgruntime.semantic.error_bound import (
+    Decision,
+    ErrorBoundPolicy,
+    ErrorBoundSettings,
+    ErrorBoundStats,
+    Prior,
+)
 from rgruntime.semantic.errors import EmbedderUnavailableError, EmbeddingError
 from rgruntime.semantic.hashing import HashingEmbedder, make_hashing
 from rgruntime.semantic.index import HnswSettings, PartitionIndex
+from rgruntime.semantic.judges import AnswerJudge, Judge
 from rgruntime.semantic.minilm import MiniLMEmbedder, make_minilm
 from rgruntime.semantic.openai_embedder import OpenAIEmbedder, make_openai
 from rgruntime.semantic.records import SemanticMatch, SemanticStats, SimilarityHistogram
@@ -27,16 +35,23 @@ from rgruntime.semantic.verify import LexicalVerifier, RejectionReason, UserVeri
 __all__ = [
     "DEFAULT_EMBEDDER",
     "DEFAULT_THRESHOLD",
+    "AnswerJudge",
     "CachedEmbedder",
+    "Decision",
     "Embedder",
     "EmbedderUnavailableError",
     "EmbeddingError",
+    "ErrorBoundPolicy",
+    "ErrorBoundSettings",
+    "ErrorBoundStats",
     "HashingEmbedder",
     "HnswSettings",
+    "Judge",
     "LexicalVerifier",
     "MiniLMEmbedder",
     "OpenAIEmbedder",
     "PartitionIndex",
+    "Prior",
     "RejectionReason",
     "SemanticCache",
     "SemanticMatch",

@@ -28,6 +28,7 @@ import attrs
 
 from rgruntime._missing import MISSING
 from rgruntime.semantic.cache import SemanticCache
+from rgruntime.semantic.error_bound import ErrorBoundPolicy, ErrorBoundSettings
 from rgruntime.semantic.records import SemanticStats
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ class LayerSemanticIndex:
     def __init__(self, layer: Layer, cache: SemanticCache) -> None:
         self.layer = layer
         self.cache = cache
+        # One policy per error bound asked for: the evidence is about this index's embedder and
+        # verifier, the bound only about what to do with it.
+        self._policies: dict[float, ErrorBoundPolicy] = {}
         # For the layer's lifetime: the index and the layer live and stop with one runtime.
         layer.add_removal_listener(self._removed)
 
@@ -67,6 +71,16 @@ class LayerSemanticIndex:
         # A replaced value keeps its key, and the key derives from the text: the vector stays.
         if reason != "replaced":
             self.cache.remove(key)
+            for policy in self._policies.values():
+                policy.forget((key,))
+
+    def error_bound(self, max_error_rate: float) -> ErrorBoundPolicy:
+        """The serve / verify policy of this index for ``max_error_rate`` (made on first use)."""
+        policy = self._policies.get(max_error_rate)
+        if policy is None:
+            settings = ErrorBoundSettings(max_error_rate=max_error_rate)
+            policy = self._policies[max_error_rate] = ErrorBoundPolicy(settings)
+        return policy
 
     async def lookup(
         self, partition: str, text: str, *, threshold: float | None = None, verify: bool = True
@@ -94,4 +108,5 @@ class LayerSemanticIndex:
             self.cache.remove(key)
 
     def stats(self) -> SemanticStats:
-        return self.cache.stats()
+        bounds = {f"{bound:g}": policy.stats() for bound, policy in self._policies.items()}
+        return attrs.evolve(self.cache.stats(), error_bound=bounds)

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import attrs
 
+from rgruntime.semantic.error_bound import ErrorBoundStats
 from rgruntime.semantic.verify import RejectionReason
 
 __all__ = ["HISTOGRAM_BINS", "SemanticMatch", "SemanticStats", "SimilarityHistogram"]
@@ -92,6 +93,10 @@ class SemanticStats:
     pending_removals: int = 0
     embedded_texts: int = 0
     embedding_cache_entries: int = 0
+    #: Under ``max_error_rate``: each bound's decisions and estimates (served by meaning,
+    #: verified, judged wrong, estimated error rate and its interval, exploration rate), keyed
+    #: by the bound (``"0.02"``). Empty for an index used with static thresholds only.
+    error_bound: Mapping[str, ErrorBoundStats] = attrs.field(factory=dict)
 
     @property
     def misses(self) -> int:
@@ -106,5 +111,8 @@ class SemanticStats:
         record = attrs.asdict(self, recurse=False)
         record["rejections"] = dict(self.rejections)
         record["hit_similarities"] = self.hit_similarities.nonzero()
+        record["error_bound"] = {
+            bound: stats.as_dict() for bound, stats in self.error_bound.items()
+        }
         record.update(misses=self.misses, hit_rate=self.hit_rate)
         return record

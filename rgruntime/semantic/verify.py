@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 RejectionReason = Literal[
-    "number", "negation", "entity", "question", "antonym", "swap", "content", "user"
+    "number", "negation", "entity", "question", "antonym", "contrast", "swap", "content", "user"
 ]
 REJECTION_REASONS: Final[tuple[RejectionReason, ...]] = (
     "number",
@@ -65,6 +65,7 @@ REJECTION_REASONS: Final[tuple[RejectionReason, ...]] = (
     "entity",
     "question",
     "antonym",
+    "contrast",
     "swap",
     "content",
     "user",
@@ -225,6 +226,55 @@ _ANTONYMS: Final = frozenset(
 #: Opposite particles of phrasal verbs (zoom in / out, went up / down, turn on / off): a pair
 #: counts only when each text has one of the two and not the other.
 _PARTICLES: Final = (("up", "down"), ("in", "out"), ("on", "off"))
+
+# The contrast rule: closed classes whose members stand for one another in a sentence, so that
+# the model scores an exchange of two of them as a near paraphrase ("open in the afternoon" /
+# "in the evening" 0.95), while it changes the answer. Written as kinds of words, not from any
+# list of test pairs: exchanging two members of one class is refused at any similarity.
+_CONTRAST_CLASSES: Final = tuple(
+    frozenset(_words(members))
+    for members in (
+        "morning afternoon evening night midnight noon dawn dusk daytime nighttime",
+        "monday tuesday wednesday thursday friday saturday sunday weekday weekend weekdays "
+        "weekends",
+        "january february march april june july august september october november december",
+        "spring summer autumn fall winter",
+        "yesterday today tomorrow tonight",
+        "breakfast brunch lunch dinner supper",
+        "north south east west northern southern eastern western",
+        "indoors outdoors inside outside indoor outdoor",
+        "average mean median mode maximum minimum max min top total peak typical",
+        "key keys value values",
+        "mm millimetre millimetres millimeter millimeters cm centimetre centimetres centimeter "
+        "centimeters metre metres meter meters km kilometre kilometres kilometer kilometers inch "
+        "inches foot feet yard yards mile miles",
+        "mg milligram milligrams gram grams kg kilogram kilograms ounce ounces oz pound pounds "
+        "lb lbs stone tonne tonnes ton tons",
+        "ml millilitre millilitres milliliter milliliters litre litres liter liters cup cups "
+        "pint pints quart quarts gallon gallons teaspoon teaspoons tablespoon tablespoons",
+        "celsius fahrenheit kelvin",
+        "second seconds minute minutes hour hours day days week weeks month months year years "
+        "decade decades",
+        "protein proteins fat fats carb carbs carbohydrate carbohydrates sugar sugars fibre "
+        "fiber calories calorie sodium salt",
+        "height age weight width length depth area population size",
+    )
+)
+# Superlatives are a class of their own: two different ones ask for different things ("the
+# warmest month" / "the coldest"). Words ending in -est that are not superlatives:
+_NOT_SUPERLATIVES: Final = frozenset(
+    _words(
+        "interest forest request test honest modest suggest invest protest harvest digest "
+        "contest arrest guest chest west rest nest quest pest vest crest manifest priest "
+        "conquest earnest contest latest interest ingest unrest attest detest divest infest "
+        "behest bequest everest"
+    )
+)
+_SUPERLATIVE_WORDS: Final = frozenset(_words("most least fewest best worst"))
+# Function words that still give a direction to the two words around them: "from Boston to
+# Chicago", "convert feet to metres", "10 miles in kilometres", "bigger than". ("from" alone is
+# not one: "the Earth from the Moon" is a distance, the same both ways.)
+_DIRECTIONAL: Final = frozenset(_words("to into onto towards toward than in"))
 
 _DEFAULT_NEAR_IDENTICAL: Final = 0.93
 #: Chosen on the even rows of GPTCache's data (flat from 0.05 to 0.3), confirmed on the odd rows
@@ -429,12 +479,33 @@ def _opposites(a: _Text, b: _Text) -> tuple[str, str] | None:
     return None
 
 
+def _is_superlative(word: str) -> bool:
+    return word in _SUPERLATIVE_WORDS or (
+        len(word) > 4 and word.endswith("est") and word not in _NOT_SUPERLATIVES
+    )
+
+
+def _contrasted(a: _Text, b: _Text) -> tuple[str, str] | None:
+    """A word of ``a`` and a word of ``b``, each missing from the other, of one closed class."""
+    only_a, only_b = a.words - b.words, b.words - a.words
+    for word_a in sorted(only_a):
+        for word_b in sorted(only_b):
+            if any(word_a in kind and word_b in kind for kind in _CONTRAST_CLASSES):
+                return word_a, word_b
+            if _is_superlative(word_a) and _is_superlative(word_b):
+                return word_a, word_b
+    return None
+
+
 def _relation(text: str, start: int, end: int) -> list[str] | None:
     """The words of ``text[start:end]`` if they can relate the words on either side of them."""
     between = [word.lower() for word in _SPAN_WORD.findall(text, start, end)]
     if any(word in _SYMMETRIC_OR_PASSIVE for word in between):
         return None
-    return between if any(word not in _FUNCTION_WORDS for word in between) else None
+    # Compared without the other function words: "from PayPal to my bank" / "from my bank to
+    # PayPal" relate the two by "to" both ways.
+    relating = [word for word in between if word not in _FUNCTION_WORDS or word in _DIRECTIONAL]
+    return relating or None
 
 
 def _swapped(a: str, a_text: _Text, b: str, b_text: _Text) -> tuple[str, str] | None:
@@ -491,6 +562,7 @@ class LexicalVerifier:
     entities: bool = True
     questions: bool = True
     antonyms: bool = True
+    contrasts: bool = True
     swaps: bool = True
     max_changed_words: int = 2
     near_identical: float = _DEFAULT_NEAR_IDENTICAL
@@ -553,6 +625,10 @@ class LexicalVerifier:
             pair = _opposites(a, b)
             if pair is not None:
                 return Verdict(False, "antonym", " / ".join(pair))
+        if self.contrasts:
+            pair = _contrasted(a, b)
+            if pair is not None:
+                return Verdict(False, "contrast", " / ".join(pair))
         return None
 
     def _wording(self, a: _Text, b: _Text, similarity: float) -> Verdict | None:

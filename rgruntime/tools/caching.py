@@ -46,6 +46,10 @@ __all__ = [
     "passthrough",
 ]
 
+#: The error bound of ``strategy="semantic"`` without a ``similarity_threshold``: at most 2% of
+#: the results served by meaning wrong, judged by comparing results (docs/semantic.md).
+TOOL_MAX_ERROR_RATE: Final = 0.02
+
 Strategy = Literal["exact", "semantic", "none"]
 
 #: The tool cache strategies of the guide's table.
@@ -619,11 +623,27 @@ async def _semantic_lookup(
     index = await runtime.semantic_index(layer.name, embedder=plan.settings.embedder)
     others = {parameter: value for parameter, value in values.items() if parameter != text_param}
     partition = f"{name}:{digest(plan.function.__module__, plan.settings.version, scope, others)}"
-    hit = await index.lookup(partition, text, threshold=plan.settings.similarity_threshold)
+    threshold = plan.settings.similarity_threshold
+    pending = None
+    if threshold is not None:
+        hit = await index.lookup(partition, text, threshold=threshold)
+    else:
+        # No threshold: the error-bound mode, as for agents' answers (docs/semantic.md).
+        from rgruntime.semantic.bounded import bounded_lookup
+
+        found = await bounded_lookup(index, TOOL_MAX_ERROR_RATE, partition, text)
+        hit, pending = found.hit, found.pending
     if hit is not None:
         record_read_of(layer, hit.key, hit.value)
         return hit.value
     value = await _exact(runtime, layer, plan, key, tags, args, kwargs)
     if key in layer:
         await index.add(partition, key, text)
+    if pending is not None:
+        from rgruntime.semantic.bounded import answer_text, settle
+        from rgruntime.semantic.judges import AnswerJudge
+
+        judge = AnswerJudge(index.cache.embedder)
+        cached = answer_text(pending.hit.value)
+        await settle(pending, lambda: judge(text, cached, answer_text(value)))
     return value

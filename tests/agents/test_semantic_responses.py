@@ -73,12 +73,15 @@ async def test_an_exact_repeat_is_an_exact_hit(client: ResonantGenesis) -> None:
     assert (again.match, again.similarity) == ("exact", None)
 
 
+@pytest.mark.parametrize(
+    "config", [SEMANTIC, {"semantic_cache": {"enabled": True}}], ids=["static", "error-bound"]
+)
 async def test_agents_and_models_never_share_answers(
-    client: ResonantGenesis, provider: SimulatedProvider
+    client: ResonantGenesis, provider: SimulatedProvider, config: dict[str, Any]
 ) -> None:
-    first = await client.agents.create(name="A", cache_config=SEMANTIC)
-    second = await client.agents.create(name="B", cache_config=SEMANTIC)
-    other_model = await client.agents.create(name="C", model="sim-large", cache_config=SEMANTIC)
+    first = await client.agents.create(name="A", cache_config=config)
+    second = await client.agents.create(name="B", cache_config=config)
+    other_model = await client.agents.create(name="C", model="sim-large", cache_config=config)
     await ask(client, first.id, RESET)
     for agent in (second, other_model):
         # Not even for the identical text: another agent's or model's partition is not searched.
@@ -171,8 +174,86 @@ async def test_a_bad_embedder_is_refused() -> None:
         ResonantGenesis(embedder=42)  # type: ignore[arg-type]
 
 
-def test_the_client_default_threshold_is_the_semantic_default() -> None:
+def test_the_error_bound_prior_starts_from_the_static_default() -> None:
     from rgruntime.agents.config import SemanticCacheConfig
     from rgruntime.semantic import DEFAULT_THRESHOLD
+    from rgruntime.semantic.error_bound import ErrorBoundSettings
 
-    assert SemanticCacheConfig().similarity_threshold == DEFAULT_THRESHOLD
+    config = SemanticCacheConfig()
+    assert (config.similarity_threshold, config.max_error_rate) == (None, None)
+    assert ErrorBoundSettings().prior.threshold == DEFAULT_THRESHOLD
+
+
+# -- the error-bound mode (the default) ---------------------------------------------------------
+
+
+async def test_the_default_mode_serves_a_close_paraphrase_under_the_bound(
+    client: ResonantGenesis, provider: SimulatedProvider
+) -> None:
+    agent = await client.agents.create(
+        name="Support Bot", cache_config={"semantic_cache": {"enabled": True}}
+    )
+    await ask(client, agent.id, RESET)
+    second = await ask(client, agent.id, RESET_AGAIN)
+    assert (second.cached, second.match, provider.calls) == (True, "semantic", 1)
+    bounds = client.cache.get_semantic_stats()["response:minilm"].error_bound
+    stats = bounds["0.02"]
+    assert (stats.candidates, stats.served + stats.verified) == (1, 1)
+
+
+async def test_an_unproven_candidate_is_verified_by_the_judge_and_learned(
+    client: ResonantGenesis, provider: SimulatedProvider
+) -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    async def judge(query: str, cached: str, fresh: str) -> bool:
+        seen.append((query, cached, fresh))
+        return False
+
+    # At 1% a cold index serves nothing: every candidate is verified.
+    config = {"semantic_cache": {"enabled": True, "max_error_rate": 0.01, "judge": judge}}
+    agent = await client.agents.create(name="Support Bot", cache_config=config)
+    first = await ask(client, agent.id, RESET)
+    second = await ask(client, agent.id, RESET_AGAIN)
+    assert (second.cached, provider.calls) == (False, 2)
+    assert seen == [(RESET_AGAIN, first.output, second.output)]
+    stats = client.cache.get_semantic_stats()["response:minilm"].error_bound["0.01"]
+    assert (stats.verified, stats.judged, stats.judged_wrong, stats.served) == (1, 1, 1, 0)
+    assert stats.exploration_rate == 1.0
+
+
+async def test_the_model_judge_is_counted_in_usage_and_cost(
+    client: ResonantGenesis, provider: SimulatedProvider
+) -> None:
+    config = {"semantic_cache": {"enabled": True, "max_error_rate": 0.01, "judge": "model"}}
+    agent = await client.agents.create(name="Support Bot", cache_config=config)
+    await ask(client, agent.id, RESET)
+    plain = await ask(client, agent.id, RESET_AGAIN)  # verified: nothing is served cold at 1%
+    assert provider.calls == 3  # two answers and one yes / no question
+    stats = client.cache.get_semantic_stats()["response:minilm"].error_bound["0.01"]
+    assert stats.judged == 1
+    assert plain.usage.total_tokens > 0
+    assert plain.model_calls == 1  # the judge's call is counted in usage, not as an answer
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "accepted"),
+    [
+        ({"max_error_rate": 0}, "semantic_cache.max_error_rate", "above 0"),
+        ({"max_error_rate": True}, "semantic_cache.max_error_rate", "above 0"),
+        ({"judge": 42}, "semantic_cache.judge", "async function"),
+        (
+            {"max_error_rate": 0.02, "similarity_threshold": 0.9},
+            "semantic_cache.max_error_rate",
+            "one mode",
+        ),
+    ],
+)
+async def test_bad_error_bound_settings_are_refused(
+    client: ResonantGenesis, options: dict[str, Any], field: str, accepted: str
+) -> None:
+    with pytest.raises(ConfigError, match=accepted) as raised:
+        await client.agents.create(
+            name="Bot", cache_config={"semantic_cache": {"enabled": True, **options}}
+        )
+    assert field in str(raised.value)

@@ -245,3 +245,65 @@ async def test_a_rejected_first_ranked_candidate_falls_back_to_the_next() -> Non
         assert match.key == "twin"
         assert cache.stats().rejections == {"user": 1}
         group.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("query", "cached", "pair"),
+    [
+        ("Is the museum open in the afternoon?", "Is the museum open in the evening?", "afternoon"),
+        ("What is the top speed of a cheetah?", "What is the average speed of a cheetah?", "top"),
+        (
+            "How do I sort a dict by key in Python?",
+            "How do I sort a dict by value in Python?",
+            "key",
+        ),
+        (
+            "Which month is the warmest in Tokyo?",
+            "Which month is the wettest in Tokyo?",
+            "warmest",
+        ),
+        ("Which planet has the most moons?", "Which planet has the fewest moons?", "most"),
+        ("How many cups are in a litre?", "How many cups are in a gallon?", "litre"),
+    ],
+)
+def test_contrast_rejects_members_of_one_closed_class(query: str, cached: str, pair: str) -> None:
+    # At a similarity that the content rule would let through.
+    verdict = VERIFIER.check(query, cached, 0.97)
+    assert (verdict.accepted, verdict.reason) == (False, "contrast")
+    assert pair in verdict.detail
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("What are the best pizza places in Rome?", "What are the top pizza places in Rome?"),
+        ("Which restaurants are open on Sunday?", "Which restaurants open on Sunday?"),
+        ("What is the interest rate today?", "What's today's interest rate?"),
+    ],
+)
+def test_contrast_lets_other_words_through(query: str, cached: str) -> None:
+    assert VERIFIER.check(query, cached, 0.97).reason != "contrast"
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        (
+            "How long is the drive from Boston to Chicago?",
+            "How long is the drive from Chicago to Boston?",
+        ),
+        ("Convert 3 feet to metres", "Convert 3 metres to feet"),
+        (
+            "How do I send money from PayPal to my bank?",
+            "How do I send money from my bank to PayPal?",
+        ),
+    ],
+)
+def test_swap_rejects_directions_that_trade_places(query: str, cached: str) -> None:
+    verdict = VERIFIER.check(query, cached, 0.98)
+    assert (verdict.accepted, verdict.reason) == (False, "swap")
+
+
+def test_contrast_rule_can_be_turned_off() -> None:
+    off = LexicalVerifier(contrasts=False, max_changed_words=0)
+    assert off.check("Open in the afternoon?", "Open in the evening?", 0.97).accepted

@@ -1,0 +1,78 @@
+"""A lookup by meaning under an error bound, and the settling of a verified candidate.
+
+The glue between a layer's :class:`~rgruntime.semantic.layer_index.LayerSemanticIndex` and its
+:class:`~rgruntime.semantic.error_bound.ErrorBoundPolicy`, shared by the client's answers
+(:mod:`rgruntime.agents.semantic_responses`) and by tool results cached with
+``strategy="semantic"`` (:mod:`rgruntime.tools.caching`):
+
+1. :func:`bounded_lookup` finds the best lexically verified candidate at or above the policy's
+   floor and asks the policy: a hit to serve, a :class:`Pending` candidate to verify, or nothing;
+2. the caller runs the request as a miss and returns the fresh value; then :func:`settle` judges
+   whether the candidate's value would have been right, and the policy learns the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from rgruntime.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from rgruntime.semantic.error_bound import Decision
+    from rgruntime.semantic.layer_index import LayerSemanticIndex, SemanticHit
+
+__all__ = ["BoundedLookup", "Pending", "bounded_lookup", "settle"]
+
+
+@attrs.frozen
+class Pending:
+    """A candidate being verified: judge its value against the fresh one, then learn."""
+
+    index: LayerSemanticIndex
+    bound: float
+    partition: str
+    text: str
+    hit: SemanticHit
+    decision: Decision
+
+
+@attrs.frozen
+class BoundedLookup:
+    """What a lookup found: a value to serve, a candidate to verify, or neither."""
+
+    hit: SemanticHit | None = None
+    pending: Pending | None = None
+
+
+async def bounded_lookup(
+    index: LayerSemanticIndex, bound: float, partition: str, text: str
+) -> BoundedLookup:
+    policy = index.error_bound(bound)
+    hit = await index.lookup(partition, text, threshold=policy.settings.floor)
+    if hit is None:
+        return BoundedLookup()
+    decision = policy.decide(partition, hit.key, hit.similarity)
+    if decision.action == "serve":
+        return BoundedLookup(hit=hit)
+    if decision.action == "verify":
+        return BoundedLookup(pending=Pending(index, bound, partition, text, hit, decision))
+    return BoundedLookup()
+
+
+async def settle(pending: Pending, judge: Callable[[], Awaitable[object]]) -> bool:
+    """Ask ``judge`` whether the candidate would have been right, and teach the policy."""
+    correct = await judge()
+    if not isinstance(correct, bool):
+        raise InvalidArgumentError("the semantic judge returned", correct, "True or False")
+    policy = pending.index.error_bound(pending.bound)
+    policy.record(pending.partition, pending.hit.key, pending.decision, correct)
+    return correct
+
+
+def answer_text(value: Any) -> str:
+    """The text of a cached value: a response's ``output``, else its ``str``."""
+    output = getattr(value, "output", None)
+    return output if isinstance(output, str) else str(value)

@@ -1,0 +1,480 @@
+"""Serve a match by meaning only while its chance of being wrong is known to be within a bound.
+
+Pure and synchronous (no I/O, no clock): the caller owns one :class:`ErrorBoundPolicy` per
+semantic index and asks it, for each candidate match that passed the lexical check, what to do:
+
+- ``"serve"``: the evidence says that answers served at this similarity are wrong at most
+  ``max_error_rate`` of the time, at ``confidence`` (the upper end of a one-sided Wilson interval);
+- ``"verify"``: the evidence is not conclusive, or this is an exploration draw: the caller runs the
+  request as a miss, returns the fresh answer, asks a judge whether the cached answer would have
+  been right, and reports the outcome with :meth:`ErrorBoundPolicy.record`;
+- ``"miss"``: the evidence says matches this far are too often wrong; not even worth judging.
+
+**Evidence, three levels.** Each judged outcome (similarity, right or wrong) is counted for its
+cached entry, for its partition and for the whole index (every partition: the outcomes of other
+partitions teach how far this *embedder* and *verifier* can be trusted; no entry, text or answer
+crosses a partition). The whole index's counts start from a prior (:class:`Prior`, the static
+default threshold written as a few hundred pseudo-outcomes) so that a cold cache behaves like the
+static mode instead of serving nothing.
+
+**The decision** (why a threshold is still learned, and why per level):
+
+1. *The index's threshold.* The promise is about the answers served: among all served at
+   similarity ``s`` or more, at most ``max_error_rate`` wrong. So the index learns the lowest
+   similarity ``t`` whose tail (all outcomes at ``t`` or above) has an upper confidence bound
+   within the bound, and serves candidates at ``t`` or above. Outcomes below ``t`` are those
+   verified while uncertain; above ``t``, those of exploration draws: both are unbiased samples of
+   their similarity, and the tail mixes in the lower, riskier ones first, so it errs safe.
+2. *The partition and the entry can only be stricter* (they hold too few outcomes to be trusted
+   alone): their own tail's error, shrunk towards the index's estimate (``partition_weight``,
+   ``entry_weight`` pseudo-outcomes), must stay within the bound. One wrong judgement of an entry
+   at 0.95 stops it serving at 0.95 and below until right ones outweigh it: that entry has learned
+   that its neighbours often need another answer.
+3. *Misses that are not worth judging.* Where the outcomes around ``s`` (a band of ``band`` on
+   either side, prior included) are wrong more often than the bound even at their lower
+   confidence limit, the candidate is a plain miss.
+
+**Exploration is bounded and decays.** A candidate that may be served is still verified with
+probability ``explore * sqrt(explore_scale / (explore_scale + n))`` (``n``: real outcomes in the
+index's tail at that similarity), never below ``explore_floor``: the estimate keeps being tested
+where it is used, less and less as it firms up. A candidate in the "miss" region is verified with
+probability ``explore_floor`` (the region may have moved). Uncertain candidates are always
+verified: they would be misses anyway, so judging them costs the judge, not a hit.
+
+**Limits** (see docs/semantic.md): the bound holds for outcomes like those already seen (a stream
+whose near misses suddenly change kind is served at the old rate until judged outcomes catch up);
+the confidence is per decision, not corrected for testing many thresholds over time; the judge is
+taken as the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Final, Literal
+
+import attrs
+
+from rgruntime.errors import InvalidArgumentError
+
+__all__ = [
+    "BINS",
+    "Decision",
+    "ErrorBoundPolicy",
+    "ErrorBoundSettings",
+    "ErrorBoundStats",
+    "Evidence",
+    "Prior",
+    "wilson_interval",
+]
+
+#: Similarity is counted in bins of 0.005 over [0, 1].
+BINS: Final = 200
+
+Action = Literal["serve", "verify", "miss"]
+
+
+def _bin(similarity: float) -> int:
+    return min(max(int(similarity * BINS), 0), BINS - 1)
+
+
+def _z(confidence: float) -> float:
+    """The one-sided standard normal quantile of ``confidence`` (e.g. 0.95 -> 1.645)."""
+    # Acklam's rational approximation is overkill here: bisection on erf is exact enough and
+    # runs once per policy.
+    low, high = 0.0, 10.0
+    for _ in range(80):
+        mid = (low + high) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < confidence:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def wilson_interval(wrong: float, total: float, z: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``wrong / total`` (``(0, 1)`` when empty)."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = min(max(wrong / total, 0.0), 1.0)
+    z2 = z * z
+    centre = (p + z2 / (2 * total)) / (1 + z2 / total)
+    half = z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total)) / (1 + z2 / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+class Evidence:
+    """Judged outcomes by similarity bin: how many, and how many were wrong (floats: priors).
+
+    Sparse (a dict of the bins that hold something): an entry judged twice holds two bins, not
+    :data:`BINS`. Once it holds more than a few bins, its tails are summed once per change
+    (:meth:`tails`) and read in O(1): the index's evidence is read at every decision.
+    """
+
+    __slots__ = ("_bins", "_tails", "count")
+
+    #: Up to this many bins a tail is summed on the spot (cheaper than keeping 2 x 201 sums).
+    SPARSE_BINS: Final = 16
+
+    def __init__(self) -> None:
+        # bin -> [outcomes, wrong ones]
+        self._bins: dict[int, list[float]] = {}
+        self._tails: tuple[list[float], list[float]] | None = None
+        self.count = 0.0
+
+    def add(self, similarity: float, correct: bool, weight: float = 1.0) -> None:
+        counts = self._bins.get(_bin(similarity))
+        if counts is None:
+            counts = self._bins[_bin(similarity)] = [0.0, 0.0]
+        counts[0] += weight
+        if not correct:
+            counts[1] += weight
+        self.count += weight
+        self._tails = None
+
+    def _sum(self, start: int, end: int) -> tuple[float, float]:
+        if len(self._bins) > self.SPARSE_BINS:
+            totals, wrongs = self.tails()
+            return totals[start] - totals[end], wrongs[start] - wrongs[end]
+        total = wrong = 0.0
+        for index, counts in self._bins.items():
+            if start <= index < end:
+                total += counts[0]
+                wrong += counts[1]
+        return total, wrong
+
+    def tail(self, similarity: float) -> tuple[float, float]:
+        """(outcomes, wrong ones) at ``similarity``'s bin or above."""
+        return self._sum(_bin(similarity), BINS)
+
+    def band(self, similarity: float, width: float) -> tuple[float, float]:
+        """(outcomes, wrong ones) within ``width`` of ``similarity``."""
+        return self._sum(_bin(similarity - width), _bin(similarity + width) + 1)
+
+    def tails(self) -> tuple[list[float], list[float]]:
+        """Every bin's tail at once (outcomes, wrong ones); index ``BINS`` holds zeros."""
+        if self._tails is None:
+            totals, wrongs = [0.0] * (BINS + 1), [0.0] * (BINS + 1)
+            for index in range(BINS - 1, -1, -1):
+                counts = self._bins.get(index, (0.0, 0.0))
+                totals[index] = totals[index + 1] + counts[0]
+                wrongs[index] = wrongs[index + 1] + counts[1]
+            self._tails = (totals, wrongs)
+        return self._tails
+
+
+@attrs.frozen(kw_only=True)
+class Prior:
+    """What a cold index believes: the static default written as pseudo-outcomes.
+
+    ``weight_above`` outcomes spread evenly from ``threshold`` to 1 with ``error_above`` of them
+    wrong, ``weight_below`` from ``floor`` to ``threshold`` with ``error_below`` wrong. With the
+    defaults a cold index serves, at a bound of 2%, what the static mode serves at 0.91 (verified);
+    at 1% it serves nothing until outcomes are judged; real outcomes outweigh it after a few
+    hundred judgements.
+    """
+
+    threshold: float = 0.91
+    weight_above: float = 300.0
+    error_above: float = 0.005
+    weight_below: float = 60.0
+    error_below: float = 0.25
+
+    def seed(self, evidence: Evidence, floor: float) -> None:
+        # The belief "served from ``threshold`` up, ``error_above`` wrong" sits in the one bin
+        # at the threshold: every tail that includes the threshold carries it whole, so a real
+        # wrong outcome anywhere above counts against all of it at once (spread evenly instead,
+        # the upper bins kept vouching for themselves until each saw its own wrong outcomes).
+        evidence.add(self.threshold, True, self.weight_above * (1 - self.error_above))
+        evidence.add(self.threshold, False, self.weight_above * self.error_above)
+        first, last = _bin(floor), _bin(self.threshold) - 1
+        bins = last - first + 1
+        if bins <= 0 or self.weight_below <= 0:
+            return
+        for index in range(first, last + 1):
+            centre = (index + 0.5) / BINS
+            evidence.add(centre, True, self.weight_below * (1 - self.error_below) / bins)
+            evidence.add(centre, False, self.weight_below * self.error_below / bins)
+
+
+def _unit(field: str, value: object, low: float, high: float, *, open_low: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (low < value if open_low else low <= value)
+        or not value <= high
+    ):
+        interval = f"{'(' if open_low else '['}{low}, {high}]"
+        raise InvalidArgumentError(field, value, f"a number in {interval}")
+    return float(value)
+
+
+@attrs.frozen(kw_only=True)
+class ErrorBoundSettings:
+    """The knobs of :class:`ErrorBoundPolicy` (validated: a bad value names its field)."""
+
+    max_error_rate: float = 0.02
+    confidence: float = 0.95
+    #: Candidates less similar than this are misses, never judged.
+    floor: float = 0.75
+    band: float = 0.02
+    partition_weight: float = 20.0
+    entry_weight: float = 4.0
+    explore: float = 0.1
+    explore_floor: float = 0.01
+    explore_scale: float = 200.0
+    prior: Prior = Prior()
+
+    def __attrs_post_init__(self) -> None:
+        _unit("max_error_rate", self.max_error_rate, 0.0, 0.5, open_low=True)
+        _unit("confidence", self.confidence, 0.5, 0.999)
+        for name in ("floor", "explore", "explore_floor"):
+            _unit(name, getattr(self, name), 0.0, 1.0)
+
+
+@attrs.frozen
+class Decision:
+    """What to do with one candidate, and why (the estimates it was decided on)."""
+
+    action: Action
+    similarity: float
+    #: The index's learned threshold at the time.
+    threshold: float | None
+    #: The estimated chance that this candidate's answer is wrong, and its upper bound.
+    error: float
+    upper: float
+    #: True when the action is an exploration draw (verify where serving was allowed, or where a
+    #: miss was certain).
+    exploring: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ErrorBoundStats:
+    """What the policy decided and learned since it was made."""
+
+    max_error_rate: float
+    confidence: float
+    candidates: int
+    served: int
+    verified: int
+    missed: int
+    judged: int
+    judged_wrong: int
+    #: Verifications of candidates that could have been served (exploration draws): an unbiased
+    #: sample of what was served.
+    explored: int
+    explored_wrong: int
+    #: The served answers' error rate as estimated from ``explored`` and its two-sided Wilson
+    #: interval at ``confidence`` (None until something was explored).
+    estimated_error_rate: float | None
+    error_rate_interval: tuple[float, float] | None
+    #: The model's expectation over what it served (mean of each served candidate's estimate).
+    expected_error_rate: float | None
+    #: Share of candidates that were verified (judged) instead of served or missed.
+    exploration_rate: float
+    threshold: float | None
+    entries: int
+    partitions: int
+
+    def as_dict(self) -> dict[str, object]:
+        return attrs.asdict(self)
+
+
+class ErrorBoundPolicy:
+    """Per-entry, per-partition and index-wide evidence, and the serve / verify / miss rule.
+
+    ``random_draw`` draws the exploration (e.g. a seeded ``random.Random().random`` for a
+    replay). Without it exploration is deterministic: each candidate adds its exploration chance
+    to a credit, and a candidate is explored whenever the credit reaches 1 (exactly the chosen
+    rate, no randomness to make a test or an incident hard to reproduce).
+    """
+
+    def __init__(
+        self,
+        settings: ErrorBoundSettings | None = None,
+        *,
+        random_draw: Callable[[], float] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else ErrorBoundSettings()
+        self._z = _z(self.settings.confidence)
+        self._draw = random_draw
+        self._credit = {"serve": 0.0, "miss": 0.0}
+        self._index = Evidence()
+        self.settings.prior.seed(self._index, self.settings.floor)
+        # Real outcomes only (the prior excluded): how much was learned, for exploration's decay.
+        self._real = Evidence()
+        self._partitions: dict[str, Evidence] = {}
+        self._entries: dict[str, Evidence] = {}
+        self._threshold: float | None = None
+        self._stale = True
+        self.prior_refuted = False
+        self._candidates = self._served = self._verified = self._missed = 0
+        self._judged = self._judged_wrong = self._explored = self._explored_wrong = 0
+        self._expected_sum = 0.0
+
+    # -- deciding ------------------------------------------------------------------------------
+
+    @property
+    def threshold(self) -> float | None:
+        """The lowest similarity the index serves at (None: nowhere yet)."""
+        if self._stale:
+            self._threshold = self._learned_threshold()
+            self._stale = False
+        return self._threshold
+
+    def _learned_threshold(self) -> float | None:
+        bound = self.settings.max_error_rate
+        totals, wrongs = self._index.tails()
+        real_totals, real_wrongs = self._real.tails()
+        vouched = _bin(self.settings.prior.threshold)
+        # The prior is a claim ("from its threshold up, about error_above wrong"); while the
+        # real outcomes there are wrong more often than the bound itself, it is set aside and
+        # the index decides on real outcomes alone (a lower confidence limit above the claim,
+        # tried first, let a stream with 13% wrong there be served for hundreds of requests).
+        real_total, real_wrong = real_totals[vouched], real_wrongs[vouched]
+        if real_total and real_wrong / real_total > bound:
+            vouched = BINS
+        self.prior_refuted = vouched == BINS
+        found: float | None = None
+        # The lowest bin whose tail is within the bound; the scan stops at the floor. Below the
+        # prior's threshold only real outcomes count: the prior vouches for the static default's
+        # range, never for lower similarities.
+        for index in range(BINS - 1, _bin(self.settings.floor) - 1, -1):
+            if index >= vouched:
+                total, wrong = totals[index], wrongs[index]
+            else:
+                total, wrong = real_totals[index], real_wrongs[index]
+            if wilson_interval(wrong, total, self._z)[1] <= bound:
+                found = index / BINS
+        return found
+
+    def _shrunk(self, evidence: Evidence, similarity: float, weight: float, rate: float) -> float:
+        total, wrong = evidence.tail(similarity)
+        return (wrong + weight * rate) / (total + weight)
+
+    def decide(self, partition: str, key: str, similarity: float) -> Decision:
+        """What to do with the candidate ``key`` of ``partition`` found at ``similarity``."""
+        settings = self.settings
+        self._candidates += 1
+        threshold = self.threshold
+        # At or above the learned threshold the index's estimate is that of everything it
+        # serves (its tail from the threshold up: what the promise is about); below, the tail
+        # from the candidate's own similarity.
+        at = threshold if threshold is not None and similarity >= threshold else similarity
+        total, wrong = self._index.tail(at)
+        rate = wrong / total if total else 1.0
+        upper = wilson_interval(wrong, total, self._z)[1]
+        bound = settings.max_error_rate
+        if similarity < settings.floor:
+            return self._count(Decision("miss", similarity, threshold, rate, upper))
+        estimate = rate
+        level = self._partitions.get(partition)
+        if level is not None:
+            estimate = max(
+                estimate,
+                self._shrunk(level, similarity, settings.partition_weight, rate),
+            )
+        entry = self._entries.get(key)
+        if entry is not None:
+            estimate = max(
+                estimate, self._shrunk(entry, similarity, settings.entry_weight, estimate)
+            )
+        servable = threshold is not None and similarity >= threshold and estimate <= bound
+        if servable:
+            learned, _ = self._real.tail(similarity)
+            scale = settings.explore_scale
+            chance = max(
+                settings.explore_floor, settings.explore * math.sqrt(scale / (scale + learned))
+            )
+            if self._explores("serve", chance):
+                return self._count(
+                    Decision("verify", similarity, threshold, estimate, upper, exploring=True)
+                )
+            self._expected_sum += estimate
+            return self._count(Decision("serve", similarity, threshold, estimate, upper))
+        # Real outcomes only: the prior's pessimism below its threshold must not stop the
+        # index from learning there.
+        band_total, band_wrong = self._real.band(similarity, settings.band)
+        if wilson_interval(band_wrong, band_total, self._z)[0] > bound:
+            if self._explores("miss", settings.explore_floor):
+                return self._count(
+                    Decision("verify", similarity, threshold, estimate, upper, exploring=True)
+                )
+            return self._count(Decision("miss", similarity, threshold, estimate, upper))
+        return self._count(Decision("verify", similarity, threshold, estimate, upper))
+
+    def _explores(self, region: str, chance: float) -> bool:
+        if self._draw is not None:
+            return self._draw() < chance
+        credit = self._credit[region] + chance
+        explored = credit >= 1.0
+        self._credit[region] = credit - 1.0 if explored else credit
+        return explored
+
+    def _count(self, decision: Decision) -> Decision:
+        if decision.action == "serve":
+            self._served += 1
+        elif decision.action == "verify":
+            self._verified += 1
+        else:
+            self._missed += 1
+        return decision
+
+    # -- learning ------------------------------------------------------------------------------
+
+    def record(self, partition: str, key: str, decision: Decision | float, correct: bool) -> None:
+        """A judge's verdict on a verified candidate: would ``key``'s answer have been right?"""
+        similarity = _unit(
+            "similarity", decision.similarity if isinstance(decision, Decision) else decision, 0, 1
+        )
+        if not isinstance(correct, bool):
+            raise InvalidArgumentError("correct", correct, "True or False")
+        self._judged += 1
+        self._judged_wrong += not correct
+        if isinstance(decision, Decision) and decision.exploring:
+            threshold = decision.threshold
+            if threshold is not None and similarity >= threshold:
+                self._explored += 1
+                self._explored_wrong += not correct
+        self._index.add(similarity, correct)
+        self._real.add(similarity, correct)
+        level = self._partitions.get(partition)
+        if level is None:
+            level = self._partitions[partition] = Evidence()
+        level.add(similarity, correct)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = Evidence()
+        entry.add(similarity, correct)
+        self._stale = True
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Entries that left the cache: their own evidence goes (what it taught the index
+        and its partition stays)."""
+        for key in keys:
+            self._entries.pop(key, None)
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def stats(self) -> ErrorBoundStats:
+        explored, wrong = self._explored, self._explored_wrong
+        two_sided = _z(1 - (1 - self.settings.confidence) / 2)
+        return ErrorBoundStats(
+            max_error_rate=self.settings.max_error_rate,
+            confidence=self.settings.confidence,
+            candidates=self._candidates,
+            served=self._served,
+            verified=self._verified,
+            missed=self._missed,
+            judged=self._judged,
+            judged_wrong=self._judged_wrong,
+            explored=explored,
+            explored_wrong=wrong,
+            estimated_error_rate=wrong / explored if explored else None,
+            error_rate_interval=wilson_interval(wrong, explored, two_sided) if explored else None,
+            expected_error_rate=self._expected_sum / self._served if self._served else None,
+            exploration_rate=self._verified / self._candidates if self._candidates else 0.0,
+            threshold=self.threshold,
+            entries=len(self._entries),
+            partitions=len(self._partitions),
+        )

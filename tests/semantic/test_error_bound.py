@@ -1,0 +1,172 @@
+"""The serve / verify / miss policy under an error bound (pure and synchronous)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rgruntime.errors import InvalidArgumentError
+from rgruntime.semantic.error_bound import (
+    ErrorBoundPolicy,
+    ErrorBoundSettings,
+    Evidence,
+    Prior,
+    wilson_interval,
+)
+from rgruntime.semantic.judges import normalized, parse_verdict
+
+Z95 = 1.959964
+
+
+def policy(bound: float = 0.02, **options: object) -> ErrorBoundPolicy:
+    return ErrorBoundPolicy(ErrorBoundSettings(max_error_rate=bound, **options))  # type: ignore[arg-type]
+
+
+def test_wilson_interval_matches_known_values() -> None:
+    low, high = wilson_interval(1, 200, Z95)
+    assert low == pytest.approx(0.000883, abs=1e-5)
+    assert high == pytest.approx(0.02772, abs=1e-4)
+    assert wilson_interval(0, 0, Z95) == (0.0, 1.0)
+    assert wilson_interval(0, 100, Z95)[0] == 0.0
+
+
+def test_evidence_counts_tails_and_bands() -> None:
+    evidence = Evidence()
+    evidence.add(0.95, True)
+    evidence.add(0.90, False)
+    evidence.add(0.80, True, weight=2.0)
+    assert evidence.tail(0.9) == (2.0, 1.0)
+    assert evidence.tail(0.96) == (0.0, 0.0)
+    assert evidence.band(0.81, 0.02) == (2.0, 0.0)
+    totals, wrongs = evidence.tails()
+    assert (totals[0], wrongs[0]) == (4.0, 1.0)
+
+
+def test_a_cold_index_serves_what_the_static_default_serves_at_two_percent() -> None:
+    cold = policy(0.02)
+    assert cold.threshold is not None
+    assert 0.9 <= cold.threshold <= 0.91
+    assert cold.decide("p", "k", 0.97).action == "serve"
+    assert cold.decide("p", "k", 0.85).action == "verify"  # uncertain: judged, not served
+    assert cold.decide("p", "k", 0.5).action == "miss"  # below the floor: never judged
+
+
+def test_a_cold_index_serves_nothing_at_one_percent() -> None:
+    cold = policy(0.01)
+    assert cold.threshold is None
+    assert cold.decide("p", "k", 0.99).action == "verify"
+
+
+def test_wrong_outcomes_refute_the_prior_and_stop_serving() -> None:
+    learner = policy(0.02)
+    for _ in range(40):
+        decision = learner.decide("p", "k", 0.95)
+        learner.record("p", "k", decision, False)
+    assert learner.prior_refuted
+    assert learner.threshold is None
+    assert learner.decide("p", "other", 0.99).action != "serve"
+
+
+def test_right_outcomes_lower_the_threshold() -> None:
+    learner = policy(0.05)
+    start = learner.threshold
+    assert start is not None
+    for number in range(400):
+        learner.record("p", f"k{number}", 0.86, True)
+    assert learner.threshold is not None
+    assert learner.threshold < start
+    assert learner.decide("p", "new", 0.87).action in ("serve", "verify")
+
+
+def test_one_entry_judged_wrong_stops_serving_at_and_below_that_similarity() -> None:
+    learner = policy(0.05)
+    for number in range(600):
+        learner.record("p", f"k{number}", 0.97, True)
+    learner.record("p", "bad", 0.96, False)
+    assert all(learner.decide("p", "bad", 0.95).action != "serve" for _ in range(20))
+    others = [learner.decide("p", "good", 0.95).action for _ in range(20)]
+    assert others.count("serve") >= 15  # another entry at the same similarity is served
+    # Its neighbours more similar than the wrong one are still served.
+    served = [learner.decide("p", "bad", 0.99).action for _ in range(20)]
+    assert served.count("serve") >= 15
+
+
+def test_forgetting_an_entry_drops_its_own_evidence() -> None:
+    learner = policy(0.05)
+    learner.record("p", "bad", 0.96, False)
+    assert learner.stats().entries == 1
+    learner.forget(["bad"])
+    assert learner.stats().entries == 0
+
+
+def test_exploration_is_bounded_and_decays() -> None:
+    learner = policy(0.02, explore=0.2, explore_floor=0.01, explore_scale=100)
+    early = [learner.decide("p", "k", 0.97).action for _ in range(100)]
+    assert early.count("verify") == 20  # the deterministic credit: exactly the rate
+    for number in range(10_000):
+        learner.record("p", f"k{number}", 0.97, True)
+    late = [learner.decide("p", "k", 0.97).action for _ in range(1000)]
+    assert late.count("verify") < 30  # 0.2 * sqrt(100 / 10,100) ~ 2%
+    assert late.count("verify") >= 10  # never below the floor
+
+
+def test_a_seeded_draw_replays_identically() -> None:
+    def run() -> list[str]:
+        learner = ErrorBoundPolicy(random_draw=random.Random(3).random)
+        return [learner.decide("p", "k", 0.95).action for _ in range(200)]
+
+    assert run() == run()
+
+
+def test_stats_report_the_decisions_and_the_explored_estimate() -> None:
+    learner = policy(0.02, explore=1.0, explore_floor=1.0)
+    decision = learner.decide("p", "k", 0.97)
+    assert decision.exploring
+    assert decision.action == "verify"
+    learner.record("p", "k", decision, False)
+    stats = learner.stats()
+    assert (stats.candidates, stats.verified, stats.judged, stats.judged_wrong) == (1, 1, 1, 1)
+    assert (stats.explored, stats.explored_wrong) == (1, 1)
+    assert stats.estimated_error_rate == 1.0
+    assert stats.error_rate_interval is not None
+    assert stats.exploration_rate == 1.0
+    assert stats.as_dict()["served"] == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_error_rate", 0),
+        ("max_error_rate", 0.9),
+        ("max_error_rate", "2%"),
+        ("confidence", 1.0),
+        ("explore", -0.1),
+        ("floor", True),
+    ],
+)
+def test_bad_settings_name_their_field(field: str, value: object) -> None:
+    with pytest.raises(InvalidArgumentError, match=field):
+        ErrorBoundSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_bad_verdict_is_refused_and_nothing_is_learned() -> None:
+    learner = policy()
+    before = learner.threshold
+    with pytest.raises(InvalidArgumentError, match="correct"):
+        learner.record("p", "k", 0.95, "yes")  # type: ignore[arg-type]
+    assert learner.stats().judged == 0
+    assert learner.threshold == before
+
+
+def test_a_prior_without_weight_starts_from_nothing() -> None:
+    learner = policy(0.05, prior=Prior(weight_above=0.0, weight_below=0.0))
+    assert learner.threshold is None
+
+
+def test_judge_helpers() -> None:
+    assert normalized("  The ANSWER: 42! ") == "the answer 42"
+    assert parse_verdict("Yes.")
+    assert parse_verdict("YES")
+    assert not parse_verdict("No")
+    assert not parse_verdict("I think yes")
