@@ -450,9 +450,10 @@ class AdapterCache:
 
     # -- lookup / update hooks: the framework makes the call ------------------------------------
 
-    async def begin(self, request: CachedRequest) -> Outcome | None:
+    async def begin(self, request: CachedRequest, *, join: bool = True) -> Outcome | None:
         """Look ``request`` up; on a miss, wait for an identical request in flight, or become
-        the one in flight (call :meth:`finish` with its answer)."""
+        the one in flight (call :meth:`finish` with its answer). ``join=False``: no waiting,
+        for calls that cannot be shared (streams)."""
         self.check_backend()
         self._stats.requests += 1
         if not request.controls.read:
@@ -461,7 +462,7 @@ class AdapterCache:
             hit = await self.lookup(request)
             if hit is not None:
                 return hit
-            if not request.controls.write:
+            if not request.controls.write or not join:
                 return None  # it will not store: nobody can wait for it, nor it for others
             lease = self._leases.get(request.key)
             if lease is None:

@@ -46,6 +46,16 @@ async def runtime() -> AsyncIterator[rgruntime.Runtime]:
         yield opened
 
 
+@pytest.fixture
+async def openai_client(base_url: str) -> AsyncIterator[Any]:
+    """An ``openai.AsyncOpenAI`` on the fake server, closed after the test."""
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
+    async with client:
+        yield client
+
+
 def user_texts(fake: FakeOpenAI) -> list[Any]:
     """The last message of each chat request the fake server received."""
     return [request.body["messages"][-1].get("content") for request in fake.requests]
