@@ -326,11 +326,15 @@ class AdapterCache:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def request(self, *, model: str, exact: Any, context: Any, text: str | None) -> CachedRequest:
+    def request(
+        self, *, model: str, exact: Any, context: Any, text: str | None, tag: str | None = None
+    ) -> CachedRequest:
         """A request keyed by ``exact`` (JSON data: everything that shapes the answer, ``text``
-        included), matched by meaning on ``text`` among the entries sharing ``context``."""
+        included), matched by meaning on ``text`` among the entries sharing ``context``.
+        ``tag``: what the entry is about (default ``model:<model>``)."""
         controls = current_controls()
-        tags = (self.namespace, f"model:{model}", *self.tags, *controls.tags)
+        subject = tag if tag is not None else f"model:{model}"
+        tags = (self.namespace, subject, *self.tags, *controls.tags)
         return CachedRequest(
             key=stable_key(f"{self.namespace}:{model}", exact),
             partition=f"{self.namespace}:{digest(model, context)}",
