@@ -7,6 +7,11 @@ OpenAI-compatible server (``tests/providers/fake_openai.py``) on a loopback sock
 
 from __future__ import annotations
 
+import os
+
+# LiteLLM (and DSPy through it) would fetch a model price map from the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 from collections.abc import AsyncIterator
 from typing import Any
 
