@@ -28,10 +28,11 @@ framework is told zero usage and :class:`AdapterStats` records what was saved.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import anyio
 import attrs
@@ -52,6 +53,7 @@ __all__ = [
     "AdapterStats",
     "CacheControls",
     "CachedRequest",
+    "LoopBridge",
     "Outcome",
     "Stored",
     "cache_controls",
@@ -64,6 +66,7 @@ __all__ = [
 DEFAULT_JOIN_TIMEOUT: Final = 60.0
 
 Match = Literal["exact", "semantic", "joined"]
+T = TypeVar("T")
 
 
 # --- per-call controls ---------------------------------------------------------------------------
@@ -164,6 +167,8 @@ class AdapterStats:
     joined: int = 0
     model_calls: int = 0
     uncacheable: int = 0
+    #: Answers written to the layer (and, semantic on, indexed by meaning).
+    stored: int = 0
     tokens_saved: int = 0
 
     @property
@@ -389,6 +394,7 @@ class AdapterCache:
         if self.semantic and request.text is not None:
             index = await self.semantic_index()
             await index.add(request.partition, request.key, request.text)
+        self._stats.stored += 1
 
     def store_nowait(self, request: CachedRequest, value: Any, tokens: int) -> None:
         """:meth:`store` without suspending and without semantic indexing (synchronous hooks)."""
@@ -397,6 +403,7 @@ class AdapterCache:
             self.layer.set_nowait(
                 request.key, Stored(value, tokens), ttl=self._ttl(request), tags=request.tags
             )
+            self._stats.stored += 1
 
     # -- wrap hooks: the adapter makes the call ------------------------------------------------
 
@@ -450,6 +457,7 @@ class AdapterCache:
         if self.semantic and request.text is not None:
             index = await self.semantic_index()
             await index.add(request.partition, request.key, request.text)
+        self._stats.stored += 1
         return Outcome(stored.value, cached=False)
 
     # -- lookup / update hooks: the framework makes the call ------------------------------------
@@ -507,3 +515,35 @@ def on_event_loop() -> bool:
     except sniffio.AsyncLibraryNotFoundError:
         return False
     return True
+
+
+class LoopBridge:
+    """For frameworks that call their cache synchronously, from worker threads (DSPy, LiteLLM's
+    sync API): run the cache's coroutines on the runtime's asyncio loop and wait for them.
+
+    Made on that loop it remembers it; else pass ``loop``. On the loop's own thread nothing can
+    wait for the loop (it is busy running the caller): :meth:`on_loop` tells the hook to use the
+    adapter's non-waiting methods instead.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None, owner: str) -> None:
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise ConfigError(
+                    "loop",
+                    None,
+                    f"the runtime's asyncio event loop: make {owner} inside it, or pass loop=",
+                ) from None
+        self.loop = loop
+
+    def on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    def wait(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the runtime's loop and wait for it (from another thread)."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Coroutine, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from dspy.clients.cache import Cache
 
@@ -39,6 +39,7 @@ from rgruntime.adapters.common import (
     AdapterCache,
     AdapterStats,
     CachedRequest,
+    LoopBridge,
     jsonable,
 )
 from rgruntime.errors import ConfigError
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
     from rgruntime.runtime.runtime import Runtime
 
 __all__ = ["RGDSPyCache"]
-
-T = TypeVar("T")
 
 #: What DSPy leaves out of its own keys (``dspy.clients.lm``): where and as whom, not what.
 _IGNORED: Final = ("api_key", "api_base", "base_url")
@@ -125,16 +124,7 @@ class RGDSPyCache(Cache):
     ) -> None:
         # DSPy's own memory and disk tiers stay off: the runtime is the cache.
         super().__init__(enable_disk_cache=False, enable_memory_cache=False, disk_cache_dir=None)
-        if loop is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                raise ConfigError(
-                    "loop",
-                    None,
-                    "the runtime's asyncio event loop: make RGDSPyCache inside it, or pass loop=",
-                ) from None
-        self._loop = loop
+        self._bridge = LoopBridge(loop, "RGDSPyCache")
         self.adapter = AdapterCache(
             cache,
             namespace="dspy",
@@ -161,24 +151,14 @@ class RGDSPyCache(Cache):
             text=text,
         )
 
-    def _on_loop(self) -> bool:
-        try:
-            return asyncio.get_running_loop() is self._loop
-        except RuntimeError:
-            return False
-
-    def _wait(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run ``work`` on the runtime's loop and wait for it (from another thread)."""
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
-
     def get(
         self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None
     ) -> Any:
         cached = self._request(request, ignored_args_for_cache_key)
-        if self._on_loop():
+        if self._bridge.on_loop():
             outcome = self.adapter.lookup_nowait(cached)
         else:
-            outcome = self._wait(self.adapter.begin(cached))
+            outcome = self._bridge.wait(self.adapter.begin(cached))
         # A copy: DSPy changes what it is given (usage, cache_hit), the cache keeps the original.
         return None if outcome is None else copy.deepcopy(outcome.value)
 
@@ -191,18 +171,18 @@ class RGDSPyCache(Cache):
     ) -> None:
         cached = self._request(request, ignored_args_for_cache_key)
         stored, tokens = copy.deepcopy(value), _usage_tokens(value)
-        if self._on_loop():
+        if self._bridge.on_loop():
             if _cacheable(value):
                 self.adapter.store_nowait(cached, stored, tokens)
             return
-        self._wait(self.adapter.finish(cached, stored, tokens, cacheable=_cacheable(value)))
+        self._bridge.wait(self.adapter.finish(cached, stored, tokens, cacheable=_cacheable(value)))
 
     def reset_memory_cache(self) -> None:
         """Remove this cache's entries (DSPy's own name for clearing its memory tier)."""
-        if self._on_loop():
+        if self._bridge.on_loop():
             raise ConfigError(
                 "RGDSPyCache.reset_memory_cache",
                 "called on the event loop",
                 "await cache.adapter.invalidate() there",
             )
-        self._wait(self.adapter.invalidate())
+        self._bridge.wait(self.adapter.invalidate())
