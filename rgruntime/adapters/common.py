@@ -58,7 +58,9 @@ __all__ = [
     "Stored",
     "cache_controls",
     "jsonable",
+    "message_text",
     "on_event_loop",
+    "split_last_user",
 ]
 
 #: How long a request waits for an identical one in flight (lookup / update hooks) before it
@@ -224,6 +226,36 @@ def _jsonable_object(value: Any) -> Any:
     if fields is not None:
         return {name: jsonable(getattr(value, name)) for name in fields}
     return repr(value)
+
+
+def message_text(content: Any) -> str | None:
+    """A chat message's text: its content string, or its text parts joined (None when a part is
+    not text: an image or a file is not matched by meaning)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        texts = [part.get("text") if isinstance(part, Mapping) else None for part in content]
+        if all(isinstance(text, str) for text in texts):
+            return "\n".join(texts)  # type: ignore[arg-type]
+    return None
+
+
+def split_last_user(
+    messages: Any, *, content_keys: tuple[str, ...] = ("content",)
+) -> tuple[str | None, Any]:
+    """The text of the last ``role: user`` message (chat dicts), and the messages with that text
+    left out: what a paraphrase changes, and the context it must share."""
+    if not isinstance(messages, list):
+        return None, messages
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            body = next((key for key in content_keys if key in message), content_keys[0])
+            text = message_text(message.get(body))
+            if text is None:
+                return None, messages
+            return text, [*messages[:index], {**message, body: None}, *messages[index + 1 :]]
+    return None, messages
 
 
 def _semantic_options(semantic: bool | Mapping[str, Any]) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ from rgruntime.adapters.common import (
     CachedRequest,
     LoopBridge,
     jsonable,
+    split_last_user,
 )
 from rgruntime.errors import ConfigError
 
@@ -55,35 +56,15 @@ _IGNORED: Final = ("api_key", "api_base", "base_url")
 _INCOMPLETE: Final = frozenset({"length", "content_filter"})
 
 
-def _text_of(content: Any) -> str | None:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [part.get("text") for part in content if isinstance(part, Mapping)]
-        if texts and all(isinstance(text, str) for text in texts):
-            return "\n".join(texts)  # type: ignore[arg-type]
-    return None
-
-
 def _split(request: dict[str, Any]) -> tuple[str | None, Any]:
-    """The last user message's text, and the request with that text left out."""
+    """The last user message's text, and the request with that text left out (DSPy's LiteLLM
+    requests hold ``messages``; its native ones a ``request`` holding them, with ``parts``)."""
     inner = request.get("request")
-    holder: dict[str, Any] = dict(inner) if isinstance(inner, Mapping) else request
-    messages = holder.get("messages")
-    if not isinstance(messages, list):
-        return None, request
-    for index in range(len(messages) - 1, -1, -1):
-        message = messages[index]
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            body = "content" if "content" in message else "parts"
-            text = _text_of(message.get(body))
-            if text is None:
-                break
-            blanked = [*messages[:index], {**message, body: None}, *messages[index + 1 :]]
-            if not isinstance(inner, Mapping):
-                return text, {**request, "messages": blanked}
-            return text, {**request, "request": {**holder, "messages": blanked}}
-    return None, request
+    if not isinstance(inner, Mapping):
+        text, messages = split_last_user(request.get("messages"))
+        return text, {**request, "messages": messages}
+    text, messages = split_last_user(inner.get("messages"), content_keys=("content", "parts"))
+    return text, {**request, "request": {**inner, "messages": messages}}
 
 
 def _usage_tokens(value: Any) -> int:

@@ -47,6 +47,7 @@ from rgruntime.adapters.common import (
     CachedRequest,
     LoopBridge,
     cache_controls,
+    split_last_user,
 )
 
 if TYPE_CHECKING:
@@ -86,19 +87,6 @@ def _zeroed(value: Any) -> Any:
     return {**value, "response": json.dumps(response) if was_text else response}
 
 
-def _last_user_text(messages: Any) -> tuple[str | None, Any]:
-    if not isinstance(messages, list):
-        return None, messages
-    for index in range(len(messages) - 1, -1, -1):
-        message = messages[index]
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            content = message.get("content")
-            if not isinstance(content, str):
-                break
-            return content, [*messages[:index], {**message, "content": ""}, *messages[index + 1 :]]
-    return None, messages
-
-
 class RGLiteLLMCache(BaseCache):
     """A LiteLLM cache backend over an rgruntime layer (see the module documentation).
 
@@ -134,7 +122,7 @@ class RGLiteLLMCache(BaseCache):
         return self.adapter.stats()
 
     def _request(self, key: str, call: Mapping[str, Any]) -> CachedRequest:
-        text, rest = _last_user_text(call.get("messages"))
+        text, rest = split_last_user(call.get("messages"))
         partition: Any = None
         if text is not None and self.key_maker is not None:
             # LiteLLM's own key of the call with the text left out: every parameter LiteLLM

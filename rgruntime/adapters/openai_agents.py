@@ -47,7 +47,14 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-from rgruntime.adapters.common import AdapterCache, AdapterStats, CachedRequest, Outcome, jsonable
+from rgruntime.adapters.common import (
+    AdapterCache,
+    AdapterStats,
+    CachedRequest,
+    Outcome,
+    jsonable,
+    split_last_user,
+)
 
 if TYPE_CHECKING:
     from agents.agent_output import AgentOutputSchemaBase
@@ -90,29 +97,6 @@ def _normalized(value: Any, call_ids: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_normalized(item, call_ids) for item in value]
     return value
-
-
-def _user_text(item: Mapping[str, Any]) -> str | None:
-    content = item.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [part.get("text") for part in content if isinstance(part, Mapping)]
-        if parts and all(isinstance(part, str) for part in parts):
-            return "\n".join(parts)  # type: ignore[arg-type]
-    return None
-
-
-def _split_input(items: list[Any]) -> tuple[str | None, list[Any]]:
-    """The last user message's text, and the input with that text left out."""
-    for index in range(len(items) - 1, -1, -1):
-        item = items[index]
-        if isinstance(item, Mapping) and item.get("role") == "user":
-            text = _user_text(item)
-            if text is None:
-                break
-            return text, [*items[:index], {**item, "content": None}, *items[index + 1 :]]
-    return None, items
 
 
 def _tool_schema(tool: Any) -> dict[str, Any]:
@@ -247,7 +231,7 @@ class CachedModel(Model):
         items = _normalized(
             jsonable([{"role": "user", "content": given}] if isinstance(given, str) else given), {}
         )
-        text, rest = _split_input(items)
+        text, rest = split_last_user(items)
         context = {
             "instructions": call.system_instructions,
             "settings": jsonable(call.model_settings.to_json_dict()),
