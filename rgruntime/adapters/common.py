@@ -41,6 +41,7 @@ import sniffio
 from rgruntime._missing import MISSING
 from rgruntime.errors import ConfigError, InvalidArgumentError
 from rgruntime.keys import digest, stable_key
+from rgruntime.runtime.dependencies import record_read_of
 
 if TYPE_CHECKING:
     from rgruntime.agents.client import ResonantGenesis
@@ -384,7 +385,12 @@ class AdapterCache:
     def _ttl(self, request: CachedRequest) -> float | str | None:
         return request.controls.ttl if request.controls.ttl is not None else self.ttl
 
-    def _hit(self, stored: Stored, match: Match, similarity: float | None = None) -> Outcome:
+    def _hit(
+        self, stored: Stored, match: Match, similarity: float | None = None, *, key: str
+    ) -> Outcome:
+        # Inside a recorded computation (an rgruntime agent's run, a cached tool), its result now
+        # depends on this entry: invalidating the entry invalidates the result.
+        record_read_of(self.layer, key, stored)
         if match == "exact":
             self._stats.exact_hits += 1
         elif match == "semantic":
@@ -400,12 +406,12 @@ class AdapterCache:
         if request.key in layer:  # not counted as a miss: a semantic hit may follow
             stored = layer.get_nowait(request.key, MISSING)
             if isinstance(stored, Stored):
-                return self._hit(stored, "exact")
+                return self._hit(stored, "exact", key=request.key)
         if self.semantic and request.text is not None:
             index = await self.semantic_index()
             found = await index.lookup(request.partition, request.text, threshold=self._threshold)
             if found is not None and isinstance(found.value, Stored):
-                return self._hit(found.value, "semantic", found.similarity)
+                return self._hit(found.value, "semantic", found.similarity, key=found.key)
         return None
 
     def lookup_nowait(self, request: CachedRequest) -> Outcome | None:
@@ -414,15 +420,15 @@ class AdapterCache:
         if not request.controls.read:
             return None
         stored = self.layer.get_nowait(request.key, MISSING)
-        return self._hit(stored, "exact") if isinstance(stored, Stored) else None
+        return self._hit(stored, "exact", key=request.key) if isinstance(stored, Stored) else None
 
     async def store(self, request: CachedRequest, value: Any, tokens: int) -> None:
         """Cache ``value`` (unless the controls say not to) and index its text by meaning."""
         if not request.controls.write:
             return
-        await self.layer.set(
-            request.key, Stored(value, tokens), ttl=self._ttl(request), tags=request.tags
-        )
+        stored = Stored(value, tokens)
+        await self.layer.set(request.key, stored, ttl=self._ttl(request), tags=request.tags)
+        record_read_of(self.layer, request.key, stored)
         if self.semantic and request.text is not None:
             index = await self.semantic_index()
             await index.add(request.partition, request.key, request.text)
@@ -432,9 +438,9 @@ class AdapterCache:
         """:meth:`store` without suspending and without semantic indexing (synchronous hooks)."""
         self._stats.model_calls += 1
         if request.controls.write:
-            self.layer.set_nowait(
-                request.key, Stored(value, tokens), ttl=self._ttl(request), tags=request.tags
-            )
+            stored = Stored(value, tokens)
+            self.layer.set_nowait(request.key, stored, ttl=self._ttl(request), tags=request.tags)
+            record_read_of(self.layer, request.key, stored)
             self._stats.stored += 1
 
     # -- wrap hooks: the adapter makes the call ------------------------------------------------
@@ -485,7 +491,8 @@ class AdapterCache:
         except _Uncacheable as answer:
             return Outcome(answer.value, cached=False, match=None if ran_here else "joined")
         if not ran_here:
-            return self._hit(stored, "joined")
+            return self._hit(stored, "joined", key=request.key)
+        record_read_of(self.layer, request.key, stored)
         if self.semantic and request.text is not None:
             index = await self.semantic_index()
             await index.add(request.partition, request.key, request.text)
@@ -520,7 +527,7 @@ class AdapterCache:
                 return None
             stored = self.layer.get_nowait(request.key, MISSING)
             if isinstance(stored, Stored):
-                return self._hit(stored, "joined")
+                return self._hit(stored, "joined", key=request.key)
             # It was not stored (uncacheable): look again, and take the lease if it is free.
 
     async def finish(

@@ -121,6 +121,29 @@ async def test_an_adapter_can_use_a_resonant_genesis_client() -> None:
         assert client.cache.get_stats().layers["model"].entries == 1
 
 
+async def test_an_agent_answer_depends_on_the_adapter_entries_it_used() -> None:
+    """A framework call made inside an rgruntime agent's run is a dependency of its answer:
+    invalidating the adapter's entry by tag invalidates the cached answer too."""
+    async with rgruntime.ResonantGenesis() as client:
+        cache = AdapterCache(client, namespace="demo", tags=["kb"])
+        runs = 0
+
+        async def run(context: Any) -> str:
+            nonlocal runs
+            runs += 1
+            outcome = await cache.fetch(request_for(cache, "q"), _answer("a"), tokens_of=len)
+            return f"agent says {outcome.value}"
+
+        agent = await client.agents.create(name="Framework agent", runner=run)
+        first = await client.sessions.execute(agent_id=agent.id, goal="Question")
+        assert (await client.sessions.execute(agent_id=agent.id, goal="Question")).cached
+        assert await client.cache.invalidate(tags=["kb"]) == 2  # the entry and the answer
+        again = await client.sessions.execute(agent_id=agent.id, goal="Question")
+        assert not again.cached
+        assert again.output == first.output == "agent says a"
+        assert runs == 2
+
+
 def test_on_trio_the_adapters_say_they_need_asyncio() -> None:
     async def main() -> None:
         async with rgruntime.open_runtime() as runtime:
