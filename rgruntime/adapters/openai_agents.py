@@ -55,6 +55,7 @@ from rgruntime.adapters.common import (
     jsonable,
     split_last_user,
 )
+from rgruntime.errors import ConfigError
 
 if TYPE_CHECKING:
     from agents.agent_output import AgentOutputSchemaBase
@@ -209,7 +210,9 @@ class CachedModel(Model):
         name: str | None = None,
     ) -> None:
         if not isinstance(model, Model):
-            raise TypeError(f"model: {model!r} is not an agents Model")
+            raise ConfigError(
+                "model", model, "an agents Model to wrap (OpenAIChatCompletionsModel...)"
+            )
         self.inner = model
         inner_name = getattr(model, "model", None)
         self.model = name or (inner_name if isinstance(inner_name, str) else type(model).__name__)

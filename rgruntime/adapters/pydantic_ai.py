@@ -39,6 +39,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.usage import RequestUsage
 
 from rgruntime.adapters.common import AdapterCache, AdapterStats, jsonable
+from rgruntime.errors import ConfigError
 
 if TYPE_CHECKING:
     from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapToolExecuteHandler
@@ -123,7 +124,9 @@ class RGCacheCapability(AbstractCapability[Any]):
 
     def __post_init__(self) -> None:
         if isinstance(self.cache_tools, str):
-            raise TypeError(f"cache_tools: {self.cache_tools!r} is one string, not a list of names")
+            raise ConfigError(
+                "cache_tools", self.cache_tools, "a list of tool names, not one string"
+            )
         self._models = AdapterCache(
             self.cache,
             namespace="pydantic_ai",

@@ -21,6 +21,7 @@ from openai.types.responses import ResponseTextDeltaEvent
 import rgruntime
 from rgruntime.adapters import cache_controls
 from rgruntime.adapters.openai_agents import CachedModel
+from rgruntime.errors import ConfigError
 from tests.adapters.conftest import PARAPHRASE, QUESTION, UNRELATED, user_texts
 from tests.providers.fake_openai import FakeOpenAI, Reply
 
@@ -227,7 +228,7 @@ async def test_model_errors_reach_every_waiter_and_are_not_cached(
 def test_wrapping_something_else_is_refused() -> None:
     async def main() -> None:
         async with rgruntime.open_runtime() as runtime:
-            with pytest.raises(TypeError, match="agents Model"):
+            with pytest.raises(ConfigError, match="agents Model"):
                 CachedModel("gpt-4o", runtime)  # type: ignore[arg-type]
 
     anyio.run(main)

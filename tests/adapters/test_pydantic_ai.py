@@ -15,6 +15,7 @@ from pydantic_ai.providers.openai import OpenAIProvider
 import rgruntime
 from rgruntime.adapters import cache_controls
 from rgruntime.adapters.pydantic_ai import RGCacheCapability
+from rgruntime.errors import ConfigError
 from tests.adapters.conftest import PARAPHRASE, QUESTION, UNRELATED, user_texts
 from tests.providers.fake_openai import FakeOpenAI, Reply
 
@@ -187,7 +188,7 @@ async def test_truncated_answers_are_returned_but_not_cached(
 def test_cache_tools_must_be_a_list_of_names() -> None:
     async def main() -> None:
         async with rgruntime.open_runtime() as runtime:
-            with pytest.raises(TypeError, match="cache_tools"):
+            with pytest.raises(ConfigError, match="cache_tools"):
                 RGCacheCapability(runtime, cache_tools="get_weather")
 
     anyio.run(main)
