@@ -1,10 +1,12 @@
-"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``.
+"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``adapters``.
 
 ``nox -s tests`` is the command CI runs (``.ci/run``): it installs everything the suite needs into
 its own virtual environment.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -17,6 +19,28 @@ def tests(session: nox.Session) -> None:
     """The whole test suite, every async test on asyncio and on trio."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+#: The framework versions the adapters were checked with (the extras allow newer minors).
+ADAPTER_PINS = (
+    "langchain-core==1.8.3",
+    "langchain-openai==1.7.4",
+    "openai-agents==0.25.0",
+    "pydantic-ai-slim[openai]==2.78.0",
+    "dspy==3.4.1",
+    "litellm==1.110.2",
+)
+
+
+@nox.session
+def adapters(session: nox.Session) -> None:
+    """The framework adapters against the real frameworks (tests/adapters, the integration
+    examples, mypy on the adapter modules). The core install stays free of every framework."""
+    session.install("-e", ".[adapters,typecheck]", *ADAPTER_PINS)
+    session.run("pytest", "tests/adapters", *session.posargs)
+    session.run(
+        "mypy", "--strict", *sorted(str(path) for path in Path("rgruntime/adapters").glob("*.py"))
+    )
 
 
 @nox.session

@@ -38,7 +38,11 @@ ASYNCIO_ONLY = {"guide_apscheduler.py"}
 
 
 def test_every_example_is_checked() -> None:
-    assert sorted(path.name for path in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+    # examples/integrations_*.py need an agent framework: tests/adapters/test_examples.py runs them.
+    core = [
+        path.name for path in EXAMPLES.glob("*.py") if not path.name.startswith("integrations_")
+    ]
+    assert sorted(core) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize(
