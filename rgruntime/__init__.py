@@ -50,7 +50,7 @@ from rgruntime.errors import (
     RuntimeClosedError,
 )
 from rgruntime.policies import EvictionPolicy, LRUPolicy, TTLPolicy
-from rgruntime.runtime import CacheStats, Layer, LayerStatistics, Runtime, open_runtime
+from rgruntime.runtime import CacheStats, Layer, LayerStatistics, Lookup, Runtime, open_runtime
 from rgruntime.runtime.dependencies import DependencyGraph, record_read
 from rgruntime.runtime.runtime import current_runtime, use_runtime
 from rgruntime.sizing import estimate_size
@@ -84,6 +84,7 @@ __all__ = [
     "LayerStatistics",
     "LoadInterruptedError",
     "LoaderRecursionError",
+    "Lookup",
     "MemoryConfig",
     "MemoryRecord",
     "MemoryResult",

@@ -77,6 +77,7 @@ _LAYER_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "tiers": _tiers,
     "write_buffer_size": positive_int,
     "evictable": boolean,
+    "stale_if_error": optional_duration,
 }
 
 
@@ -112,6 +113,9 @@ class LayerConfig:
     #: Pending writes after which a writer waits for the actor to catch up (backpressure).
     write_buffer_size: int = 4096
     evictable: bool = True
+    #: Seconds an expired entry is kept to answer a load of its key whose loader fails
+    #: (stale-if-error; None: off). See rgruntime.runtime.stale.
+    stale_if_error: float | None = None
 
     def __attrs_post_init__(self) -> None:
         where = f"layers.{self.name}"

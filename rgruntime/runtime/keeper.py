@@ -90,7 +90,9 @@ class Keeper:
         return len(self._policy)
 
     def next_deadline(self) -> float:
-        return self._timers.next_deadline()
+        stale = self._state.stale
+        deadline = self._timers.next_deadline()
+        return deadline if stale is None else min(deadline, stale.next_deadline())
 
     def over_bounds(self) -> bool:
         """Whether the layer holds more than ``max_entries`` entries or its byte budget."""
@@ -115,6 +117,8 @@ class Keeper:
             self._replay()
         now = state.clock.now()
         behind = False
+        if state.stale is not None:
+            state.size_bytes -= state.stale.drop_due(now)
         if self._timers.next_deadline() <= now:
             behind = self._expire(now, time.perf_counter() + SLICE_SECONDS)
         if self.over_bounds():
@@ -190,16 +194,38 @@ class Keeper:
             else:
                 self._remove(entry, "expired")
                 self._state.expirations += 1
+                self._keep_stale(entry)
             if count % _CHECK_EVERY == 0 and time.perf_counter() > until:
                 return self._timers.next_deadline() <= now
         return False
 
+    def _keep_stale(self, entry: Entry) -> None:
+        stale = self._state.stale
+        if stale is not None:
+            stale.keep(entry)
+            self._state.size_bytes += entry.size  # held still: counted in the budget
+
+    def drop_stale(self, selection: Selection | None) -> None:
+        """Forget the stale copies ``selection`` selects (None: all of them)."""
+        state = self._state
+        stale = state.stale
+        if stale is None:
+            return
+        if selection is None:
+            state.size_bytes -= stale.clear()
+            return
+        for key in stale.matching(selection):
+            state.size_bytes -= stale.drop(key)
+
     def _evict(self) -> None:
-        """Evict until within the bounds."""
+        """Evict until within the bounds: stale copies first, then what the policy names."""
         state = self._state
         entries = state.entries
         policy = self._policy
         self.pinned_over = False
+        stale = state.stale
+        while stale and self.over_bounds():
+            state.size_bytes -= stale.drop_oldest()
         while self.over_bounds():
             try:
                 key = policy.victim()

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import anyio
 import anyio.abc
+import attrs
 
 from rgruntime.config import LayerConfig
 from rgruntime.errors import (
@@ -43,13 +44,27 @@ from rgruntime.runtime.stats import CacheStats, LayerStatistics
 from rgruntime.sizing import estimate_size, weigh
 from rgruntime.units import parse_duration
 
-__all__ = ["Layer", "SlidingLayer", "layer_class", "new_layer"]
+__all__ = ["Layer", "Lookup", "SlidingLayer", "layer_class", "new_layer"]
 
 #: The least cost a load is given: a load that took no measurable time still cost something.
 _MIN_COST: Final = 1e-6
 
 T = TypeVar("T")
 D = TypeVar("D")
+
+
+@attrs.frozen
+class Lookup(Generic[T]):
+    """What :meth:`Layer.lookup` found: the ``value``, its ``source`` (``"hit"``, ``"loaded"``
+    or ``"stale"``) and, for a stale answer, the loader's ``error`` it stands in for."""
+
+    value: T
+    source: Literal["hit", "loaded", "stale"]
+    error: BaseException | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.source == "stale"
 
 
 class Layer:
@@ -159,6 +174,37 @@ class Layer:
             entry.fresh_hits = fresh + 1
             return entry.value  # type: ignore[no-any-return]
         return await self._load(key, loader, ttl, tags, size, cost)  # type: ignore[no-any-return]
+
+    async def lookup(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | str | None = None,
+        tags: Iterable[str] = (),
+        size: int | None = None,
+        cost: float | None = None,
+    ) -> Lookup[T]:
+        """:meth:`get_or_load`, saying where the value came from: ``"hit"``, ``"loaded"``, or
+        ``"stale"`` (the loader failed, and the layer's ``stale_if_error`` let an expired copy
+        answer; ``error`` is the loader's exception)."""
+        try:
+            entry = self._entries[key]
+        except (KeyError, TypeError):
+            entry = None
+        if entry is not None and entry.expires_at > self._now():
+            fresh = entry.fresh_hits
+            if not fresh:
+                self._log(entry)
+            entry.fresh_hits = fresh + 1
+            return Lookup(entry.value, "hit")
+        load = self._join(key, loader, ttl, tags, size, cost)
+        if load is None:  # a disabled layer: the loader ran in this task
+            return Lookup(await loader(), "loaded")
+        value = await load.wait()
+        if load.stale_error is not None:
+            return Lookup(value, "stale", load.stale_error)
+        return Lookup(value, "loaded")
 
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` holds a live entry (not counted as a hit or a miss)."""
@@ -278,6 +324,8 @@ class Layer:
         key = check_key(key)
         self._discard_load(key)
         state = self._state
+        if state.stale is not None:
+            state.drop_stale(key)
         old = state.entries.pop(key, None)
         if old is None:
             return False
@@ -350,6 +398,7 @@ class Layer:
             expirations=state.expirations,
             invalidations=state.invalidations,
             oversize_rejections=state.oversize_rejections,
+            stale_served=state.stale_served,
             entries=len(state.entries),
             size_bytes=state.size_bytes,
             max_entries=self.config.max_entries,
@@ -376,6 +425,7 @@ class Layer:
             removal_listeners=len(state.listeners),
             listener_failures=state.listeners.failures,
             pending_accesses=len(state.log) - state.writes_pending,
+            stale_copies=0 if state.stale is None else len(state.stale),
         )
 
     # -- internals -------------------------------------------------------------------------------
@@ -434,6 +484,8 @@ class Layer:
         state.size_bytes += entry.size
         if old is not None:
             state.retire(old)
+        if state.stale is not None:
+            state.drop_stale(entry.key)
         self._post_write(old, entry)
         if old is not None and state.listeners:
             state.listeners.notify(entry.key, "replaced")
@@ -485,6 +537,21 @@ class Layer:
         size: int | None,
         cost: float | None,
     ) -> Any:
+        load = self._join(key, loader, ttl, tags, size, cost)
+        if load is None:  # a disabled layer: nothing is stored, the loader runs here
+            return await loader()
+        return await load.wait()
+
+    def _join(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[Any]],
+        ttl: float | str | None,
+        tags: Iterable[str],
+        size: int | None,
+        cost: float | None,
+    ) -> Load | None:
+        """Check a load's arguments, count the miss, and join (or start) the key's load."""
         self._check_open()
         key = check_key(key)
         if not callable(loader):
@@ -500,7 +567,7 @@ class Layer:
         if state.access_observers:
             self._log(key)
         if not self._enabled:
-            return await loader()
+            return None
         load = state.loads.get(key)
         if load is None:
             load = Load(self.name, key, loader, seconds, checked_tags, state.loads)
@@ -508,7 +575,7 @@ class Layer:
             state.service.start_soon(
                 self._run_load, load, size, cost, name=f"load {self.name}:{key[:100]}"
             )
-        return await load.wait()
+        return load
 
     async def _run_load(self, load: Load, size: int | None, cost: float | None) -> None:
         """Run one load in the service task group. Whatever the loader, the value or the sizer
@@ -554,8 +621,18 @@ class Layer:
     def _load_failed(self, load: Load, started: float, error: BaseException) -> None:
         state = self._state
         state.load_failures += 1
-        state.total_load_time += self._now() - started
-        load.finish(error=error)
+        now = self._now()
+        state.total_load_time += now - started
+        stale = None
+        if state.stale is not None and isinstance(error, Exception) and not load.discarded:
+            stale = state.stale.usable(load.key, now)
+        if stale is None:
+            load.finish(error=error)
+            return
+        # Stale-if-error: the reload failed, the expired copy answers (marked stale).
+        state.stale_served += 1
+        load.stale_error = error
+        load.finish(stale.value)
 
 
 class SlidingLayer(Layer):

@@ -132,10 +132,12 @@ class LayerActor:
     async def _handle(self, request: _LayerRequest) -> None:
         if isinstance(request, _Invalidate):
             self._discard_loads(request.selection)
+            self.keeper.drop_stale(request.selection)
             keys = self.keeper.selected(request.selection)
             request.answer(await self._remove_all(keys, "invalidated"))
         elif isinstance(request, _Clear):
             self._discard_loads(None)
+            self.keeper.drop_stale(None)
             request.answer(await self._remove_all(self.keeper.all_keys(), "cleared"))
         else:
             request.answer(None)

@@ -18,6 +18,7 @@ from rgruntime.config import LayerConfig
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.entry import Entry
 from rgruntime.runtime.removals import RemovalListeners
+from rgruntime.runtime.stale import StaleCopies
 
 if TYPE_CHECKING:
     from rgruntime.runtime.loads import Load
@@ -71,6 +72,8 @@ class LayerState:
         "retired_hits",
         "service",
         "size_bytes",
+        "stale",
+        "stale_served",
         "total_load_time",
         "writes_pending",
     )
@@ -97,6 +100,11 @@ class LayerState:
         self.service: anyio.abc.TaskGroup | None = None
         #: Who else keeps state about the layer's keys (semantic index, dependencies, events).
         self.listeners = RemovalListeners(config.name)
+        #: Expired entries kept for stale-if-error (None when the layer keeps none).
+        grace = config.stale_if_error
+        self.stale: StaleCopies | None = StaleCopies(grace) if grace else None
+        #: Loads that failed and were answered with a stale copy.
+        self.stale_served = 0
         #: Who samples the accesses the policy hears (analysis); misses are logged only then.
         self.access_observers: list[AccessObserver] = []
         # Counters. Hits are counted on each entry (``entry.hits + entry.fresh_hits``): a layer
@@ -127,9 +135,16 @@ class LayerState:
         self.retired_hits += entry.hits + entry.fresh_hits
         self.size_bytes -= entry.size
 
+    def drop_stale(self, key: str) -> None:
+        """``key`` changed: its stale copy, if any, must never answer again."""
+        if self.stale is not None:
+            self.size_bytes -= self.stale.drop(key)
+
     def close(self) -> None:
         """The layer stopped: its entries go (their hit counts stay, for ``stats()``)."""
         self.retired_hits = self.hits()
+        if self.stale is not None:
+            self.stale.clear()
         self.entries.clear()
         self.log.clear()
         self.writes_pending = 0

@@ -37,6 +37,7 @@ class Load:
         "layer_name",
         "loader",
         "scope",
+        "stale_error",
         "tags",
         "ttl",
         "value",
@@ -68,6 +69,8 @@ class Load:
         #: Set when an invalidation or a write lands during the load: its result is not stored.
         self.discarded = False
         self.waiting_on: set[Load] = set()
+        #: The loader's error when the load was answered with a stale copy instead.
+        self.stale_error: BaseException | None = None
         registry[key] = self
 
     def detach(self) -> None:

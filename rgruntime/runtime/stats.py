@@ -28,6 +28,8 @@ class CacheStats:
     expirations: int = 0
     invalidations: int = 0
     oversize_rejections: int = 0
+    #: Loads that failed and were answered with an expired copy (the layer's stale_if_error).
+    stale_served: int = 0
     entries: int = 0
     size_bytes: int = 0
     max_entries: int | None = None
@@ -120,3 +122,5 @@ class LayerStatistics:
     listener_failures: int
     #: First hits logged for the policy and not yet replayed (the access log's reads).
     pending_accesses: int = 0
+    #: Expired entries kept for stale-if-error.
+    stale_copies: int = 0
