@@ -115,3 +115,32 @@ async def test_a_setting_that_is_not_a_duration_is_refused() -> None:
     with pytest.raises(rgruntime.ConfigError) as raised:
         rgruntime.open_runtime({"layers": {"prices": {"stale_if_error": "soon"}}})
     assert raised.value.field.endswith("stale_if_error")
+
+
+async def test_the_client_serves_a_stale_answer_when_the_model_fails_and_says_so() -> None:
+    from rgruntime import ResonantGenesis
+    from rgruntime.providers import SimulatedProvider
+
+    class FlakyProvider(SimulatedProvider):
+        down = False
+
+        async def complete(self, request):  # type: ignore[no-untyped-def]
+            if self.down:
+                raise Outage("the model provider is down")
+            return await super().complete(request)
+
+    provider = FlakyProvider()
+    # The model layer's copy of the raw output expires too: the provider must be asked again.
+    cache_config = {"layers": {"response": {"stale_if_error": "1h"}, "model": {"ttl": 30}}}
+    async with ResonantGenesis(cache_config=cache_config, provider=provider) as client:
+        agent = await client.agents.create(
+            name="FAQ", cache_config={"response_cache": {"enabled": True, "ttl": 60}}
+        )
+        first = await client.sessions.execute(agent_id=agent.id, goal="Business hours?")
+        assert not first.stale
+        await anyio.sleep(61)
+        provider.down = True
+        degraded = await client.sessions.execute(agent_id=agent.id, goal="Business hours?")
+        assert (degraded.stale, degraded.cached, degraded.output) == (True, True, first.output)
+        assert isinstance(degraded.error, Outage)
+        assert client.runtime.layer("response").stats().stale_served == 1

@@ -98,6 +98,10 @@ class ExecutionResult:
     session_id: str | None
     cache_key: str | None
     model_calls: int
+    #: True when the answer is an expired one, served because computing a fresh one failed
+    #: (the response layer's ``stale_if_error``); ``error`` is then that failure.
+    stale: bool = False
+    error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def response_material(
@@ -134,6 +138,11 @@ def response_key(
 
 
 class _Uncacheable(Exception):
+    """Raised by a response load to hand its answer back without caching it."""
+
+    #: A handed-back answer, not a failure: the layer must not answer with a stale copy.
+    stale_if_error = False
+
     def __init__(self, result: ExecutionResult) -> None:
         self.result = result
 
@@ -254,7 +263,7 @@ class Executor:
             )
 
         try:
-            cached = await self._layer.get_or_load(key, produce, ttl=ttl, tags=tags)
+            answer = await self._layer.lookup(key, produce, ttl=ttl, tags=tags)
         except _Uncacheable as uncached:
             if fresh is not None:
                 return fresh
@@ -270,6 +279,11 @@ class Executor:
                 model_calls=0,
                 latency=self._clock() - started,
             )
+        cached = answer.value
+        if answer.stale:
+            # Computing a fresh answer failed; the expired one answers, and says so.
+            result = self._cached_result(agent, session, started, key, cached, "exact", None)
+            return attrs.evolve(result, stale=True, error=answer.error)
         if key in self._layer:
             # Counted once it is stored: a load discarded by an invalidation cached nothing.
             self._entries.remember(agent.id, key, agent.cache_config.response_cache.max_entries)

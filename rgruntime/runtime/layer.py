@@ -187,7 +187,9 @@ class Layer:
     ) -> Lookup[T]:
         """:meth:`get_or_load`, saying where the value came from: ``"hit"``, ``"loaded"``, or
         ``"stale"`` (the loader failed, and the layer's ``stale_if_error`` let an expired copy
-        answer; ``error`` is the loader's exception)."""
+        answer; ``error`` is the loader's exception). A loader that raises to hand a result back
+        uncached, rather than to fail, sets ``stale_if_error = False`` on its exception class:
+        such an exception is never answered with a stale copy."""
         try:
             entry = self._entries[key]
         except (KeyError, TypeError):
@@ -624,7 +626,12 @@ class Layer:
         now = self._now()
         state.total_load_time += now - started
         stale = None
-        if state.stale is not None and isinstance(error, Exception) and not load.discarded:
+        if (
+            state.stale is not None
+            and isinstance(error, Exception)
+            and getattr(error, "stale_if_error", True)
+            and not load.discarded
+        ):
             stale = state.stale.usable(load.key, now)
         if stale is None:
             load.finish(error=error)
