@@ -100,3 +100,34 @@ def test_the_package_has_no_import_cycle() -> None:
     graph = import_graph()
     assert len(graph) > 50
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def package_of(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_the_subpackages_have_no_import_cycle_between_them() -> None:
+    packages: dict[str, set[str]] = {}
+    for module, imported in import_graph().items():
+        targets = packages.setdefault(package_of(module), set())
+        targets.update(package_of(target) for target in imported)
+        targets.discard(package_of(module))
+    assert find_cycle(packages) is None, " -> ".join(find_cycle(packages) or [])
+
+
+ABOVE_THE_RUNTIME = (
+    "rgruntime.agents",
+    "rgruntime.tools",
+    "rgruntime.semantic",
+    "rgruntime.adapters",
+)
+
+
+def test_the_runtime_imports_nothing_above_it_not_even_inside_functions() -> None:
+    for path in (PACKAGE / "runtime").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(ABOVE_THE_RUNTIME), (path.name, node.module)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith(ABOVE_THE_RUNTIME), (path.name, alias.name)

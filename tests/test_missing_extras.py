@@ -52,7 +52,9 @@ def test_the_runtimes_semantic_index_names_the_extra(backend: str) -> None:
         async def main():
             async with rgruntime.open_runtime() as runtime:
                 try:
-                    await runtime.semantic_index("response")
+                    from rgruntime.semantic import semantic_index
+
+                    await semantic_index(runtime, "response")
                 except MissingExtraError as error:
                     print("refused:", error)
         """,

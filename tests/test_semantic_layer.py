@@ -14,7 +14,7 @@ import pytest
 
 import rgruntime
 from rgruntime import ConfigError, LayerNotFoundError, Runtime, RuntimeClosedError
-from rgruntime.semantic import HashingEmbedder
+from rgruntime.semantic import HashingEmbedder, semantic_index
 from rgruntime.semantic.layer_index import LayerSemanticIndex
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
@@ -38,8 +38,8 @@ async def runtime() -> AsyncIterator[Runtime]:
 
 @pytest.fixture
 async def index(runtime: Runtime) -> LayerSemanticIndex:
-    return await runtime.semantic_index(
-        "answers", embedder=HashingEmbedder(), threshold=0.8, verifier=None
+    return await semantic_index(
+        runtime, "answers", embedder=HashingEmbedder(), threshold=0.8, verifier=None
     )
 
 
@@ -90,7 +90,7 @@ async def test_an_invalidated_or_deleted_entry_is_never_returned(
 
 async def test_an_evicted_entry_is_never_returned(runtime: Runtime) -> None:
     await runtime.add_layer("small", ttl=None, max_entries=2)
-    index = await runtime.semantic_index("small", embedder=HashingEmbedder(), verifier=None)
+    index = await semantic_index(runtime, "small", embedder=HashingEmbedder(), verifier=None)
     await store(index, "k-paris", PARIS)
     await store(index, "k-cake", OTHERS["k-cake"])
     await store(index, "k-train", OTHERS["k-train"])
@@ -144,17 +144,17 @@ async def test_an_add_for_an_entry_already_gone_is_undone(index: LayerSemanticIn
 
 
 async def test_one_index_per_layer_and_embedder(runtime: Runtime) -> None:
-    first = await runtime.semantic_index("answers", embedder="hashing", verifier=None)
-    assert await runtime.semantic_index("answers", embedder="hashing") is first
-    assert await runtime.semantic_index("answers", embedder="hashing", verifier=None) is first
+    first = await semantic_index(runtime, "answers", embedder="hashing", verifier=None)
+    assert await semantic_index(runtime, "answers", embedder="hashing") is first
+    assert await semantic_index(runtime, "answers", embedder="hashing", verifier=None) is first
     with pytest.raises(ConfigError, match="semantic_index options") as error:
-        await runtime.semantic_index("answers", embedder="hashing", threshold=0.5)
+        await semantic_index(runtime, "answers", embedder="hashing", threshold=0.5)
     assert "threshold" in str(error.value)
-    other_layer = await runtime.semantic_index("tool", embedder="hashing")
+    other_layer = await semantic_index(runtime, "tool", embedder="hashing")
     assert other_layer is not first
     assert other_layer.layer.name == "tool"
     with pytest.raises(LayerNotFoundError):
-        await runtime.semantic_index("nope", embedder="hashing")
+        await semantic_index(runtime, "nope", embedder="hashing")
 
 
 async def test_bad_thresholds_are_refused_and_nothing_is_lost(index: LayerSemanticIndex) -> None:
@@ -170,10 +170,10 @@ async def test_bad_thresholds_are_refused_and_nothing_is_lost(index: LayerSemant
 
 async def test_the_index_stops_with_the_runtime() -> None:
     async with rgruntime.open_runtime() as runtime:
-        index = await runtime.semantic_index("tool", embedder="hashing")
+        index = await semantic_index(runtime, "tool", embedder="hashing")
         await runtime.layer("tool").set("k", 1)
         await index.add("p", "k", PARIS)
     with pytest.raises(RuntimeClosedError):
         await index.add("p", "k2", PARIS)
     with pytest.raises(RuntimeClosedError):
-        await runtime.semantic_index("tool", embedder="hashing")
+        await semantic_index(runtime, "tool", embedder="hashing")

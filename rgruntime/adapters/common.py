@@ -339,8 +339,10 @@ class AdapterCache:
 
     async def semantic_index(self) -> LayerSemanticIndex:
         assert self._semantic_options is not None
-        return await self.runtime.semantic_index(
-            self.layer_name, embedder=self._embedder, **self._semantic_options
+        from rgruntime.semantic import semantic_index
+
+        return await semantic_index(
+            self.runtime, self.layer_name, embedder=self._embedder, **self._semantic_options
         )
 
     def stats(self) -> AdapterStats:

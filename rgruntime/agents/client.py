@@ -324,7 +324,13 @@ class CacheAPI(WarmingMethods):
     def get_semantic_stats(self) -> dict[str, SemanticStats]:
         """Semantic lookups by ``"<layer>:<embedder>"``: hits, misses by cause, rejections by
         reason, and the histogram of hit similarities."""
-        return self._runtime.semantic_stats()
+        if not self._runtime.is_open:
+            raise RuntimeClosedError("the client is not open")
+        try:
+            from rgruntime.semantic import semantic_stats
+        except ImportError:  # without the semantic extra no index can have started
+            return {}
+        return semantic_stats(self._runtime)
 
     def get_savings(self, period: float | str = "30d") -> Savings:
         """Responses served from the cache, tokens and cost saved over ``period``."""

@@ -265,25 +265,14 @@ class Executor:
         try:
             answer = await self._layer.lookup(key, produce, ttl=ttl, tags=tags)
         except _Uncacheable as uncached:
-            if fresh is not None:
-                return fresh
-            # An identical request ran it (maybe for another session with the same history):
-            # this one shares its answer, not its session, nor what it spent.
-            return attrs.evolve(
-                uncached.result,
-                session_id=session.id if session is not None else None,
-                usage=Usage(),
-                cost=0.0,
-                tokens_saved=0,
-                cost_saved=0.0,
-                model_calls=0,
-                latency=self._clock() - started,
-            )
+            return fresh if fresh is not None else self._shared(uncached.result, session, started)
         cached = answer.value
-        if answer.stale:
-            # Computing a fresh answer failed; the expired one answers, and says so.
-            result = self._cached_result(agent, session, started, key, cached, "exact", None)
-            return attrs.evolve(result, stale=True, error=answer.error)
+        if answer.stale:  # computing a fresh answer failed; the expired one answers, marked
+            return attrs.evolve(
+                self._cached_result(agent, session, started, key, cached, "exact", None),
+                stale=True,
+                error=answer.error,
+            )
         if key in self._layer:
             # Counted once it is stored: a load discarded by an invalidation cached nothing.
             self._entries.remember(agent.id, key, agent.cache_config.response_cache.max_entries)
@@ -299,6 +288,22 @@ class Executor:
             return fresh
         # Answered by the cache, or by an identical request already running: nothing spent.
         return self._cached_result(agent, session, started, key, cached, "exact", None)
+
+    def _shared(
+        self, result: ExecutionResult, session: Session | None, started: float
+    ) -> ExecutionResult:
+        """An identical request ran it (maybe for another session with the same history): this
+        one shares its answer, not its session, nor what it spent."""
+        return attrs.evolve(
+            result,
+            session_id=session.id if session is not None else None,
+            usage=Usage(),
+            cost=0.0,
+            tokens_saved=0,
+            cost_saved=0.0,
+            model_calls=0,
+            latency=self._clock() - started,
+        )
 
     def _cached_result(
         self,

@@ -120,7 +120,9 @@ class SemanticResponses:
             await self.index_for(agent)
 
     async def index_for(self, agent: Agent) -> LayerSemanticIndex:
-        return await self._runtime.semantic_index("response", embedder=self._embedder(agent))
+        from rgruntime.semantic import semantic_index
+
+        return await semantic_index(self._runtime, "response", embedder=self._embedder(agent))
 
     async def lookup(self, agent: Agent, partition: str, goal: str) -> BoundedLookup:
         """An answer to serve, a candidate to verify (the error-bound mode), or neither."""

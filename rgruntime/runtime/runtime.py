@@ -12,10 +12,10 @@ import enum
 import functools
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -23,7 +23,6 @@ import anyio.abc
 from rgruntime._taskgroups import close_cancelled
 from rgruntime.config import RuntimeConfig
 from rgruntime.errors import (
-    ConfigError,
     InvalidArgumentError,
     LayerNotFoundError,
     RuntimeClosedError,
@@ -34,11 +33,6 @@ from rgruntime.runtime.dependencies import DependencyGraph
 from rgruntime.runtime.layer import Layer
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
 from rgruntime.runtime.supervisor import Supervisor
-
-if TYPE_CHECKING:
-    from rgruntime.semantic.embedder import Embedder
-    from rgruntime.semantic.layer_index import LayerSemanticIndex
-    from rgruntime.semantic.records import SemanticStats
 
 __all__ = ["Runtime", "current_runtime", "open_runtime", "use_runtime"]
 
@@ -63,9 +57,6 @@ class Runtime:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._dependencies = DependencyGraph(cascade_on_expiry=self.config.cascade_on_expiry)
         self._current_token: Token[Runtime | None] | None = None
-        # Semantic indices by (layer, embedder name), and the settings each was made with.
-        self._semantic: dict[tuple[str, str], tuple[LayerSemanticIndex, dict[str, Any]]] = {}
-        self._semantic_lock: anyio.Lock | None = None
 
     def __repr__(self) -> str:
         return f"<Runtime {self._state.value} layers={list(self.config.layers)}>"
@@ -168,63 +159,17 @@ class Runtime:
         """The dependency graph: which cached entries were computed from which."""
         return self._dependencies
 
-    async def semantic_index(
-        self, layer: str = "response", *, embedder: Embedder | str = "minilm", **options: Any
-    ) -> LayerSemanticIndex:
-        """The semantic index of ``layer`` for ``embedder``, started on first use.
+    async def start_service(
+        self, function: Callable[..., Coroutine[Any, Any, Any]], name: str
+    ) -> None:
+        """Start ``await task_group.start(function)`` in the task group of the layers.
 
-        ``options`` go to :class:`~rgruntime.semantic.SemanticCache` (``threshold``,
-        ``verifier``, ``user_verifier``, ``candidates``, ``embedding_cache_size``, ``hnsw``).
-        Later calls for the same layer and embedder return the same index; asking for it again
-        with other settings is a :class:`~rgruntime.ConfigError` (vectors of two models, or
-        indices of two settings, cannot be mixed). Needs the ``semantic`` extra.
+        ``function`` must accept ``task_status`` and report itself started; it is cancelled
+        when the runtime closes, with the layers (the semantic indices and the analysis actors
+        are started this way). A function that fails to start raises here, and the runtime goes
+        on.
         """
-        supervisor = self._require_supervisor()
-        target = self.layer(layer)
-        try:
-            from rgruntime.semantic.cache import SemanticCache
-            from rgruntime.semantic.embedder import make_embedder
-            from rgruntime.semantic.layer_index import LayerSemanticIndex
-        except ImportError as error:  # tests/test_missing_extras.py hides the extra
-            # Not rgruntime.semantic.errors: importing it imports numpy again.
-            from rgruntime.extras import MissingExtraError, missing_packages
-
-            missing = missing_packages("semantic") or (str(error.name),)
-            raise MissingExtraError("semantic", "semantic caching", missing) from error
-        # Indexed by the name given (a registered name, or the embedder's own): a second use
-        # must not load the model again just to learn its name.
-        name = embedder if isinstance(embedder, str) else embedder.name
-        known = self._semantic.get((layer, name))
-        if known is not None and (not options or options == known[1]):
-            return known[0]  # running already: no lock to take (every semantic lookup asks)
-        if self._semantic_lock is None:
-            self._semantic_lock = anyio.Lock()
-        async with self._semantic_lock:  # two first uses must not start two indices
-            known = self._semantic.get((layer, name))
-            if known is not None:
-                index, settings = known
-                if options and options != settings:
-                    raise ConfigError(
-                        "semantic_index options",
-                        options,
-                        f"the settings of the index already running for layer {layer!r} and "
-                        f"embedder {name!r} ({settings}), or none",
-                    )
-                return index
-            model = make_embedder(embedder) if isinstance(embedder, str) else embedder
-            cache = SemanticCache(model, **options)
-            await supervisor.start_service(cache.run, f"rgruntime semantic index {layer}")
-            index = LayerSemanticIndex(target, cache)
-            self._semantic[(layer, name)] = (index, dict(options))
-            return index
-
-    def semantic_stats(self) -> dict[str, SemanticStats]:
-        """Each running semantic index's statistics (hit-similarity histogram included), by
-        ``"<layer>:<embedder>"``."""
-        self._require_supervisor()
-        return {
-            f"{layer}:{name}": index.stats() for (layer, name), (index, _) in self._semantic.items()
-        }
+        await self._require_supervisor().start_service(function, name)
 
     def stats(self) -> CacheStats:
         """Counters summed over all layers; each layer's own record is in ``.layers``."""

@@ -5,6 +5,12 @@ tokenizers and the all-MiniLM-L6-v2 model file); nothing here is imported by ``i
 The design, the evaluation and the chosen defaults: ``docs/semantic.md``.
 """
 
+from rgruntime.extras import require_extra
+
+# Before anything imports numpy: a missing extra is named, not a bare ModuleNotFoundError.
+require_extra("semantic", "semantic caching")
+
+from rgruntime.semantic.binding import semantic_index, semantic_stats
 from rgruntime.semantic.cache import DEFAULT_THRESHOLD, SemanticCache
 from rgruntime.semantic.embedder import (
     DEFAULT_EMBEDDER,
@@ -63,6 +69,8 @@ __all__ = [
     "embedding_limiter",
     "make_embedder",
     "register_embedder",
+    "semantic_index",
+    "semantic_stats",
     "worker_limiter",
 ]
 

@@ -620,7 +620,9 @@ async def _semantic_lookup(
     if not isinstance(text, str) or not text.strip():
         # Nothing to compare by meaning: an exact match is all there is.
         return await _exact(runtime, layer, plan, key, tags, args, kwargs)
-    index = await runtime.semantic_index(layer.name, embedder=plan.settings.embedder)
+    from rgruntime.semantic import semantic_index
+
+    index = await semantic_index(runtime, layer.name, embedder=plan.settings.embedder)
     others = {parameter: value for parameter, value in values.items() if parameter != text_param}
     partition = f"{name}:{digest(plan.function.__module__, plan.settings.version, scope, others)}"
     threshold = plan.settings.similarity_threshold

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 import rgruntime
+from rgruntime.semantic import semantic_stats
 from rgruntime.tools import cache
 
 pytestmark = pytest.mark.anyio
@@ -27,7 +28,7 @@ async def test_a_close_paraphrase_is_served_and_a_far_one_is_run_and_judged() ->
         assert await lookup_docs("How can I reset my password?") == first
         # 0.81: below that range, above the floor: verified (run), and its judgement learned.
         fresh = await lookup_docs("Resetting my password: how does it work?")
-        stats = runtime.semantic_stats()["tool:minilm"].error_bound["0.02"]
+        stats = semantic_stats(runtime)["tool:minilm"].error_bound["0.02"]
     assert calls == ["How do I reset my password?", "Resetting my password: how does it work?"]
     assert fresh == "docs for Resetting my password: how does it work?"
     assert stats.served == 1
