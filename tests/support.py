@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
+import anyio
 import looptime
 import sniffio
 import trio
@@ -93,3 +94,20 @@ def jump_clock(seconds: float) -> None:
         loop.setup_looptime(start=loop.time() + seconds)
     else:
         raise TypeError(f"jump_clock() needs a virtual-time asyncio loop, not {loop!r}")
+
+
+async def raise_a_stray_cancellation() -> None:
+    """Raise a cancellation that no enclosing cancel scope caused.
+
+    It is caught inside a scope of its own and raised again outside it: the same as awaiting a
+    future that someone else cancelled (asyncio), on any backend.
+    """
+    caught: BaseException | None = None
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            await anyio.sleep(1)
+        except anyio.get_cancelled_exc_class() as error:
+            caught = error
+    assert caught is not None
+    raise caught

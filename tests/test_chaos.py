@@ -28,7 +28,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 import rgruntime
 from rgruntime import MISSING, InvalidArgumentError, Layer, LoadInterruptedError, Runtime
 from rgruntime.sizing import weigh
-from tests.support import BACKENDS
+from tests.support import BACKENDS, raise_a_stray_cancellation
 
 SETTINGS = settings(max_examples=60, stateful_step_count=25, deadline=None)
 
@@ -71,8 +71,6 @@ async def add_chaos_layer(runtime: Runtime) -> Layer:
 
 
 async def make_loader_result(layer: Layer, key: str, value: int, fault: str) -> tuple[str, Any]:
-    cancelled = anyio.get_cancelled_exc_class()
-
     async def loader() -> object:
         await anyio.lowlevel.checkpoint()
         if fault == "exception":
@@ -80,15 +78,7 @@ async def make_loader_result(layer: Layer, key: str, value: int, fault: str) -> 
         if fault == "base_exception":
             raise LoaderBaseFault(key)
         if fault == "stray_cancel":
-            caught: BaseException | None = None
-            with anyio.CancelScope() as scope:
-                scope.cancel()
-                try:
-                    await anyio.sleep(1)
-                except cancelled as error:
-                    caught = error
-            assert caught is not None
-            raise caught
+            await raise_a_stray_cancellation()
         if fault == "unweighable":
             return Unweighable()
         return value

@@ -15,6 +15,7 @@ import pytest
 import rgruntime
 from rgruntime import LoadInterruptedError, Runtime
 from rgruntime.runtime.layer import Layer, new_layer
+from tests.support import raise_a_stray_cancellation
 
 pytestmark = pytest.mark.anyio
 
@@ -61,20 +62,10 @@ async def test_a_loader_raising_a_base_exception_fails_its_waiters_only() -> Non
 async def test_a_cancellation_no_scope_of_ours_caused_is_an_error_of_that_load() -> None:
     async with rgruntime.open_runtime() as runtime:
         layer = runtime.layer("tool")
-        cancelled = anyio.get_cancelled_exc_class()
 
         async def loader() -> str:
-            # A cancellation caught inside a scope of the loader's own, raised again outside it:
-            # the same as awaiting a future that someone else cancelled (asyncio), on any backend.
-            caught: BaseException | None = None
-            with anyio.CancelScope() as scope:
-                scope.cancel()
-                try:
-                    await anyio.sleep(1)
-                except cancelled as error:
-                    caught = error
-            assert caught is not None
-            raise caught
+            await raise_a_stray_cancellation()
+            return "never"
 
         with pytest.raises(LoadInterruptedError) as raised:
             await layer.get_or_load("k", loader)

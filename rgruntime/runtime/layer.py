@@ -190,15 +190,8 @@ class Layer:
         answer; ``error`` is the loader's exception). A loader that raises to hand a result back
         uncached, rather than to fail, sets ``stale_if_error = False`` on its exception class:
         such an exception is never answered with a stale copy."""
-        try:
-            entry = self._entries[key]
-        except (KeyError, TypeError):
-            entry = None
-        if entry is not None and entry.expires_at > self._now():
-            fresh = entry.fresh_hits
-            if not fresh:
-                self._log(entry)
-            entry.fresh_hits = fresh + 1
+        entry = self._hit(key)
+        if entry is not None:
             return Lookup(entry.value, "hit")
         load = self._join(key, loader, ttl, tags, size, cost)
         if load is None:  # a disabled layer: the loader ran in this task
@@ -242,6 +235,21 @@ class Layer:
         """The live value under ``key`` without counting a hit or a miss, or ``default``."""
         entry = self._entries.get(check_key(key))
         return entry.value if entry is not None and entry.expires_at > self._now() else default
+
+    def _hit(self, key: str) -> Entry | None:
+        """The live entry under ``key``, its hit counted; None on a miss (not counted). The
+        hot reads above repeat these lines instead of calling it (a call costs ~60 ns)."""
+        try:
+            entry = self._entries[key]
+        except (KeyError, TypeError):
+            return None
+        if entry.expires_at > self._now():
+            fresh = entry.fresh_hits
+            if not fresh:
+                self._log(entry)
+            entry.fresh_hits = fresh + 1
+            return entry
+        return None
 
     def _miss(self, key: object, default: object) -> object:
         check_key(key)  # only a miss pays for this: get(42) raises instead of missing forever
