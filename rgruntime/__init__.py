@@ -42,6 +42,7 @@ from rgruntime.errors import (
     InvalidArgumentError,
     LayerNotFoundError,
     LoaderRecursionError,
+    LoadFailedError,
     RGRuntimeError,
     RuntimeClosedError,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "LayerConfig",
     "LayerNotFoundError",
     "LayerStatistics",
+    "LoadFailedError",
     "LoaderRecursionError",
     "MemoryConfig",
     "MemoryRecord",
