@@ -122,11 +122,8 @@ async def invoke(call: Call, layer: Layer) -> None:
         await result
 
 
-@pytest.mark.parametrize(("call", "error", "field"), BAD_CALLS)
-async def test_a_bad_call_names_the_argument_and_changes_nothing(
-    runtime: Runtime, call: Call, error: type[Exception], field: str
-) -> None:
-    layer = runtime.layer("tool")
+async def refused(layer: Layer, call: Call, error: type[Exception], field: str) -> str:
+    """Make a bad call: it raises ``error`` naming ``field`` and changes nothing. Its message."""
     before = layer.stats()
     with pytest.raises(error) as raised:
         await invoke(call, layer)
@@ -137,6 +134,14 @@ async def test_a_bad_call_names_the_argument_and_changes_nothing(
         assert raised.value.field == field
         assert raised.value.accepted in message
     assert_intact(layer, before)
+    return message
+
+
+@pytest.mark.parametrize(("call", "error", "field"), BAD_CALLS)
+async def test_a_bad_call_names_the_argument_and_changes_nothing(
+    runtime: Runtime, call: Call, error: type[Exception], field: str
+) -> None:
+    await refused(runtime.layer("tool"), call, error, field)
 
 
 async def test_an_unhashable_key_raises_type_error(runtime: Runtime) -> None:
@@ -214,16 +219,10 @@ HUGE = 10_000_000  # a 10 MB value must not make a 40 MB message
 async def test_a_huge_bad_value_makes_a_short_message(
     runtime: Runtime, call: Call, field: str
 ) -> None:
-    layer = runtime.layer("tool")
-    before = layer.stats()
-    with pytest.raises(InvalidArgumentError) as raised:
-        await invoke(call, layer)
-    message = str(raised.value)
-    assert message.startswith(f"{field}: ")
+    message = await refused(runtime.layer("tool"), call, InvalidArgumentError, field)
     shown = message.removeprefix(f"{field}: ").split(" is not accepted")[0]
     assert len(shown) <= VALUE_LIMIT + 20  # the cut repr and what it left out: "… (N chars)"
     assert len(message) < 1000
-    assert_intact(layer, before)
 
 
 def test_describe_value_cuts_strings_before_their_repr() -> None:

@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 import rgruntime
-from rgruntime import Layer, LoadFailedError, RGRuntimeError, Runtime
+from rgruntime import Layer, LoadFailedError, RGRuntimeError
 from rgruntime.runtime.loads import copy_exception
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
@@ -44,14 +44,9 @@ class Stubborn(Exception):
 
 
 @pytest.fixture
-async def runtime() -> AsyncIterator[Runtime]:
+async def layer() -> AsyncIterator[Layer]:
     async with rgruntime.open_runtime() as runtime:
-        yield runtime
-
-
-@pytest.fixture
-def layer(runtime: Runtime) -> Layer:
-    return runtime.layer("tool")
+        yield runtime.layer("tool")
 
 
 async def fail_together(layer: Layer, key: str, error: Exception, waiters: int) -> list[Exception]:
