@@ -264,6 +264,14 @@ async def needs_an_argument(value: str) -> str:
     return value
 
 
+async def needs_a_keyword(*, value: str) -> str:
+    return value
+
+
+async def keyword_with_default(*, value: str = "keyword") -> str:
+    return value
+
+
 async def async_generator() -> AsyncIterator[str]:
     yield "not a loader"
 
@@ -286,6 +294,7 @@ def returns_a_coroutine() -> Awaitable[str]:
 GOOD_LOADERS = [
     pytest.param(loader, "loaded", id="async def"),
     pytest.param(async_with_default, "default", id="async def with a default"),
+    pytest.param(keyword_with_default, "keyword", id="keyword with a default"),
     pytest.param(functools.partial(needs_an_argument, "bound"), "bound", id="partial"),
     pytest.param(AsyncCallable(), "called", id="object with async __call__"),
     pytest.param(AsyncCallable().method, "method", id="bound async method"),
@@ -307,6 +316,7 @@ async def test_loaders_that_return_an_awaitable_are_accepted(good: Any, expected
         pytest.param("f", id="a string"),
         pytest.param(None, id="None"),
         pytest.param(needs_an_argument, id="async def with a required argument"),
+        pytest.param(needs_a_keyword, id="async def with a required keyword"),
         pytest.param(lambda value: value, id="lambda with an argument"),
         pytest.param(AsyncCallable().method_with_argument, id="method with an argument"),
         pytest.param(async_generator, id="async generator function"),
