@@ -1,11 +1,13 @@
 """The exceptions rgruntime raises.
 
 Every error caused by a bad value names the field, the value and what is accepted, so that the
-message alone tells the user what to change.
+message alone tells the user what to change. Values are shown through :func:`describe_value`: at
+most :data:`VALUE_LIMIT` characters of their repr, so a 10 MB key makes a short message.
 """
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 __all__ = [
@@ -13,11 +15,52 @@ __all__ = [
     "ConfigError",
     "InvalidArgumentError",
     "LayerNotFoundError",
+    "LoadFailedError",
     "LoadInterruptedError",
     "LoaderRecursionError",
     "RGRuntimeError",
     "RuntimeClosedError",
+    "describe_value",
 ]
+
+#: The most characters of a value's repr that a message shows.
+VALUE_LIMIT = 200
+
+
+def _limited_repr() -> reprlib.Repr:
+    # reprlib slices strings and containers before calling repr on them, so the cost and the
+    # size of the text stay bounded whatever the value's size (repr of a 10 MB str is 10 MB).
+    limited = reprlib.Repr()
+    limited.maxlevel = 3
+    limited.maxstring = limited.maxother = VALUE_LIMIT
+    limited.maxlong = 40
+    limited.maxlist = limited.maxtuple = limited.maxset = limited.maxfrozenset = 10
+    limited.maxdict = limited.maxdeque = limited.maxarray = 10
+    return limited
+
+
+_LIMITED_REPR = _limited_repr()
+
+
+def describe_value(value: object) -> str:
+    """``repr(value)`` cut to at most :data:`VALUE_LIMIT` characters, with what was left out.
+
+    Strings and bytes are sliced before their repr is taken. An object's own ``__repr__`` still
+    runs once (through :mod:`reprlib`), but its text is cut; one that raises is named by type.
+    """
+    if isinstance(value, str | bytes | bytearray) and len(value) > VALUE_LIMIT:
+        unit = "chars" if isinstance(value, str) else "bytes"
+        suffix = f"… ({len(value)} {unit})"
+        # Escapes may make the repr 4x longer: cut it so that the whole stays within the limit.
+        return repr(value[:VALUE_LIMIT])[: VALUE_LIMIT - len(suffix)] + suffix
+    if isinstance(value, int) and value.bit_length() > 128:
+        # repr of a huge int is slow, and refused past 4300 digits (sys.set_int_max_str_digits).
+        return f"<int of {value.bit_length()} bits>"
+    try:
+        text = _LIMITED_REPR.repr(value)
+    except Exception:  # a broken __repr__ must not hide the error being reported
+        return f"<{type(value).__qualname__} object (its repr failed)>"
+    return text if len(text) <= VALUE_LIMIT else f"{text[: VALUE_LIMIT - 1]}…"
 
 
 class RGRuntimeError(Exception):
@@ -31,7 +74,11 @@ class _FieldError(RGRuntimeError, ValueError):
         self.field = field
         self.value = value
         self.accepted = accepted
-        super().__init__(f"{field}: {value!r} is not accepted; expected {accepted}")
+        super().__init__(f"{field}: {describe_value(value)} is not accepted; expected {accepted}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy and pickle rebuild the error from its own arguments, not from its message.
+        return type(self), (self.field, self.value, self.accepted), self.__dict__
 
 
 class ConfigError(_FieldError):
@@ -42,8 +89,12 @@ class ConfigError(_FieldError):
     """
 
 
-class InvalidArgumentError(_FieldError):
-    """An argument of a cache operation is malformed or out of range (``ttl=-1``, ``tags=[""]``)."""
+class InvalidArgumentError(_FieldError, TypeError):
+    """An argument of a cache operation is malformed or out of range (``ttl=-1``, ``tags=[""]``).
+
+    Also a ``TypeError``: a key of the wrong type (``get(42)``) raised a plain ``TypeError``
+    before this error covered it, and code catching that keeps working.
+    """
 
 
 class LayerNotFoundError(RGRuntimeError, LookupError):
@@ -52,7 +103,12 @@ class LayerNotFoundError(RGRuntimeError, LookupError):
     def __init__(self, name: str, known: tuple[str, ...]) -> None:
         self.name = name
         self.known = known
-        super().__init__(f"no cache layer named {name!r}; the runtime has: {', '.join(known)}")
+        super().__init__(
+            f"no cache layer named {describe_value(name)}; the runtime has: {', '.join(known)}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.name, self.known), self.__dict__
 
 
 class LoaderRecursionError(RGRuntimeError, RuntimeError):
@@ -65,8 +121,42 @@ class LoaderRecursionError(RGRuntimeError, RuntimeError):
         self.layer = layer
         self.key = key
         self.chain = chain
-        path = " -> ".join(f"{layer_name}:{k!r}" for layer_name, k in (*chain, (layer, key)))
-        super().__init__(f"loader recursion on layer {layer!r}, key {key!r}: {path}")
+        path = " -> ".join(
+            f"{layer_name}:{describe_value(k)}" for layer_name, k in (*chain, (layer, key))
+        )
+        super().__init__(f"loader recursion on layer {layer!r}, key {describe_value(key)}: {path}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.layer, self.key, self.chain), self.__dict__
+
+
+class LoadFailedError(RGRuntimeError):
+    """A loader raised an exception that could not be copied for each of the load's waiters.
+
+    Every waiter of a failed load normally gets its own copy of the loader's exception (the
+    very type the loader raised). An exception whose class cannot be rebuilt reaches each waiter
+    as this error instead; the loader's exception is its ``__cause__`` (and ``error``).
+    """
+
+    def __init__(self, layer: str, key: str, error: BaseException) -> None:
+        self.layer = layer
+        self.key = key
+        self.error = error
+        super().__init__(
+            f"the loader of layer {layer!r}, key {describe_value(key)} raised "
+            f"{type(error).__qualname__}: {_describe_message(error)}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.layer, self.key, self.error), self.__dict__
+
+
+def _describe_message(error: BaseException) -> str:
+    try:
+        message = str(error)
+    except Exception:  # a broken __str__ must not hide the failure being reported
+        return "(its message could not be read)"
+    return message if len(message) <= VALUE_LIMIT else describe_value(message)
 
 
 class RuntimeClosedError(RGRuntimeError, RuntimeError):
@@ -90,6 +180,10 @@ class CapacityError(RGRuntimeError):
             f"layer's {bound} (or the runtime's max_size) or remove entries"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        arguments = (self.layer, self.needed, self.held, self.budget, self.bound)
+        return type(self), arguments, self.__dict__
+
 
 class LoadInterruptedError(RGRuntimeError):
     """A loader raised a cancellation that no cancel scope of the runtime caused (on asyncio:
@@ -99,6 +193,9 @@ class LoadInterruptedError(RGRuntimeError):
         self.layer = layer
         self.key = key
         super().__init__(
-            f"the loader of key {key!r} in cache layer {layer!r} was cancelled by something "
-            "other than rgruntime (a future it awaited was cancelled)"
+            f"the loader of key {describe_value(key)} in cache layer {layer!r} was cancelled by "
+            "something other than rgruntime (a future it awaited was cancelled)"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.layer, self.key), self.__dict__

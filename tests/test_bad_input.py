@@ -6,8 +6,9 @@ layer's counters are exactly as before and every entry still reads back as it wa
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -15,6 +16,8 @@ import pytest
 
 import rgruntime
 from rgruntime import MISSING, InvalidArgumentError, Layer, Runtime
+from rgruntime.errors import VALUE_LIMIT, describe_value
+from rgruntime.runtime.arguments import await_loader, check_key, check_loader
 
 pytestmark = pytest.mark.anyio
 
@@ -57,15 +60,20 @@ def bad(call: Call, error: type[Exception], field: str, name: str) -> Any:
 
 
 BAD_CALLS = [
-    bad(lambda layer: layer.set(42, "v"), TypeError, "key", "set int key"),
-    bad(lambda layer: layer.set(b"k", "v"), TypeError, "key", "set bytes key"),
-    bad(lambda layer: layer.set_nowait(None, "v"), TypeError, "key", "set None key"),
-    bad(lambda layer: layer.get(42), TypeError, "key", "get int key"),
-    bad(lambda layer: layer.get_nowait(42), TypeError, "key", "get_nowait int key"),
-    bad(lambda layer: layer.get_or_load(42, loader), TypeError, "key", "load int key"),
-    bad(lambda layer: layer.delete(42), TypeError, "key", "delete int key"),
-    bad(lambda layer: layer.invalidate(key=42), TypeError, "key", "invalidate int key"),
-    bad(lambda layer: layer.invalidate(keys=[42]), TypeError, "keys", "invalidate int keys"),
+    bad(lambda layer: layer.set(42, "v"), InvalidArgumentError, "key", "set int key"),
+    bad(lambda layer: layer.set(b"k", "v"), InvalidArgumentError, "key", "set bytes key"),
+    bad(lambda layer: layer.set_nowait(None, "v"), InvalidArgumentError, "key", "set None key"),
+    bad(lambda layer: layer.set(["k"], "v"), InvalidArgumentError, "key", "set list key"),
+    bad(lambda layer: layer.set_nowait({"k": 1}, "v"), InvalidArgumentError, "key", "dict key"),
+    bad(lambda layer: layer.get(42), InvalidArgumentError, "key", "get int key"),
+    bad(lambda layer: layer.get_nowait(42), InvalidArgumentError, "key", "get_nowait int key"),
+    bad(lambda layer: layer.get_or_load(42, loader), InvalidArgumentError, "key", "load int key"),
+    bad(lambda layer: layer.delete(42), InvalidArgumentError, "key", "delete int key"),
+    bad(lambda layer: layer.delete(["k"]), InvalidArgumentError, "key", "delete list key"),
+    bad(lambda layer: layer.invalidate(key=42), InvalidArgumentError, "key", "invalidate int key"),
+    bad(lambda layer: layer.invalidate(key=["k"]), InvalidArgumentError, "key", "list key"),
+    bad(lambda layer: layer.invalidate(keys=[42]), InvalidArgumentError, "keys", "int keys"),
+    bad(lambda layer: layer.invalidate(keys=[{}]), InvalidArgumentError, "keys", "dict in keys"),
     bad(lambda layer: layer.invalidate(keys=K), InvalidArgumentError, "keys", "keys as str"),
     bad(lambda layer: layer.set(K, 0, tags="products"), InvalidArgumentError, "tags", "tags str"),
     bad(lambda layer: layer.set(K, 0, tags=[""]), InvalidArgumentError, "tags", "empty tag"),
@@ -114,11 +122,8 @@ async def invoke(call: Call, layer: Layer) -> None:
         await result
 
 
-@pytest.mark.parametrize(("call", "error", "field"), BAD_CALLS)
-async def test_a_bad_call_names_the_argument_and_changes_nothing(
-    runtime: Runtime, call: Call, error: type[Exception], field: str
-) -> None:
-    layer = runtime.layer("tool")
+async def refused(layer: Layer, call: Call, error: type[Exception], field: str) -> str:
+    """Make a bad call: it raises ``error`` naming ``field`` and changes nothing. Its message."""
     before = layer.stats()
     with pytest.raises(error) as raised:
         await invoke(call, layer)
@@ -129,15 +134,28 @@ async def test_a_bad_call_names_the_argument_and_changes_nothing(
         assert raised.value.field == field
         assert raised.value.accepted in message
     assert_intact(layer, before)
+    return message
+
+
+@pytest.mark.parametrize(("call", "error", "field"), BAD_CALLS)
+async def test_a_bad_call_names_the_argument_and_changes_nothing(
+    runtime: Runtime, call: Call, error: type[Exception], field: str
+) -> None:
+    await refused(runtime.layer("tool"), call, error, field)
 
 
 async def test_an_unhashable_key_raises_type_error(runtime: Runtime) -> None:
     layer = runtime.layer("tool")
     before = layer.stats()
+    # A read tries the entry map first, which raises TypeError for an unhashable key before
+    # the key is checked (layer.py); writes check first and name the field.
     with pytest.raises(TypeError):
         await layer.get(["products:1"])  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidArgumentError, match=r"^key: \['products:1'\] is not accepted"):
         layer.set_nowait(["products:1"], "x")  # type: ignore[arg-type]
+    # Still a TypeError, as it was before InvalidArgumentError covered keys.
+    with pytest.raises(TypeError):
+        layer.set_nowait({"products:1": 1}, "x")  # type: ignore[arg-type]
     assert_intact(layer, before)
 
 
@@ -181,3 +199,160 @@ async def test_sliding_layers_check_keys_too(runtime: Runtime) -> None:
     with pytest.raises(TypeError, match=r"^key: 42"):
         await layer.get_or_load(42, loader)  # type: ignore[arg-type]
     assert layer.stats().misses == 0
+
+
+# -- huge values: messages stay short ------------------------------------------------------------
+
+HUGE = 10_000_000  # a 10 MB value must not make a 40 MB message
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        pytest.param(lambda layer: layer.set(b"k" * HUGE, "v"), "key", id="bytes key"),
+        pytest.param(lambda layer: layer.set_nowait([0] * HUGE, "v"), "key", id="list key"),
+        pytest.param(lambda layer: layer.set(K, 0, tags=["x" * HUGE + ":"]), "tags", id="tag"),
+        pytest.param(lambda layer: layer.set(K, 0, ttl="s" * HUGE), "ttl", id="ttl"),
+        pytest.param(lambda layer: layer.invalidate(keys="k" * HUGE), "keys", id="keys str"),
+    ],
+)
+async def test_a_huge_bad_value_makes_a_short_message(
+    runtime: Runtime, call: Call, field: str
+) -> None:
+    message = await refused(runtime.layer("tool"), call, InvalidArgumentError, field)
+    shown = message.removeprefix(f"{field}: ").split(" is not accepted")[0]
+    assert len(shown) <= VALUE_LIMIT + 20  # the cut repr and what it left out: "… (N chars)"
+    assert len(message) < 1000
+
+
+def test_describe_value_cuts_strings_before_their_repr() -> None:
+    assert describe_value("short") == "'short'"
+    text = describe_value("é\x00" * HUGE)
+    assert text.endswith(f"… ({2 * HUGE} chars)")
+    assert len(text.split("…")[0]) <= VALUE_LIMIT
+    assert describe_value(b"\x00" * 300).endswith("… (300 bytes)")
+    assert describe_value(10**5000) == f"<int of {(10**5000).bit_length()} bits>"
+    nested = describe_value({"k" * 1000: [list(range(1000))] * 1000})
+    assert len(nested) <= VALUE_LIMIT + 1
+
+
+def test_a_value_whose_repr_fails_is_named_by_its_type() -> None:
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    with pytest.raises(InvalidArgumentError) as raised:
+        check_key(Broken())
+    assert str(raised.value).startswith("key: <Broken instance at 0x")
+
+
+def test_invalid_argument_error_is_a_type_error_and_a_value_error() -> None:
+    # Code that caught the TypeError of a bad key, or the ValueError of a bad TTL, still does.
+    assert issubclass(InvalidArgumentError, TypeError)
+    assert issubclass(InvalidArgumentError, ValueError)
+    assert not issubclass(rgruntime.ConfigError, TypeError)
+
+
+# -- loaders -------------------------------------------------------------------------------------
+
+
+async def async_with_default(value: str = "default") -> str:
+    return value
+
+
+async def needs_an_argument(value: str) -> str:
+    return value
+
+
+async def needs_a_keyword(*, value: str) -> str:
+    return value
+
+
+async def keyword_with_default(*, value: str = "keyword") -> str:
+    return value
+
+
+async def async_generator() -> AsyncIterator[str]:
+    yield "not a loader"
+
+
+class AsyncCallable:
+    async def __call__(self) -> str:
+        return "called"
+
+    async def method(self) -> str:
+        return "method"
+
+    async def method_with_argument(self, value: str) -> str:
+        return value
+
+
+def returns_a_coroutine() -> Awaitable[str]:
+    return async_with_default("from a sync function")
+
+
+GOOD_LOADERS = [
+    pytest.param(loader, "loaded", id="async def"),
+    pytest.param(async_with_default, "default", id="async def with a default"),
+    pytest.param(keyword_with_default, "keyword", id="keyword with a default"),
+    pytest.param(functools.partial(needs_an_argument, "bound"), "bound", id="partial"),
+    pytest.param(AsyncCallable(), "called", id="object with async __call__"),
+    pytest.param(AsyncCallable().method, "method", id="bound async method"),
+    pytest.param(functools.partial(AsyncCallable()), "called", id="partial of an object"),
+    pytest.param(lambda: needs_an_argument("lambda"), "lambda", id="lambda returning a coroutine"),
+    pytest.param(returns_a_coroutine, "from a sync function", id="sync function, awaitable"),
+]
+
+
+@pytest.mark.parametrize(("good", "expected"), GOOD_LOADERS)
+async def test_loaders_that_return_an_awaitable_are_accepted(good: Any, expected: str) -> None:
+    assert check_loader(good) is good
+    assert await await_loader(good) == expected
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        pytest.param("f", id="a string"),
+        pytest.param(None, id="None"),
+        pytest.param(needs_an_argument, id="async def with a required argument"),
+        pytest.param(needs_a_keyword, id="async def with a required keyword"),
+        pytest.param(lambda value: value, id="lambda with an argument"),
+        pytest.param(AsyncCallable().method_with_argument, id="method with an argument"),
+        pytest.param(async_generator, id="async generator function"),
+    ],
+)
+def test_check_loader_refuses_what_cannot_be_a_loader(refused: object) -> None:
+    with pytest.raises(InvalidArgumentError) as raised:
+        check_loader(refused, field="load")
+    assert raised.value.field == "load"
+    assert "an async callable taking no arguments" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("sync", "kind"),
+    [
+        pytest.param(lambda: 5, "a plain (sync) callable", id="lambda returning a value"),
+        pytest.param(dict, "a plain (sync) callable", id="a class"),
+        pytest.param(functools.partial(str, "x"), "a plain (sync) callable", id="sync partial"),
+    ],
+)
+async def test_await_loader_refuses_a_result_that_cannot_be_awaited(sync: Any, kind: str) -> None:
+    # A plain function cannot be told from one returning an awaitable before it is called.
+    assert check_loader(sync) is sync
+    with pytest.raises(InvalidArgumentError) as raised:
+        await await_loader(sync)
+    message = str(raised.value)
+    assert raised.value.field == "loader"
+    assert f"this is {kind} and its call returned" in message
+    assert "which cannot be awaited" in message
+
+
+async def test_a_sync_loader_fails_its_load_and_stores_nothing(runtime: Runtime) -> None:
+    layer = runtime.layer("tool")
+    with pytest.raises(TypeError):  # an InvalidArgumentError once the layer awaits through
+        await layer.get_or_load("sync", lambda: "not awaitable")  # type: ignore[arg-type,return-value]
+    assert "sync" not in layer
+    assert layer.stats().load_failures == 1
+    assert layer.statistics().loads_in_flight == 0
+    assert await layer.get_or_load("sync", loader) == "loaded"

@@ -32,7 +32,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -308,12 +307,25 @@ class LayerMachine(RuleBasedStateMachine):
         self.check_read(key, now + seconds, value)
         self.check(now + seconds, snapshot)
 
-    @precondition(lambda self: bool(self.model))
-    @rule(data=st.data(), early=st.sampled_from([0.0, 0.25]))
-    def read_at_a_deadline(self, data: st.DataObject, early: float) -> None:
+    @rule(choice=st.integers(0, len(ALL_KEYS) - 1), early=st.sampled_from([0.0, 0.25]))
+    def read_at_a_deadline(self, choice: int, early: float) -> None:
         # Random steps rarely land exactly on a deadline: this rule jumps there (or just short
         # of it) on purpose, where an off-by-one in the deadline check would show.
-        key = data.draw(st.sampled_from(sorted(self.model)))
+        #
+        # What this rule draws must not depend on the model: it used to draw the key with
+        # data().draw(sampled_from(sorted(self.model))) under a precondition on the model. The
+        # bounded machine's model forgets what the layer evicted, and whether the actor's
+        # eviction ran before a snapshot depends on scheduling: trio runs ready tasks in a random
+        # order. So the same draws left different models (on trio, from about step 1,100 of 200
+        # derandomized examples, in each of 4 pairs of runs), hence draws of another shape for the
+        # same prefix, and Hypothesis raised FlakyStrategyDefinition (3 runs of 4 at 1,000
+        # examples; 0 of 4 since). The draw is now a fixed-range index, mapped onto the model's
+        # keys when the rule runs.
+        keys = sorted(self.model)
+        if not keys:
+            self.read_right_after_a_jump(0.0, ALL_KEYS[choice])
+            return
+        key = keys[choice % len(keys)]
         now = self.portal.call(anyio.current_time)
         seconds = max(0.0, self.model[key].expires_at - now - early)
         self.read_right_after_a_jump(seconds, key)

@@ -33,7 +33,15 @@ from rgruntime.errors import (
     LoadInterruptedError,
     RuntimeClosedError,
 )
-from rgruntime.runtime.arguments import Selection, check_cost, check_key, check_size, check_tags
+from rgruntime.runtime.arguments import (
+    Selection,
+    await_loader,
+    check_cost,
+    check_key,
+    check_loader,
+    check_size,
+    check_tags,
+)
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.entry import NEVER, Entry
 from rgruntime.runtime.layer_actor import LayerActor
@@ -195,7 +203,7 @@ class Layer:
             return Lookup(entry.value, "hit")
         load = self._join(key, loader, ttl, tags, size, cost)
         if load is None:  # a disabled layer: the loader ran in this task
-            return Lookup(await loader(), "loaded")
+            return Lookup(await await_loader(loader), "loaded")
         value = await load.wait()
         if load.stale_error is not None:
             return Lookup(value, "stale", load.stale_error)
@@ -549,7 +557,7 @@ class Layer:
     ) -> Any:
         load = self._join(key, loader, ttl, tags, size, cost)
         if load is None:  # a disabled layer: nothing is stored, the loader runs here
-            return await loader()
+            return await await_loader(loader)
         return await load.wait()
 
     def _join(
@@ -564,8 +572,7 @@ class Layer:
         """Check a load's arguments, count the miss, and join (or start) the key's load."""
         self._check_open()
         key = check_key(key)
-        if not callable(loader):
-            raise InvalidArgumentError("loader", loader, "an async callable taking no arguments")
+        check_loader(loader)
         checked_tags = check_tags(tags)
         seconds = self._resolve_ttl(ttl)
         if size is not None:
@@ -596,7 +603,7 @@ class Layer:
         try:
             with load.scope:
                 try:
-                    value = await load.loader()
+                    value = await await_loader(load.loader)
                 except anyio.get_cancelled_exc_class():
                     if anyio.current_effective_deadline() == -math.inf:
                         raise  # ours: its last waiter left, or the runtime is closing

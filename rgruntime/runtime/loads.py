@@ -5,19 +5,24 @@ that caller may be cancelled without cancelling the load for the others. Waiters
 load is cancelled when the last one leaves. Loads record which other loads their loader waits for,
 so a cycle (a loader asking, directly or through other loads, for its own key) raises
 :class:`~rgruntime.LoaderRecursionError` instead of deadlocking.
+
+When a loader fails, each waiter raises its own copy of the loader's exception, chained to it
+(``__cause__``). Raising one shared object from every waiter would grow its traceback by the
+frames of each waiter in turn: with 1,000 waiters the last traceback ran to 10,000 lines.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
 import anyio
 
-from rgruntime.errors import LoaderRecursionError
+from rgruntime.errors import LoaderRecursionError, LoadFailedError
 
-__all__ = ["Load", "current_load"]
+__all__ = ["Load", "copy_exception", "current_load"]
 
 Loader = Callable[[], Awaitable[Any]]
 
@@ -103,8 +108,19 @@ class Load:
                 self.detach()
                 self.scope.cancel()
         if self.error is not None:
-            raise self.error
+            raise self._error_for_waiter(self.error)
         return self.value
+
+    def _error_for_waiter(self, error: BaseException) -> BaseException:
+        """An exception of its own for one waiter: its traceback starts empty, however many
+        waiters raised before it, and the loader's exception (with the loader's frames) is its
+        ``__cause__``."""
+        waiter_error = copy_exception(error)
+        if waiter_error is None:
+            waiter_error = LoadFailedError(self.layer_name, self.key, error)
+        waiter_error.__cause__ = error  # this also hides __context__ when a traceback is shown
+        waiter_error.__context__ = error
+        return waiter_error
 
     def _path_to(self, target: Load) -> list[Load] | None:
         """The chain of loads from this one to ``target`` along "waits for" edges, if any."""
@@ -119,3 +135,32 @@ class Load:
             seen.add(load)
             stack.extend((next_load, [*path, next_load]) for next_load in load.waiting_on)
         return None
+
+
+def copy_exception(error: BaseException) -> BaseException | None:
+    """A shallow copy of ``error`` (same type, args and attributes, no traceback), or None.
+
+    ``copy.copy`` rebuilds an exception as ``type(error)(*error.args)``, which fails (or builds a
+    different message) for a class whose ``__init__`` takes other arguments than its ``args``;
+    such an exception is made with ``__new__`` and given the original's attributes instead.
+    """
+    kind = type(error)
+    try:
+        clone = copy.copy(error)
+    except Exception:
+        clone = None
+    if type(clone) is not kind or clone is error:
+        try:
+            clone = kind.__new__(kind, *error.args)
+            clone.__dict__.update(vars(error))
+        except Exception:
+            return None
+    try:
+        clone.args = error.args  # the message the loader raised, whatever __init__ made of it
+        notes = getattr(error, "__notes__", None)
+        if isinstance(notes, list):
+            clone.__notes__ = list(notes)  # a note added by one waiter is not seen by the others
+        clone.__traceback__ = None
+    except Exception:
+        return None
+    return clone
