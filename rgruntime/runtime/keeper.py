@@ -31,7 +31,7 @@ from typing import Any, Final
 from rgruntime.policies import EvictionPolicy, make_policy
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.budgets import BudgetReport
-from rgruntime.runtime.entry import Entry, next_sequence
+from rgruntime.runtime.entry import Entry
 from rgruntime.runtime.indices import KeyIndex, TagIndex, TimerIndex
 from rgruntime.runtime.layer_state import LayerState
 from rgruntime.runtime.removals import RemovalReason
@@ -289,11 +289,6 @@ class Keeper:
                 return live, False
         state.invalidations += live
         return live, True
-
-    @staticmethod
-    def sequence_mark() -> int:
-        """A sequence number above every entry made so far (see :meth:`remove_slice`)."""
-        return next_sequence()
 
     def _remove(self, entry: Entry, reason: RemovalReason) -> None:
         state = self._state

@@ -34,6 +34,7 @@ from rgruntime.errors import RuntimeClosedError
 from rgruntime.runtime._actor import Mailbox, Request
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.budgets import BudgetReport
+from rgruntime.runtime.entry import next_sequence
 from rgruntime.runtime.keeper import Keeper
 from rgruntime.runtime.layer_state import LayerState
 from rgruntime.runtime.removals import RemovalReason
@@ -49,15 +50,21 @@ class _Maintain(Request[None]):
 
 
 class _Invalidate(Request[int]):
-    __slots__ = ("selection",)
+    __slots__ = ("before", "selection")
 
     def __init__(self, selection: Selection) -> None:
         super().__init__()
         self.selection = selection
+        #: Taken when the call is made: what is written after it is newer than the selection.
+        self.before = next_sequence()
 
 
 class _Clear(Request[int]):
-    __slots__ = ()
+    __slots__ = ("before",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before = next_sequence()
 
 
 _LayerRequest = _Maintain | _Invalidate | _Clear
@@ -134,17 +141,18 @@ class LayerActor:
             self._discard_loads(request.selection)
             self.keeper.drop_stale(request.selection)
             keys = self.keeper.selected(request.selection)
-            request.answer(await self._remove_all(keys, "invalidated"))
+            request.answer(await self._remove_all(keys, "invalidated", request.before))
         elif isinstance(request, _Clear):
             self._discard_loads(None)
             self.keeper.drop_stale(None)
-            request.answer(await self._remove_all(self.keeper.all_keys(), "cleared"))
+            keys = self.keeper.all_keys()
+            request.answer(await self._remove_all(keys, "cleared", request.before))
         else:
             request.answer(None)
 
-    async def _remove_all(self, keys: Iterator[str], reason: RemovalReason) -> int:
-        """Remove what ``keys`` names, a slice at a time; the live entries removed."""
-        before = self.keeper.sequence_mark()
+    async def _remove_all(self, keys: Iterator[str], reason: RemovalReason, before: int) -> int:
+        """Remove what ``keys`` names and was written before sequence ``before``, a slice at a
+        time; the live entries removed."""
         removed = 0
         while True:
             live, finished = self.keeper.remove_slice(keys, reason, before)
