@@ -203,6 +203,7 @@ class ReferenceAdmission:
             if self.main_held() + self.weight[oldest] > self.main_limit():
                 return
             self.move(oldest, 1)
+            self.departures[0] += 1  # every exit from the window counts (the ghost's clock)
 
     def tick(self, count: int) -> None:
         self.events += count
@@ -270,6 +271,7 @@ class ReferenceAdmission:
                 admitting, self.admitting = self.admitting, None
                 if admitting in self.segments[0]:
                     self.move(admitting, 1)
+                    self.departures[0] += 1
         pending = self.pending.pop(key)
         if pending:
             self.sketch.add(self.slots[key], pending)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from rgruntime.policies import CostAwarePolicy, LFUPolicy, LRUPolicy, TieredPolicy, TTLPolicy
 from rgruntime.policies.admission import AdmissionEngine
+from rgruntime.policies.lfu import PROTECTED_SHARE
 from tests.policies.reference import (
     ReferenceAdmission,
     ReferenceGDSF,
@@ -109,7 +110,9 @@ def test_lfu_matches_the_reference(
 ) -> None:
     max_size, max_entries = (capacity, None) if weighted else (None, capacity)
     policy = LFUPolicy[str](max_size, max_entries, window=window, adaptive=False)
-    reference = ReferenceAdmission((0.2, 0.8), capacity, weighted, window)
+    reference = ReferenceAdmission(
+        (1 - PROTECTED_SHARE, PROTECTED_SHARE), capacity, weighted, window
+    )
     compare(policy, reference, operations, same_segments)
 
 
