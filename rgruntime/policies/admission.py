@@ -121,6 +121,7 @@ class AdmissionEngine(Generic[K]):
         "_weights",
         "_width",
         "_window",
+        "_window_hits_promote",
         "_window_departures",
         "_window_ghost",
         "_window_ghost_limit",
@@ -137,6 +138,8 @@ class AdmissionEngine(Generic[K]):
         weighted: bool,
         window: float = WINDOW_SHARE,
         adaptive: bool = True,
+        window_hits_promote: bool = False,
+        max_window: float = 1.0,
     ) -> None:
         if capacity is not None and capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
@@ -146,7 +149,10 @@ class AdmissionEngine(Generic[K]):
         self._shares = [share / total for share in shares]
         self._top = len(shares)  # the hottest segment
         self._window_share = window
-        self._climber = GhostClimber(window) if adaptive else None
+        self._climber = GhostClimber(window, high=max_window) if adaptive else None
+        # A hit on a window entry moves it into main (tiered: a key read often must be able
+        # to climb the tiers, and one read on every round never reaches the window's end).
+        self._window_hits_promote = window_hits_promote
         self._nodes: dict[K, Node] = {}
         self._queues: list[OrderedDict[K, None]] = [OrderedDict() for _ in range(self._top + 1)]
         self._weights = [0] * (self._top + 1)
@@ -192,7 +198,9 @@ class AdmissionEngine(Generic[K]):
             return
         node[2] += count
         segment = node[1]
-        if segment == 0 or segment == self._top:  # noqa: PLR1714 (no tuple built per hit)
+        if segment == 0 and self._window_hits_promote:
+            self._leave_window(key, node)
+        elif segment == 0 or segment == self._top:  # noqa: PLR1714 (no tuple built per hit)
             self._queues[segment].move_to_end(key)
         else:
             # A hit in main below the top: one segment hotter (inlined: with the tiers of
@@ -231,6 +239,10 @@ class AdmissionEngine(Generic[K]):
             else:
                 weights[segment] -= weight
                 weights[hotter] += weight
+            if count > 1 and hotter < self._top:
+                # A late report of several hits: as many promotions as hits, as if each had
+                # been reported (a live layer reports the hits of a key in one call).
+                self._promote(key, node, count - 1)
         events = self._events + count
         self._events = events
         if events >= self._period:
@@ -454,6 +466,36 @@ class AdmissionEngine(Generic[K]):
                 weights[lower] += node[_WEIGHT]
                 if self._moves is not None:
                     self._moves.append(key)
+
+    def _leave_window(self, key: K, node: Node) -> None:
+        """Move a window entry into main's coldest segment (main may then be over its limit:
+        the next victim comes from main)."""
+        del self._window[key]
+        self._probation[key] = None
+        node[_SEGMENT] = 1
+        weight = node[_WEIGHT]
+        self._weights[0] -= weight
+        self._weights[1] += weight
+        self._main_weight += weight
+        self._window_departures += 1
+
+    def _promote(self, key: K, node: Node, steps: int) -> None:
+        """Move a main entry ``steps`` segments hotter (at most to the top), one at a time, each
+        step demoting the overflow of the segment it enters."""
+        queues, weights = self._queues, self._weights
+        segment = node[_SEGMENT]
+        while steps > 0 and 0 < segment < self._top:
+            steps -= 1
+            del queues[segment][key]
+            segment += 1
+            queues[segment][key] = None
+            node[_SEGMENT] = segment
+            weights[segment - 1] -= node[_WEIGHT]
+            weights[segment] += node[_WEIGHT]
+            if self._moves is not None:
+                self._moves.append(key)
+            self._demote(segment)
+            segment = node[_SEGMENT]  # the demotions may have moved it back down
 
     def _settle(self) -> bool:
         """Move the window's overflow into main while main has room (no duel needed).

@@ -153,6 +153,11 @@ class TieredPolicy(AdmissionEngine[K]):
             weighted=weighted,
             window=window,
             adaptive=adaptive,
+            # Tiers are main segments: a key read again in the window moves on to climb them,
+            # and the window never takes more than the coldest tier's share (a window of the
+            # whole cache would leave no room for the hotter tiers).
+            window_hits_promote=True,
+            max_window=coldest_first[0].size / sum(tier.size for tier in coldest_first),
         )
         if track_moves:
             self._moves = []

@@ -139,8 +139,14 @@ class ReferenceAdmission:
     """
 
     def __init__(
-        self, shares: Sequence[float], capacity: int, weighted: bool, window: float
+        self,
+        shares: Sequence[float],
+        capacity: int,
+        weighted: bool,
+        window: float,
+        window_hits_promote: bool = False,
     ) -> None:
+        self.window_hits_promote = window_hits_promote
         total = sum(shares)
         self.shares = [share / total for share in shares]
         self.top = len(shares)
@@ -224,11 +230,18 @@ class ReferenceAdmission:
             return
         self.pending[key] += count
         segment = self.segment(key)
-        if segment in (0, self.top):
+        if segment == 0 and self.window_hits_promote:  # tiered: on into the coldest tier
+            self.move(key, 1)
+            self.departures[0] += 1
+        elif segment in (0, self.top):
             self.move(key, segment)
-        else:
-            self.move(key, segment + 1)
-            self.demote_from(segment + 1)
+        else:  # one segment hotter per hit reported
+            for _ in range(count):
+                segment = self.segment(key)
+                if segment in (0, self.top):
+                    break
+                self.move(key, segment + 1)
+                self.demote_from(segment + 1)
         self.tick(count)
 
     def record_write(self, key: str, size: int, expires_at: float, cost: float = 1.0) -> None:

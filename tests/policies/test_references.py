@@ -132,5 +132,5 @@ def test_tiered_matches_the_reference(
         tiers, max_size=max_size, max_entries=max_entries, window=0.05, adaptive=False
     )
     # Hottest first in the configuration; the engine's segments go coldest first.
-    reference = ReferenceAdmission(sizes[::-1], capacity, weighted, 0.05)
+    reference = ReferenceAdmission(sizes[::-1], capacity, weighted, 0.05, window_hits_promote=True)
     compare(policy, reference, operations, same_segments)
