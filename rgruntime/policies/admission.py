@@ -121,10 +121,10 @@ class AdmissionEngine(Generic[K]):
         "_weights",
         "_width",
         "_window",
-        "_window_hits_promote",
         "_window_departures",
         "_window_ghost",
         "_window_ghost_limit",
+        "_window_hits_promote",
         "_window_limit",
         "_window_share",
         "_window_trim_at",
@@ -138,7 +138,7 @@ class AdmissionEngine(Generic[K]):
         weighted: bool,
         window: float = WINDOW_SHARE,
         adaptive: bool = True,
-        window_hits_promote: bool = False,
+        window_hits_promote: int = 0,
         max_window: float = 1.0,
     ) -> None:
         if capacity is not None and capacity < 1:
@@ -150,8 +150,9 @@ class AdmissionEngine(Generic[K]):
         self._top = len(shares)  # the hottest segment
         self._window_share = window
         self._climber = GhostClimber(window, high=max_window) if adaptive else None
-        # A hit on a window entry moves it into main (tiered: a key read often must be able
-        # to climb the tiers, and one read on every round never reaches the window's end).
+        # A window entry used more than this many times moves on into main (0: never). For
+        # tiered: a key read on every round never reaches the window's end, yet must be able to
+        # climb the tiers. Not while main has no room at all (a window of the whole cache).
         self._window_hits_promote = window_hits_promote
         self._nodes: dict[K, Node] = {}
         self._queues: list[OrderedDict[K, None]] = [OrderedDict() for _ in range(self._top + 1)]
@@ -198,7 +199,7 @@ class AdmissionEngine(Generic[K]):
             return
         node[2] += count
         segment = node[1]
-        if segment == 0 and self._window_hits_promote:
+        if segment == 0 and node[2] > self._window_hits_promote > 0 and self._main_limit:
             self._leave_window(key, node)
         elif segment == 0 or segment == self._top:  # noqa: PLR1714 (no tuple built per hit)
             self._queues[segment].move_to_end(key)

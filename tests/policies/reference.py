@@ -144,7 +144,7 @@ class ReferenceAdmission:
         capacity: int,
         weighted: bool,
         window: float,
-        window_hits_promote: bool = False,
+        window_hits_promote: int = 0,
     ) -> None:
         self.window_hits_promote = window_hits_promote
         total = sum(shares)
@@ -230,7 +230,12 @@ class ReferenceAdmission:
             return
         self.pending[key] += count
         segment = self.segment(key)
-        if segment == 0 and self.window_hits_promote:  # tiered: on into the coldest tier
+        if (  # tiered: a key used often in the window moves on into the coldest tier
+            segment == 0
+            and self.window_hits_promote
+            and self.pending[key] > self.window_hits_promote
+            and self.main_limit()
+        ):
             self.move(key, 1)
             self.departures[0] += 1
         elif segment in (0, self.top):

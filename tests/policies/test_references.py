@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from rgruntime.policies import CostAwarePolicy, LFUPolicy, LRUPolicy, TieredPolicy, TTLPolicy
 from rgruntime.policies.admission import AdmissionEngine
 from rgruntime.policies.lfu import PROTECTED_SHARE
+from rgruntime.policies.tiered import WINDOW_HITS_PROMOTE
 from tests.policies.reference import (
     ReferenceAdmission,
     ReferenceGDSF,
@@ -132,5 +133,7 @@ def test_tiered_matches_the_reference(
         tiers, max_size=max_size, max_entries=max_entries, window=0.05, adaptive=False
     )
     # Hottest first in the configuration; the engine's segments go coldest first.
-    reference = ReferenceAdmission(sizes[::-1], capacity, weighted, 0.05, window_hits_promote=True)
+    reference = ReferenceAdmission(
+        sizes[::-1], capacity, weighted, 0.05, window_hits_promote=WINDOW_HITS_PROMOTE
+    )
     compare(policy, reference, operations, same_segments)
