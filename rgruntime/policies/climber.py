@@ -11,8 +11,9 @@ remember the keys that recently left, one for keys the admission filter turned a
 window, one for keys evicted from the main area. A returning key found near the front of a ghost
 (among the last ``depth`` x capacity that left that way) would have been a hit had that side been
 that much larger. Each period the share moves towards the side whose ghosts returned more, by a
-step proportional to how one-sided and how plentiful the evidence is (see :data:`PRIOR`). It is still hill climbing, on a gradient
-measured rather than inferred, and it needs no clock and no comparison across periods.
+step proportional to how one-sided and how plentiful the evidence is (see :data:`PRIOR`). It is
+still hill climbing, on a gradient measured rather than inferred, and it needs no clock and no
+comparison across periods.
 """
 
 from __future__ import annotations
