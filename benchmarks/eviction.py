@@ -220,6 +220,32 @@ def replayed_miss_ratio(keys: Sequence[int], strategy: str, capacity: int) -> fl
 OUR_COLUMNS: Final[dict[str, MissRatio]] = {"replayed": replayed_miss_ratio}
 
 
+def column_label(strategy: str, column: str) -> str:
+    """The table heading of ``strategy`` measured by ``column`` (``replayed``: the bare name)."""
+    return strategy if column == "replayed" else f"{strategy} {column}"
+
+
+def our_labels(strategies: Sequence[str]) -> tuple[str, ...]:
+    """Our columns' headings: every strategy replayed, then every other column's, strategy by
+    strategy."""
+    return tuple(
+        column_label(strategy, column) for column in OUR_COLUMNS for strategy in strategies
+    )
+
+
+def measure_other_columns(
+    trace: Trace, shares: Sequence[float], strategies: Sequence[str], results: Results
+) -> None:
+    """Our columns other than ``replayed`` (which :func:`measure_ours` times as well)."""
+    for column, miss_ratio in OUR_COLUMNS.items():
+        if column == "replayed":
+            continue
+        for share in shares:
+            for strategy in strategies:
+                ratio = miss_ratio(trace.keys, strategy, trace.size(share))
+                results.ratios[trace.name, share, column_label(strategy, column)] = ratio
+
+
 def replay_floor(keys: Sequence[int], capacity: int, evictions: list[int]) -> int:
     """:func:`replay` without the policy: the same hits, misses and evictions (``evictions``,
     as logged by the replay), so that its time is the loop's own. Returns the misses.
@@ -321,9 +347,10 @@ def measure_phase_shift(
     """Every phase-shift workload through our strategies (replayed) and libCacheSim's."""
     for workload in WORKLOADS:
         keys = workload.make()
-        for strategy in strategies:
-            ratio = OUR_COLUMNS["replayed"](keys, strategy, workload.capacity)
-            results.phase[workload.name, strategy] = ratio
+        for column, miss_ratio in OUR_COLUMNS.items():
+            for strategy in strategies:
+                ratio = miss_ratio(keys, strategy, workload.capacity)
+                results.phase[workload.name, column_label(strategy, column)] = ratio
         if libcachesim is not None:
             path = scratch / "phase-shift.bin"
             requests = array.array("Q", keys)
@@ -341,30 +368,44 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _quality_table(results: Results, share: float, traces: Sequence[str]) -> Table:
-    columns = (*results.strategies, *THEIR_LABELS)
-    table = Table(
-        title=f"miss ratio %, cache = {share:.1%} of each trace's unique keys (lower is better)",
-        caption=(
-            "left: rgruntime's strategies (tiered: default tier split hot/warm/cold 10:50:200); "
-            "right: libCacheSim's (n/a: libCacheSim aborts at this size). Bold: the best of each "
-            "row."
-        ),
-    )
-    table.add_column("trace")
+def _ratio_table(
+    title: str,
+    caption: str,
+    first: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[str, int, Sequence[float | None]]],
+) -> Table:
+    """Miss ratios, one row per (name, entries, figures by column), the best of each in bold."""
+    table = Table(title=title, caption=caption)
+    table.add_column(first)
     table.add_column("entries", justify="right")
     for column in columns:
         table.add_column(column, justify="right")
-    for trace in traces:
-        figures = {column: results.ratios.get((trace, share, column)) for column in columns}
-        known = [value for value in figures.values() if value is not None]
+    for name, entries, figures in rows:
+        known = [value for value in figures if value is not None]
         best = min(known) if known else None
-        cells = [
-            Text(_percent(value), "bold" if value is not None and value == best else "")
-            for value in figures.values()
-        ]
-        table.add_row(trace, f"{results.sizes[trace, share]:,}", *cells)
+        cells = [Text(_percent(v), "bold" if v is not None and v == best else "") for v in figures]
+        table.add_row(name, f"{entries:,}", *cells)
     return table
+
+
+def _quality_table(results: Results, share: float, traces: Sequence[str]) -> Table:
+    columns = (*our_labels(results.strategies), *THEIR_LABELS)
+    return _ratio_table(
+        f"miss ratio %, cache = {share:.1%} of each trace's unique keys (lower is better)",
+        "left: rgruntime's strategies (tiered: default tier split hot/warm/cold 10:50:200); "
+        "right: libCacheSim's (n/a: libCacheSim aborts at this size). Bold: the best of each row.",
+        "trace",
+        columns,
+        [
+            (
+                trace,
+                results.sizes[trace, share],
+                [results.ratios.get((trace, share, column)) for column in columns],
+            )
+            for trace in traces
+        ],
+    )
 
 
 def _per_request_us(replays: Sequence[Replay]) -> tuple[float, float]:
@@ -437,28 +478,22 @@ def _speed_by_trace(results: Results, traces: Sequence[str], shares: Sequence[fl
 
 
 def _phase_table(results: Results, strategies: Sequence[str]) -> Table:
-    columns = (*strategies, *THEIR_LABELS)
-    table = Table(
-        title="miss ratio %, phase-shift workloads (benchmarks/phase_shift.py; lower is better)",
-        caption=(
-            "the popular set changes abruptly; held-out workloads were not looked at while "
-            "tuning. Ours replayed; libCacheSim's in the same run. Bold: the best of each row."
-        ),
+    columns = (*our_labels(strategies), *THEIR_LABELS)
+    return _ratio_table(
+        "miss ratio %, phase-shift workloads (benchmarks/phase_shift.py; lower is better)",
+        "the popular set changes abruptly; held-out workloads were not looked at while tuning. "
+        "Ours replayed; libCacheSim's in the same run. Bold: the best of each row.",
+        "workload",
+        columns,
+        [
+            (
+                workload.name,
+                workload.capacity,
+                [results.phase.get((workload.name, column)) for column in columns],
+            )
+            for workload in WORKLOADS
+        ],
     )
-    table.add_column("workload")
-    table.add_column("entries", justify="right")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for workload in WORKLOADS:
-        figures = [results.phase.get((workload.name, column)) for column in columns]
-        known = [value for value in figures if value is not None]
-        best = min(known) if known else None
-        table.add_row(
-            workload.name,
-            f"{workload.capacity:,}",
-            *(Text(_percent(v), "bold" if v is not None and v == best else "") for v in figures),
-        )
-    return table
 
 
 @dataclass(frozen=True)
@@ -652,6 +687,7 @@ def measure(
             with frozen_heap():  # the key list lives for the whole trace: keep gc off it
                 for share in SIZES:
                     measure_ours(trace, share, strategies, rounds, results)
+                measure_other_columns(trace, SIZES, strategies, results)
             if libcachesim is not None:
                 measure_theirs(libcachesim, trace, Path(scratch), SIZES, results)
             note(f"eviction: {trace.name} replayed ({time.perf_counter() - started:.0f} s)")

@@ -53,27 +53,50 @@ def _fresh(start: int, count: int) -> list[int]:
     return list(range(start, start + count))
 
 
-def frequency_then_new_set(
-    seed: int, capacity: int, skew: float, rounds: int = 2
+def _new_favourites(
+    rng: random.Random, next_key: int, capacity: int, skew: float, requests: list[int]
+) -> int:
+    """Append a Zipf phase over 50 x ``capacity`` keys never used before, in a random order of
+    popularity, to ``requests``; return the next unused key."""
+    universe = _fresh(next_key, 50 * capacity)
+    rng.shuffle(universe)
+    requests += _zipf_phase(rng, universe, skew, 300 * capacity)
+    return next_key + len(universe)
+
+
+#: A phase after the Zipf one: appends its requests, given the next unused key; returns the next.
+Phase = Callable[[random.Random, int, list[int]], int]
+
+
+def _alternating(
+    seed: int, capacity: int, skew: float, rounds: int, second: Phase
 ) -> Callable[[], list[int]]:
-    """A Zipf phase over a large key space, then a new working set of 80% of the cache, requested
-    uniformly, then another Zipf phase with new favourites, and so on (``rounds`` times)."""
+    """``rounds`` times: a Zipf phase over new keys, then ``second``."""
 
     def make() -> list[int]:
         rng = random.Random(seed)
         requests: list[int] = []
         next_key = 0
         for _ in range(rounds):
-            universe = _fresh(next_key, 50 * capacity)
-            next_key += len(universe)
-            rng.shuffle(universe)
-            requests += _zipf_phase(rng, universe, skew, 300 * capacity)
-            working_set = _fresh(next_key, capacity * 4 // 5)
-            next_key += len(working_set)
-            requests += rng.choices(working_set, k=200 * capacity)
+            next_key = _new_favourites(rng, next_key, capacity, skew, requests)
+            next_key = second(rng, next_key, requests)
         return requests
 
     return make
+
+
+def frequency_then_new_set(
+    seed: int, capacity: int, skew: float, rounds: int = 2
+) -> Callable[[], list[int]]:
+    """A Zipf phase over a large key space, then a new working set of 80% of the cache, requested
+    uniformly, then another Zipf phase with new favourites, and so on (``rounds`` times)."""
+
+    def new_set(rng: random.Random, next_key: int, requests: list[int]) -> int:
+        working_set = _fresh(next_key, capacity * 4 // 5)
+        requests += rng.choices(working_set, k=200 * capacity)
+        return next_key + len(working_set)
+
+    return _alternating(seed, capacity, skew, rounds, new_set)
 
 
 def favourites_move(
@@ -100,29 +123,21 @@ def frequency_then_recency(
     """A Zipf phase, then a recency phase: a stream of new keys, each re-requested a few times
     soon after (a reuse distance under half the cache), which only recency catches."""
 
-    def make() -> list[int]:
-        rng = random.Random(seed)
-        requests: list[int] = []
-        next_key = 0
-        for _ in range(rounds):
-            universe = _fresh(next_key, 50 * capacity)
-            next_key += len(universe)
-            rng.shuffle(universe)
-            requests += _zipf_phase(rng, universe, skew, 300 * capacity)
-            recent: list[int] = []
-            reach = capacity // 2
-            for _ in range(300 * capacity):
-                if recent and rng.random() < 0.6:
-                    requests.append(recent[-1 - int(rng.random() ** 2 * min(reach, len(recent)))])
-                else:
-                    recent.append(next_key)
-                    requests.append(next_key)
-                    next_key += 1
-                    if len(recent) > 2 * reach:
-                        del recent[:reach]
-        return requests
+    def recency(rng: random.Random, next_key: int, requests: list[int]) -> int:
+        recent: list[int] = []
+        reach = capacity // 2
+        for _ in range(300 * capacity):
+            if recent and rng.random() < 0.6:
+                requests.append(recent[-1 - int(rng.random() ** 2 * min(reach, len(recent)))])
+            else:
+                recent.append(next_key)
+                requests.append(next_key)
+                next_key += 1
+                if len(recent) > 2 * reach:
+                    del recent[:reach]
+        return next_key
 
-    return make
+    return _alternating(seed, capacity, skew, rounds, recency)
 
 
 #: Tuning instances first, then the held-out ones (other seeds, sizes and skews).

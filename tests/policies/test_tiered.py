@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -28,6 +29,17 @@ def small_tiers(track_moves: bool = False) -> TieredPolicy[str]:
     return TieredPolicy(
         tiers, max_entries=100, track_moves=track_moves, window=0.01, adaptive=False
     )
+
+
+def serve(policy: TieredPolicy[str], keys: Iterable[str], capacity: int) -> None:
+    """Drive ``policy`` as a layer of ``capacity`` entries that reports every hit would."""
+    for key in keys:
+        if key in policy:
+            policy.record_access(key, math.inf)
+        else:
+            policy.record_write(key, 1, math.inf)
+        while len(policy) > capacity:
+            policy.remove(policy.victim())
 
 
 def tier_name(policy: TieredPolicy[str], key: str) -> str | None:
@@ -111,14 +123,7 @@ def test_moves_are_not_tracked_unless_asked() -> None:
 def test_any_number_of_tiers(count: int) -> None:
     tiers = [{"name": f"t{index}", "size": 10} for index in range(count)]
     policy = TieredPolicy[str](tiers, max_entries=50, window=0.02, adaptive=False)
-    for number in range(200):
-        key = f"k{number % 70}"
-        if key in policy:
-            policy.record_access(key, math.inf)
-        else:
-            policy.record_write(key, 1, math.inf)
-        while len(policy) > 50:
-            policy.remove(policy.victim())
+    serve(policy, (f"k{number % 70}" for number in range(200)), 50)
     assert len(policy) == 50
     assert sum(policy.tier_weights().values()) == 50
     assert set(policy.tier_weights()) == {f"t{index}" for index in range(count)}
@@ -181,13 +186,7 @@ def test_keys_read_far_more_than_others_end_in_the_hot_tier() -> None:
     policy = TieredPolicy[str](max_entries=600)
     favourites = [f"fav{number}" for number in range(10)]
     for _ in range(3_000):
-        for key in [*favourites, *(f"k{rng.randrange(4_000)}" for _ in range(5))]:
-            if key in policy:
-                policy.record_access(key, math.inf)
-            else:
-                policy.record_write(key, 1, math.inf)
-            while len(policy) > 600:
-                policy.remove(policy.victim())
+        serve(policy, [*favourites, *(f"k{rng.randrange(4_000)}" for _ in range(5))], 600)
     assert [tier_name(policy, key) for key in favourites] == ["hot"] * 10
 
 
