@@ -192,17 +192,26 @@ class AdmissionEngine(Generic[K]):
     # table and moduli from copies on the engine, and inline the common path of the helpers
     # (promotion, admission, the duel), on purpose.
 
-    def record_access(self, key: K, expires_at: float, count: int = 1) -> None:
+    # Branchy on purpose: the hit path is inlined (see above).
+    def record_access(self, key: K, expires_at: float, count: int = 1) -> None:  # noqa: PLR0912
         try:
             node = self._nodes[key]  # no .get(): a method call costs more than the lookup
         except KeyError:  # a late report for a key that has left: nothing to do
             return
         node[2] += count
         segment = node[1]
-        if segment == 0 and node[2] > self._window_hits_promote > 0 and self._main_limit:
-            self._leave_window(key, node)
-        elif segment == 0 or segment == self._top:  # noqa: PLR1714 (no tuple built per hit)
+        if segment == self._top:
             self._queues[segment].move_to_end(key)
+        elif segment == 0:
+            # "tiered" moves keys used often on out of the window (0 for "lfu": checked first).
+            if (
+                self._window_hits_promote
+                and node[2] > self._window_hits_promote
+                and self._main_limit
+            ):
+                self._leave_window(key, node)
+            else:
+                self._window.move_to_end(key)
         else:
             # A hit in main below the top: one segment hotter (inlined: with the tiers of
             # ``tiered`` most hits land in a tier below the top).
