@@ -89,7 +89,8 @@ class AdmissionEngine(Generic[K]):
 
     ``capacity`` is in bytes when ``weighted``, else in entries; None: learnt from the first
     victim request (the layer is then just over its bound). ``adaptive=False`` freezes the
-    window at ``window``.
+    window at ``window``. ``window_hits_promote``: a window entry used more than this many times
+    moves on into main (0: never; ``tiered`` uses it so that its favourites reach the hot tier).
     """
 
     __slots__ = (
@@ -140,7 +141,6 @@ class AdmissionEngine(Generic[K]):
         window: float = WINDOW_SHARE,
         adaptive: bool = True,
         window_hits_promote: int = 0,
-        max_window: float = 1.0,
     ) -> None:
         if capacity is not None and capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
@@ -150,7 +150,7 @@ class AdmissionEngine(Generic[K]):
         self._shares = [share / total for share in shares]
         self._top = len(shares)  # the hottest segment
         self._window_share = window
-        self._climber = GhostClimber(window, high=max_window) if adaptive else None
+        self._climber = GhostClimber(window) if adaptive else None
         # A window entry used more than this many times moves on into main (0: never). For
         # tiered: a key read on every round never reaches the window's end, yet must be able to
         # climb the tiers. Not while main has no room at all (a window of the whole cache).
