@@ -12,6 +12,19 @@ evicting it. A trace replay calls ``record_access`` on every hit instead.
 The policy only names victims; the actor enforces the bounds (``max_entries``, ``max_size``). A
 policy that sizes internal segments (``lfu``, ``tiered``) is told the capacity when it is built
 (:func:`rgruntime.policies.make_policy`), and learns it from the first victim request otherwise.
+
+Optional methods (not part of the protocol: a layer looks them up with ``getattr`` and does
+without them):
+
+- ``set_capacity(capacity: int) -> None``: the layer's budget changed (bytes under
+  ``max_size``, else entries); segments follow lazily, as victims are asked for. ``lfu`` and
+  ``tiered`` have it.
+- ``take_moves() -> list[tuple[key, Tier]]``: ``tiered`` built with ``track_moves=True``; the
+  keys that changed tier since the last call, for the layer to cap their deadlines.
+
+``count`` matters to ``tiered``: each hit reported promotes the entry one tier (a late report
+of five hits moves a cold entry up to the hot tier), so a layer that reports every hit, or the
+hits it counted since it last looked, fills the hot tier with the keys read most.
 """
 
 from __future__ import annotations

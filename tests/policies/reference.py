@@ -139,8 +139,14 @@ class ReferenceAdmission:
     """
 
     def __init__(
-        self, shares: Sequence[float], capacity: int, weighted: bool, window: float
+        self,
+        shares: Sequence[float],
+        capacity: int,
+        weighted: bool,
+        window: float,
+        window_hits_promote: int = 0,
     ) -> None:
+        self.window_hits_promote = window_hits_promote
         total = sum(shares)
         self.shares = [share / total for share in shares]
         self.top = len(shares)
@@ -203,6 +209,7 @@ class ReferenceAdmission:
             if self.main_held() + self.weight[oldest] > self.main_limit():
                 return
             self.move(oldest, 1)
+            self.departures[0] += 1  # every exit from the window counts (the ghost's clock)
 
     def tick(self, count: int) -> None:
         self.events += count
@@ -223,11 +230,23 @@ class ReferenceAdmission:
             return
         self.pending[key] += count
         segment = self.segment(key)
-        if segment in (0, self.top):
+        if (  # tiered: a key used often in the window moves on into the coldest tier
+            segment == 0
+            and self.window_hits_promote
+            and self.pending[key] > self.window_hits_promote
+            and self.main_limit()
+        ):
+            self.move(key, 1)
+            self.departures[0] += 1
+        elif segment in (0, self.top):
             self.move(key, segment)
-        else:
-            self.move(key, segment + 1)
-            self.demote_from(segment + 1)
+        else:  # one segment hotter per hit reported
+            for _ in range(count):
+                segment = self.segment(key)
+                if segment in (0, self.top):
+                    break
+                self.move(key, segment + 1)
+                self.demote_from(segment + 1)
         self.tick(count)
 
     def record_write(self, key: str, size: int, expires_at: float, cost: float = 1.0) -> None:
@@ -270,6 +289,7 @@ class ReferenceAdmission:
                 admitting, self.admitting = self.admitting, None
                 if admitting in self.segments[0]:
                     self.move(admitting, 1)
+                    self.departures[0] += 1
         pending = self.pending.pop(key)
         if pending:
             self.sketch.add(self.slots[key], pending)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 from rgruntime.policies import LFUPolicy, LRUPolicy
 
@@ -105,10 +106,28 @@ def test_the_capacity_is_learnt_from_the_first_victim_request() -> None:
 
 def test_byte_weights_split_the_budget() -> None:
     policy = LFUPolicy[str](max_size=10_000, window=0.1, adaptive=False)
-    assert policy.segment_limits() == (1_000, 1_800, 7_200)
+    assert policy.segment_limits() == (1_000, 3_600, 5_400)  # window 10%, then main 40:60
     policy.record_write("big", 900, math.inf)
     policy.record_write("bigger", 300, math.inf)
     # The window holds 1,000 bytes: "big" moves on to probation, by its weight.
     assert policy.segment_weights() == (300, 900, 0)
     policy.record_write("big", 50, math.inf)  # an overwrite changes the weight in place
     assert policy.segment_weights() == (300, 50, 0)
+
+
+def test_a_new_working_set_that_fits_gets_in_after_a_frequency_phase() -> None:
+    # Issue 12: a Zipf phase teaches the filter its favourites, then 80 new keys (the cache holds
+    # 100) are read uniformly. A filter that keeps remembering the old favourites turns the new
+    # keys away; LRU hits almost every request of the second phase.
+    rng = random.Random(5)
+    weights = [1 / (rank + 1) for rank in range(5_000)]
+    favourites = rng.choices(range(5_000), weights=weights, k=30_000)
+    new_set = rng.choices(range(10_000, 10_080), k=20_000)
+    capacity = 100
+
+    def second_phase_hits(make: Callable[[], object]) -> int:
+        return replay(make(), favourites + new_set, capacity) - replay(make(), favourites, capacity)
+
+    lru_hits = second_phase_hits(LRUPolicy[int])
+    assert lru_hits > len(new_set) - capacity
+    assert second_phase_hits(lambda: LFUPolicy[int](max_entries=capacity)) >= 0.97 * lru_hits

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from rgruntime.policies import CostAwarePolicy, LFUPolicy, LRUPolicy, TieredPolicy, TTLPolicy
 from rgruntime.policies.admission import AdmissionEngine
+from rgruntime.policies.lfu import PROTECTED_SHARE
+from rgruntime.policies.tiered import WINDOW_HITS_PROMOTE
 from tests.policies.reference import (
     ReferenceAdmission,
     ReferenceGDSF,
@@ -109,7 +111,9 @@ def test_lfu_matches_the_reference(
 ) -> None:
     max_size, max_entries = (capacity, None) if weighted else (None, capacity)
     policy = LFUPolicy[str](max_size, max_entries, window=window, adaptive=False)
-    reference = ReferenceAdmission((0.2, 0.8), capacity, weighted, window)
+    reference = ReferenceAdmission(
+        (1 - PROTECTED_SHARE, PROTECTED_SHARE), capacity, weighted, window
+    )
     compare(policy, reference, operations, same_segments)
 
 
@@ -129,5 +133,7 @@ def test_tiered_matches_the_reference(
         tiers, max_size=max_size, max_entries=max_entries, window=0.05, adaptive=False
     )
     # Hottest first in the configuration; the engine's segments go coldest first.
-    reference = ReferenceAdmission(sizes[::-1], capacity, weighted, 0.05)
+    reference = ReferenceAdmission(
+        sizes[::-1], capacity, weighted, 0.05, window_hits_promote=WINDOW_HITS_PROMOTE
+    )
     compare(policy, reference, operations, same_segments)

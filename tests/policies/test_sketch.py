@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rgruntime.policies.climber import GhostClimber
+from rgruntime.policies.climber import PRIOR, SHRINK, GhostClimber
 from rgruntime.policies.sketch import MAX_COUNT, FrequencySketch
 
 
@@ -64,12 +64,22 @@ def test_consecutive_integer_keys_spread_over_both_rows() -> None:
 
 def test_the_climber_follows_the_side_whose_ghosts_return() -> None:
     climber = GhostClimber(0.05, step=0.05)
-    assert climber.climb(0, 0) == 0.05  # no evidence: no move
-    assert climber.climb(10, 0) == 0.1  # only the window's ghosts returned: grow it
-    assert abs(climber.climb(5, 15) - 0.075) < 1e-12  # mixed evidence: a proportional step
+    assert climber.climb(0, 0, depth=0) == 0.05  # no evidence: no move
+    assert climber.climb(10, 0, depth=0) == 0.1  # only the window's ghosts returned: grow it
+    # Mixed evidence: a proportional step, and a shrinking one at SHRINK x the speed.
+    assert abs(climber.climb(5, 15, depth=0) - (0.1 - 0.025 * SHRINK)) < 1e-12
     for _ in range(100):
-        climber.climb(0, 1)
+        climber.climb(0, 1, depth=0)
     assert climber.share == 0.0  # clamped
     for _ in range(100):
-        climber.climb(1, 0)
+        climber.climb(1, 0, depth=0)
     assert climber.share == 1.0
+
+
+def test_scarce_evidence_moves_the_climber_less_than_plentiful_evidence() -> None:
+    deep = 100.0  # the ghosts were read this many departures deep
+    scarce, plentiful = GhostClimber(0.5, step=0.05), GhostClimber(0.5, step=0.05)
+    scarce.climb(3, 0, depth=deep)
+    plentiful.climb(300, 0, depth=deep)
+    assert 0.5 < scarce.share < 0.5 + 0.05 * 3 / (3 + PRIOR * deep) + 1e-12
+    assert plentiful.share > 0.5 + 0.9 * 0.05

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -27,6 +29,17 @@ def small_tiers(track_moves: bool = False) -> TieredPolicy[str]:
     return TieredPolicy(
         tiers, max_entries=100, track_moves=track_moves, window=0.01, adaptive=False
     )
+
+
+def serve(policy: TieredPolicy[str], keys: Iterable[str], capacity: int) -> None:
+    """Drive ``policy`` as a layer of ``capacity`` entries that reports every hit would."""
+    for key in keys:
+        if key in policy:
+            policy.record_access(key, math.inf)
+        else:
+            policy.record_write(key, 1, math.inf)
+        while len(policy) > capacity:
+            policy.remove(policy.victim())
 
 
 def tier_name(policy: TieredPolicy[str], key: str) -> str | None:
@@ -110,14 +123,7 @@ def test_moves_are_not_tracked_unless_asked() -> None:
 def test_any_number_of_tiers(count: int) -> None:
     tiers = [{"name": f"t{index}", "size": 10} for index in range(count)]
     policy = TieredPolicy[str](tiers, max_entries=50, window=0.02, adaptive=False)
-    for number in range(200):
-        key = f"k{number % 70}"
-        if key in policy:
-            policy.record_access(key, math.inf)
-        else:
-            policy.record_write(key, 1, math.inf)
-        while len(policy) > 50:
-            policy.remove(policy.victim())
+    serve(policy, (f"k{number % 70}" for number in range(200)), 50)
     assert len(policy) == 50
     assert sum(policy.tier_weights().values()) == 50
     assert set(policy.tier_weights()) == {f"t{index}" for index in range(count)}
@@ -171,3 +177,26 @@ def test_the_field_prefix_is_the_callers() -> None:
         parse_tiers([{"name": "hot", "size": "big"}], field="cache_config.layers.model.tiers")
     assert raised.value.field == "cache_config.layers.model.tiers[0].size"
     assert raised.value.value == "big"
+
+
+def test_keys_read_far_more_than_others_end_in_the_hot_tier() -> None:
+    # A live layer that reports every hit: 10 favourites read on every round, 4,000 other keys
+    # read at random; 600 entries under the guide's 10 : 50 : 200 split (hot holds about 20).
+    rng = random.Random(7)
+    policy = TieredPolicy[str](max_entries=600)
+    favourites = [f"fav{number}" for number in range(10)]
+    for _ in range(3_000):
+        serve(policy, [*favourites, *(f"k{rng.randrange(4_000)}" for _ in range(5))], 600)
+    assert [tier_name(policy, key) for key in favourites] == ["hot"] * 10
+
+
+def test_a_late_report_of_several_hits_promotes_once_per_hit() -> None:
+    policy = small_tiers(track_moves=True)
+    policy.record_write("a", 1, math.inf)
+    policy.record_write("b", 1, math.inf)  # "a" moves on into cold
+    policy.record_access("a", math.inf, count=5)  # a lazily reported batch: cold -> warm -> hot
+    assert tier_name(policy, "a") == "hot"
+    assert [(key, tier.name) for key, tier in policy.take_moves()] == [("a", "hot")]
+    policy.record_write("c", 1, math.inf)  # "b" moves on into cold
+    policy.record_access("b", math.inf, count=1)
+    assert tier_name(policy, "b") == "warm"  # one hit, one tier
