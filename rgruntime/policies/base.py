@@ -4,23 +4,20 @@ A policy is a plain synchronous data structure: no anyio, no clock, no I/O. The 
 about writes and removals in batches and asks it for a victim when the layer is over a bound, so
 the same object can replay a trace of millions of requests at full speed in a benchmark.
 
-Hits reach a live layer's policy lazily: readers only count hits on the entry, and when the
-policy names a victim that was hit since the actor last looked, the actor reports the access
-(``record_access``, with ``count`` = the hits it had not reported yet) and asks again instead of
-evicting it. A trace replay calls ``record_access`` on every hit instead.
+A live layer's policy hears every hit: readers log an entry's first hit since the last
+maintenance pass (and count the rest on the entry), and the pass replays the log in order,
+reporting each entry's hits with ``record_access(key, deadline, count)``. A trace replay calls
+``record_access`` on every hit instead.
 
 The policy only names victims; the actor enforces the bounds (``max_entries``, ``max_size``). A
 policy that sizes internal segments (``lfu``, ``tiered``) is told the capacity when it is built
 (:func:`rgruntime.policies.make_policy`), and learns it from the first victim request otherwise.
 
-Optional methods (not part of the protocol: a layer looks them up with ``getattr`` and does
-without them):
-
-- ``set_capacity(capacity: int) -> None``: the layer's budget changed (bytes under
-  ``max_size``, else entries); segments follow lazily, as victims are asked for. ``lfu`` and
-  ``tiered`` have it.
-- ``take_moves() -> list[tuple[key, Tier]]``: ``tiered`` built with ``track_moves=True``; the
-  keys that changed tier since the last call, for the layer to cap their deadlines.
+Besides the replay methods, a live layer asks four more (the end of the protocol; a replay
+never calls them; :class:`LayerHooks` gives the defaults of a policy with nothing to resize and no
+TTL caps): ``set_capacity`` (the layer's budget moved), ``ttl_cap`` (the longest TTL a key may
+keep: ``tiered`` caps an entry to its tier's), ``watch_ttl_caps`` and ``take_ttl_caps`` (the keys
+whose cap changed since the last call).
 
 ``count`` matters to ``tiered``: each hit reported promotes the entry one tier (a late report
 of five hits moves a cold entry up to the hot tier), so a layer that reports every hit, or the
