@@ -51,6 +51,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
+import anyio
+import anyio.lowlevel
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -58,6 +60,7 @@ from rich.text import Text
 from benchmarks import RunOptions
 from benchmarks._harness import frozen_heap, gc_paused, stderr_note, stopwatch
 from benchmarks.phase_shift import WORKLOADS
+from rgruntime import open_runtime
 from rgruntime.policies import make_policy
 
 __all__ = ["run"]
@@ -100,6 +103,8 @@ PHASE_SHIFT_MARGIN: Final = 0.5
 ACCEPTANCE_SIZES: Final = (0.01, 0.1)
 LRU_EXACT: Final = 0.05
 LFU_MARGIN: Final = 0.5
+#: How much worse a live layer may be than its own replay, in points (issue 12).
+LIVE_MARGIN: Final = 0.3
 TIERED_MARGIN: Final = 1.0
 LRU_MARGIN: Final = 1.0
 BOOKKEEPING_LIMIT_US: Final = 1.0
@@ -206,8 +211,8 @@ def replay(policy: Any, keys: Sequence[int], capacity: int, evictions: list[int]
 
 
 #: How one column of our figures is obtained: (trace's keys, strategy, capacity in entries) to
-#: a miss ratio in %. ``replayed`` is the trace replay above; a column that drives a live layer
-#: would be another entry of :data:`OUR_COLUMNS`.
+#: a miss ratio in %. ``replayed`` is the trace replay above; ``live`` drives a live layer
+#: through its public API (issue 12).
 MissRatio = Callable[[Sequence[int], str, int], float]
 
 
@@ -217,7 +222,34 @@ def replayed_miss_ratio(keys: Sequence[int], strategy: str, capacity: int) -> fl
     return 100.0 * replay(policy, keys, capacity, []) / len(keys)
 
 
-OUR_COLUMNS: Final[dict[str, MissRatio]] = {"replayed": replayed_miss_ratio}
+def live_miss_ratio(keys: Sequence[int], strategy: str, capacity: int) -> float:
+    """The miss ratio (%) of ``strategy`` in a live layer of ``capacity`` entries, driven through
+    the public API as a user would (``get_nowait``, then ``set_nowait`` on a miss), on asyncio,
+    with a checkpoint every 4,096 requests so that the layer's actor runs as it would in a
+    service. The policy learns hits from the layer's access log, not from the benchmark."""
+    return anyio.run(_live_misses, keys, strategy, capacity) * 100.0 / len(keys)
+
+
+async def _live_misses(keys: Sequence[int], strategy: str, capacity: int) -> int:
+    config = {"layers": {"trace": {"max_entries": capacity, "strategy": strategy, "ttl": None}}}
+    async with open_runtime(config) as runtime:
+        layer = runtime.layer("trace")
+        get, put = layer.get_nowait, layer.set_nowait
+        missing = object()
+        misses = 0
+        for position, key in enumerate(map(str, keys)):
+            if get(key, missing) is missing:
+                misses += 1
+                put(key, 1, size=1_000)  # unit entries: the layer is bounded by max_entries
+            if position % 4096 == 0:
+                await anyio.lowlevel.checkpoint()
+        return misses
+
+
+OUR_COLUMNS: Final[dict[str, MissRatio]] = {
+    "replayed": replayed_miss_ratio,
+    "live": live_miss_ratio,
+}
 
 
 def column_label(strategy: str, column: str) -> str:
@@ -602,6 +634,7 @@ def verdicts(results: Results, traces: Sequence[str], shares: Sequence[float]) -
         for strategy, label, verdict in checks
         if strategy in ran
     ]
+    found.append(_live_versus_replayed(results, traces, [s for s in shares if s >= 0.01]))
     everything = [(trace, share) for trace in traces for share in shares]
     for strategy in results.strategies:
         cost = bookkeeping_us(results, strategy, everything)
@@ -618,6 +651,28 @@ def verdicts(results: Results, traces: Sequence[str], shares: Sequence[float]) -
             )
         )
     return found
+
+
+def _live_versus_replayed(
+    results: Results, traces: Sequence[str], shares: Sequence[float]
+) -> Verdict:
+    """Every strategy live within :data:`LIVE_MARGIN` points of its replay (or better)."""
+    label = f"live within {LIVE_MARGIN} points of replayed (or better), every strategy, 1% and 10%"
+    gaps = [
+        (
+            results.ratios[(*cell, f"{strategy} live")] - results.ratios[(*cell, strategy)],
+            cell,
+            strategy,
+        )
+        for strategy in results.strategies
+        for cell in ((trace, share) for trace in traces for share in shares)
+        if (*cell, f"{strategy} live") in results.ratios and (*cell, strategy) in results.ratios
+    ]
+    if not gaps:
+        return Verdict(label, None, "no live column measured")
+    gap, (trace, share), strategy = max(gaps)
+    detail = f"worst {gap:+.2f} ({strategy}, {trace} {share:.0%}), {len(gaps)} cells"
+    return Verdict(label, gap <= LIVE_MARGIN, detail)
 
 
 def _acceptance_table(found: Sequence[Verdict]) -> Table:
