@@ -1,0 +1,440 @@
+"""A Memcached store: pymemcache's pooled ``HashClient`` in worker threads.
+
+No async Memcached client runs on trio (DEPENDENCY-NOTES.md), so each operation runs as one
+synchronous step in ``anyio.to_thread.run_sync`` behind a :class:`anyio.CapacityLimiter` no larger
+than the connection pool (pymemcache raises when its pool is exhausted instead of waiting).
+
+Memcached has no sets, no scripts, no key listing and no pub/sub, so the guarantees are weaker than
+Redis's (docs/stores.md):
+
+- **Tags are generations.** Each tag has a generation stamp in Memcached (``g:<tag>``). An entry
+  records, in a frame around its envelope, the stamps of its tags *and of every ancestor tag*
+  (``products:phones`` records ``products`` too) and of the store's root. Invalidating a tag
+  replaces its stamp; reading an entry compares the stamps it recorded with the current ones, and
+  any difference, or a stamp that Memcached evicted, makes the entry a miss. Invalidation is thus
+  O(1) and immediate, but the stale entries stay in memory until they expire or are evicted, and
+  ``invalidate_tags`` cannot say which keys it removed (it returns ``None``).
+- **clear()** replaces the root stamp: every entry of this prefix becomes a miss, other prefixes on
+  the same servers are untouched (``flush_all`` would wipe them).
+- **TTL**: Memcached counts whole seconds, so the frame also carries the entry's wall-clock
+  deadline, checked on read.
+- **Leases**: ``add`` with an expiry (whole seconds, rounded up). Releasing compares the token and
+  deletes in two steps: a lease that expires between them, and is taken by another process in
+  that instant, could be deleted (pymemcache has no compare-and-delete).
+- **scan()** and the invalidation channel raise
+  :class:`~rgruntime.stores.UnsupportedOperationError`: give near caches in front of a Memcached
+  store short TTLs, or publish invalidations through a Redis store.
+- Keys longer than 200 bytes or with characters Memcached refuses are stored under their hash.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final, Self, TypeVar
+
+import anyio
+import msgpack
+import xxhash
+from pymemcache.client.hash import HashClient
+from pymemcache.exceptions import (
+    MemcacheClientError,
+    MemcacheError,
+    MemcacheIllegalInputError,
+)
+
+from rgruntime.stores.base import Invalidation
+from rgruntime.stores.config import MemcachedStoreConfig
+from rgruntime.stores.errors import StoreError, StoreUnavailableError, UnsupportedOperationError
+from rgruntime.stores.validation import (
+    TAG_SEPARATOR,
+    check_key,
+    check_keys,
+    check_lease_ttl,
+    check_tag_list,
+    check_ttl,
+)
+
+__all__ = ["MemcachedStore"]
+
+T = TypeVar("T")
+
+_FRAME_MAGIC: Final = "rgm1"
+_EDGES_MAGIC: Final = "rgd1"
+#: The generation of the whole store (never a user tag: tags are non-empty).
+_ROOT: Final = ""
+_MAX_PLAIN_KEY: Final = 200
+#: Memcached reads an expiry above 30 days as a Unix time.
+_RELATIVE_EXPIRY_LIMIT: Final = 30 * 86400
+_CAS_ATTEMPTS: Final = 16
+
+
+def _expiry(ttl: float | None) -> int:
+    if ttl is None:
+        return 0
+    seconds = math.ceil(ttl)
+    if seconds > _RELATIVE_EXPIRY_LIMIT:
+        return math.ceil(time.time() + ttl)
+    return max(1, seconds)
+
+
+def _lineage(tags: Iterable[str]) -> set[str]:
+    """The tags, every ancestor of each (``a:b:c`` gives ``a``, ``a:b``, ``a:b:c``), the root."""
+    found = {_ROOT}
+    for tag in tags:
+        levels = tag.split(TAG_SEPARATOR)
+        found.update(TAG_SEPARATOR.join(levels[: depth + 1]) for depth in range(len(levels)))
+    return found
+
+
+def _stamp() -> bytes:
+    return secrets.token_hex(8).encode()
+
+
+class _Names:
+    """Memcached key names: ``<prefix><kind>:<key>``, or ``<prefix><kind>#<hash>`` when unsafe."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def name(self, kind: str, key: str) -> str:
+        if len(key) <= _MAX_PLAIN_KEY and key.isascii() and key.isprintable() and " " not in key:
+            return f"{self.prefix}{kind}:{key}"
+        return f"{self.prefix}{kind}#{xxhash.xxh3_128_hexdigest(key.encode())}"
+
+    def entry(self, key: str) -> str:
+        return self.name("e", key)
+
+    def generation(self, tag: str) -> str:
+        return self.name("g", tag) if tag else f"{self.prefix}g"
+
+    def lease(self, key: str) -> str:
+        return self.name("l", key)
+
+    def edges(self, key: str) -> str:
+        return self.name("d", key)
+
+
+class _Operations:
+    """The synchronous steps, each run whole in one worker thread."""
+
+    def __init__(self, client: HashClient, names: _Names, description: str) -> None:
+        self._client = client
+        self._names = names
+        self._description = description
+
+    def _generations(self, tags: Iterable[str], create: bool) -> dict[str, bytes | None]:
+        names = {tag: self._names.generation(tag) for tag in tags}
+        found = self._client.get_many(list(names.values()))
+        stamps = {tag: found.get(name) for tag, name in names.items()}
+        if create:
+            for tag, stamp in stamps.items():
+                if stamp is None:
+                    # add, not set: two writers racing agree on whichever stamp landed first.
+                    self._client.add(names[tag], _stamp(), expire=0, noreply=False)
+                    stamps[tag] = self._client.get(names[tag])
+        return stamps
+
+    def set(self, key: str, envelope: bytes, ttl: float | None, tags: list[str]) -> None:
+        stamps = self._generations(_lineage(tags), create=True)
+        if any(stamp is None for stamp in stamps.values()):
+            raise StoreUnavailableError(self._description, "set", "a tag generation was evicted")
+        deadline = None if ttl is None else time.time() + ttl
+        frame = [_FRAME_MAGIC, deadline, stamps, envelope]
+        data = msgpack.packb(frame, use_bin_type=True)
+        if not self._client.set(self._names.entry(key), data, expire=_expiry(ttl), noreply=False):
+            raise StoreError(f"memcached refused to store {key!r} ({len(data)} bytes)")
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        names = [self._names.entry(key) for key in keys]
+        found = self._client.get_many(names)
+        frames = [_parse_frame(found.get(name)) for name in names]
+        tags = {tag for frame in frames if isinstance(frame, _Frame) for tag in frame.stamps}
+        current = self._generations(tags, create=False) if tags else {}
+        now = time.time()
+        results: list[bytes | None] = []
+        for frame in frames:
+            if isinstance(frame, _Frame):
+                fresh = (frame.deadline is None or now < frame.deadline) and all(
+                    current.get(tag) == stamp for tag, stamp in frame.stamps.items()
+                )
+                results.append(frame.envelope if fresh else None)
+            else:
+                # None (a miss), or bytes that are not our frame: handed over as they are, for
+                # the serializer to reject and the layer to count as a miss.
+                results.append(frame)
+        return results
+
+    def delete(self, keys: Iterable[str]) -> int:
+        removed = 0
+        for key in keys:
+            name = self._names.entry(key)
+            # Present and live: a stale (invalidated) entry is not counted as removed.
+            live = self.get_many([key])[0] is not None
+            if self._client.delete(name, noreply=False) and live:
+                removed += 1
+        return removed
+
+    def invalidate(self, tags: Iterable[str]) -> None:
+        for tag in tags:
+            if not self._client.set(self._names.generation(tag), _stamp(), expire=0, noreply=False):
+                raise StoreError(f"memcached refused to store the generation of tag {tag!r}")
+
+    def acquire_lease(self, key: str, ttl: float) -> str | None:
+        token = secrets.token_hex(16)
+        added = self._client.add(self._names.lease(key), token.encode(), expire=_expiry(ttl), noreply=False)
+        return token if added else None
+
+    def release_lease(self, key: str, token: str) -> bool:
+        name = self._names.lease(key)
+        if self._client.get(name) != token.encode():
+            return False
+        return bool(self._client.delete(name, noreply=False))
+
+    def lease_active(self, key: str) -> bool:
+        return self._client.get(self._names.lease(key)) is not None
+
+    def add_edges(self, dependent: str, dependencies: Iterable[str], ttl: float | None) -> None:
+        root = self._generations((_ROOT,), create=True)[_ROOT]
+        for dependency in dependencies:
+            self._add_edge(self._names.edges(dependency), dependent, root, ttl)
+
+    def _add_edge(self, name: str, dependent: str, root: bytes | None, ttl: float | None) -> None:
+        for _ in range(_CAS_ATTEMPTS):
+            data, cas = self._client.gets(name)
+            known = _parse_edges(data, root)
+            if dependent in known:
+                return
+            value = msgpack.packb([_EDGES_MAGIC, root, sorted({*known, dependent})], use_bin_type=True)
+            if cas is None:
+                if self._client.add(name, value, expire=_expiry(ttl), noreply=False):
+                    return
+            elif self._client.cas(name, value, cas, expire=_expiry(ttl), noreply=False):
+                return
+        raise StoreError(f"edges of {name!r}: {_CAS_ATTEMPTS} concurrent updates in a row")
+
+    def dependents_of(self, key: str) -> frozenset[str]:
+        root = self._generations((_ROOT,), create=False)[_ROOT]
+        return frozenset(_parse_edges(self._client.get(self._names.edges(key)), root))
+
+    def clear(self) -> None:
+        self.invalidate((_ROOT,))
+
+    def ping(self) -> None:
+        # Every server of the ring, not one: a layer's health check must see any that is down.
+        if not self._client.clients:
+            raise StoreUnavailableError(self._description, "ping", "every server is marked down")
+        for server in self._client.clients.values():
+            server.version()
+
+
+class _Frame:
+    __slots__ = ("deadline", "envelope", "stamps")
+
+    def __init__(self, deadline: float | None, stamps: dict[str, bytes], envelope: bytes) -> None:
+        self.deadline = deadline
+        self.stamps = stamps
+        self.envelope = envelope
+
+
+def _parse_frame(data: bytes | None) -> _Frame | bytes | None:
+    if data is None:
+        return None
+    try:
+        frame: Any = msgpack.unpackb(data, raw=False)
+    except Exception:
+        return data
+    if not (isinstance(frame, list) and len(frame) == 4 and frame[0] == _FRAME_MAGIC):
+        return data
+    _, deadline, stamps, envelope = frame
+    if not (
+        (deadline is None or isinstance(deadline, float | int))
+        and isinstance(stamps, dict)
+        and all(isinstance(t, str) and isinstance(s, bytes) for t, s in stamps.items())
+        and isinstance(envelope, bytes)
+    ):
+        return data
+    return _Frame(deadline, stamps, envelope)
+
+
+def _parse_edges(data: bytes | None, root: bytes | None) -> list[str]:
+    """The dependents recorded in ``data``, if they were recorded since the last clear()."""
+    if data is None or root is None:
+        return []
+    try:
+        frame: Any = msgpack.unpackb(data, raw=False)
+    except Exception:
+        return []
+    if not (isinstance(frame, list) and len(frame) == 3 and frame[0] == _EDGES_MAGIC):
+        return []
+    if frame[1] != root or not isinstance(frame[2], list):
+        return []
+    return [item for item in frame[2] if isinstance(item, str)]
+
+
+class MemcachedStore:
+    """A :class:`~rgruntime.stores.RemoteStore` on Memcached (see the module's documentation)."""
+
+    kind = "memcached"
+    #: No scan, no invalidation channel, no exact tag removal.
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, config: MemcachedStoreConfig) -> None:
+        self._config = config
+        self.prefix = config.prefix
+        self.instance_id = secrets.token_hex(8)
+        self._timeout = config.timeout
+        self._names = _Names(config.prefix)
+        self._operations: _Operations | None = None
+        self._client: HashClient | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._closed = False
+        self._description = (
+            f"memcached {','.join(map(str, config.servers))} prefix {config.prefix!r}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<MemcachedStore {self._description}>"
+
+    async def __aenter__(self) -> Self:
+        if self._client is not None or self._closed:
+            raise StoreError(f"{self._description}: a store is opened once")
+        config = self._config
+        self._client = HashClient(
+            [(server.host, server.port) for server in config.servers],
+            connect_timeout=self._timeout,
+            timeout=self._timeout,
+            use_pooling=True,
+            max_pool_size=config.pool_size,
+            # A server that fails is out of the ring at once (its keys go to the others, or
+            # calls raise when it was the last) and tried again after a second, so a restarted
+            # server is back within about a second. ignore_exc=False: failures raise.
+            retry_attempts=0,
+            dead_timeout=1,
+            ignore_exc=False,
+            no_delay=True,
+        )
+        # Created here, not in __init__: a limiter belongs to the event loop that runs it.
+        self._limiter = anyio.CapacityLimiter(config.pool_size)
+        self._operations = _Operations(self._client, self._names, self._description)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        self._operations = None
+        self._closed = True
+        if client is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(client.close)
+
+    async def _run(self, operation: str, step: Callable[[_Operations], T]) -> T:
+        """``step`` in a worker thread, bounded by the timeout; failures to reach one error."""
+        operations, limiter = self._operations, self._limiter
+        if operations is None or limiter is None:
+            raise StoreUnavailableError(
+                self._description, operation, "the store is not open (use `async with store:`)"
+            )
+        try:
+            # The thread cannot be interrupted: a deadline that passes waits for the socket
+            # timeout (the same length) to end the call, so nothing outlives this block.
+            with anyio.fail_after(self._timeout):
+                return await anyio.to_thread.run_sync(step, operations, limiter=limiter)
+        except TimeoutError as error:
+            raise StoreUnavailableError(
+                self._description, operation, f"no answer within {self._timeout:g} s"
+            ) from error
+        except (MemcacheClientError, MemcacheIllegalInputError) as error:
+            raise StoreError(f"{self._description}: {operation}: {error}") from error
+        except (MemcacheError, OSError) as error:
+            raise StoreUnavailableError(self._description, operation, str(error) or type(error).__name__) from error
+
+    async def ping(self) -> float:
+        started = time.perf_counter()
+        await self._run("ping", lambda ops: ops.ping())
+        return time.perf_counter() - started
+
+    async def get(self, key: str) -> bytes | None:
+        key = check_key(key)
+        return (await self._run("get", lambda ops: ops.get_many([key])))[0]
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        checked = check_keys(keys)
+        if not checked:
+            return []
+        return await self._run("get_many", lambda ops: ops.get_many(checked))
+
+    async def set(
+        self, key: str, envelope: bytes, *, ttl: float | None = None, tags: Iterable[str] = ()
+    ) -> None:
+        key = check_key(key)
+        if not isinstance(envelope, bytes):
+            raise StoreError(f"envelope: expected bytes from Serializer.encode, got {type(envelope).__name__}")
+        checked_ttl = check_ttl(ttl)
+        tag_list = check_tag_list(tags)
+        await self._run("set", lambda ops: ops.set(key, envelope, checked_ttl, tag_list))
+
+    async def delete(self, keys: Iterable[str]) -> int:
+        checked = list(dict.fromkeys(check_keys(keys)))
+        return await self._run("delete", lambda ops: ops.delete(checked))
+
+    async def invalidate_tags(self, tags: Iterable[str]) -> Sequence[str] | None:
+        tag_list = check_tag_list(tags)
+        await self._run("invalidate_tags", lambda ops: ops.invalidate(tag_list))
+        return None
+
+    def scan(self, pattern: str = "*") -> AsyncIterator[str]:
+        raise UnsupportedOperationError(
+            self._description, "scan()", "Memcached cannot list keys; invalidate by tag instead"
+        )
+
+    async def clear(self) -> None:
+        await self._run("clear", lambda ops: ops.clear())
+
+    async def acquire_lease(self, key: str, ttl: float) -> str | None:
+        key = check_key(key)
+        checked = check_lease_ttl(ttl)
+        return await self._run("acquire_lease", lambda ops: ops.acquire_lease(key, checked))
+
+    async def release_lease(self, key: str, token: str) -> bool:
+        key = check_key(key)
+        return await self._run("release_lease", lambda ops: ops.release_lease(key, token))
+
+    async def lease_active(self, key: str) -> bool:
+        key = check_key(key)
+        return await self._run("lease_active", lambda ops: ops.lease_active(key))
+
+    async def publish_invalidation(
+        self, *, keys: Iterable[str] = (), tags: Iterable[str] = (), clear: bool = False
+    ) -> None:
+        raise UnsupportedOperationError(
+            self._description,
+            "the invalidation channel",
+            "Memcached has no pub/sub; give near caches short TTLs, or publish through a Redis store",
+        )
+
+    def invalidations(self) -> AbstractAsyncContextManager[AsyncIterator[Invalidation]]:
+        raise UnsupportedOperationError(
+            self._description,
+            "the invalidation channel",
+            "Memcached has no pub/sub; give near caches short TTLs, or subscribe through a Redis store",
+        )
+
+    async def add_edges(
+        self, dependent: str, dependencies: Iterable[str], *, ttl: float | None = None
+    ) -> None:
+        dependent = check_key(dependent, "dependent")
+        checked = list(dict.fromkeys(check_keys(dependencies, "dependencies")))
+        checked_ttl = check_ttl(ttl)
+        await self._run("add_edges", lambda ops: ops.add_edges(dependent, checked, checked_ttl))
+
+    async def dependents_of(self, key: str) -> frozenset[str]:
+        key = check_key(key)
+        return await self._run("dependents_of", lambda ops: ops.dependents_of(key))
