@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, Self
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from rgruntime.stores.base import CAPABILITIES, Invalidation
 from rgruntime.stores.errors import StoreError, StoreUnavailableError
@@ -50,6 +50,30 @@ class _Subscription:
     def __init__(self, send: MemoryObjectSendStream[Invalidation]) -> None:
         self.send = send
         self.lost = False
+
+
+class _Messages:
+    """The messages of one subscription (a plain iterator: nothing to finalize if abandoned)."""
+
+    __slots__ = ("_receive", "_subscription")
+
+    def __init__(
+        self, subscription: _Subscription, receive: MemoryObjectReceiveStream[Invalidation]
+    ) -> None:
+        self._subscription = subscription
+        self._receive = receive
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Invalidation:
+        if self._subscription.lost:
+            self._subscription.lost = False
+            return Invalidation(resync=True)
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
 
 
 class MemoryServer:
@@ -231,15 +255,8 @@ class MemoryStore:
         subscribers = self._server.subscriptions.setdefault(self.prefix, set())
         subscribers.add(subscription)
 
-        async def messages() -> AsyncIterator[Invalidation]:
-            async for message in receive:
-                if subscription.lost:
-                    subscription.lost = False
-                    yield Invalidation(resync=True)
-                yield message
-
         try:
-            yield messages()
+            yield _Messages(subscription, receive)
         finally:
             subscribers.discard(subscription)
             send.close()

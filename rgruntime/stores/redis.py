@@ -69,6 +69,49 @@ def _ms(seconds: float | None) -> int:
     return 0 if seconds is None else max(1, math.ceil(seconds * 1000))
 
 
+class _Messages:
+    """The invalidations a subscribed client receives, polled (see the module's documentation).
+
+    A plain async iterator, not an async generator: a consumer that stops iterating leaves
+    nothing to finalize.
+    """
+
+    def __init__(self, subscriber: Client, call: Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]) -> None:
+        self._subscriber = subscriber
+        self._call = call
+        self._delay = _POLL_MIN
+        self._idle_since = time.monotonic()
+        self._healthy = True
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Invalidation:
+        while True:
+            message = self._subscriber.try_get_pubsub_message()
+            if message is not None:
+                self._delay = _POLL_MIN
+                self._idle_since = time.monotonic()
+                decoded = decode_invalidation(message.message)
+                if decoded is not None:
+                    return decoded
+                continue
+            if time.monotonic() - self._idle_since >= _HEALTH_INTERVAL:
+                self._idle_since = time.monotonic()
+                try:
+                    await self._call("invalidations", self._subscriber.ping)
+                except StoreUnavailableError:
+                    self._healthy = False
+                else:
+                    if not self._healthy:
+                        # Messages published while the subscription was down are lost: tell
+                        # the near cache to drop everything rather than serve stale entries.
+                        self._healthy = True
+                        return Invalidation(resync=True)
+            await anyio.sleep(self._delay)
+            self._delay = min(self._delay * 2, _POLL_MAX)
+
+
 class RedisStore:
     """A :class:`~rgruntime.stores.RemoteStore` on Redis (standalone) or a Redis Cluster."""
 
@@ -374,38 +417,10 @@ class RedisStore:
         # connection serves nothing else.
         subscriber = await self._create_client(subscribe=(self._keys.channel,))
         try:
-            yield self._messages(subscriber)
+            yield _Messages(subscriber, self._call)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
                 await subscriber.close()
-
-    async def _messages(self, subscriber: Client) -> AsyncIterator[Invalidation]:
-        delay = _POLL_MIN
-        idle_since = time.monotonic()
-        healthy = True
-        while True:
-            message = subscriber.try_get_pubsub_message()
-            if message is not None:
-                delay = _POLL_MIN
-                idle_since = time.monotonic()
-                decoded = decode_invalidation(message.message)
-                if decoded is not None:
-                    yield decoded
-                continue
-            if time.monotonic() - idle_since >= _HEALTH_INTERVAL:
-                idle_since = time.monotonic()
-                try:
-                    await self._call("invalidations", subscriber.ping)
-                except StoreUnavailableError:
-                    healthy = False
-                else:
-                    if not healthy:
-                        # Messages published while the subscription was down are lost: tell
-                        # the near cache to drop everything rather than serve stale entries.
-                        healthy = True
-                        yield Invalidation(resync=True)
-            await anyio.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX)
 
     # -- dependency edges ----------------------------------------------------------------------
 
