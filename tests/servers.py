@@ -125,11 +125,21 @@ class _ServerProcess:
     def stop(self) -> None:
         self._stop(signal.SIGTERM)
 
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections open and answers nothing (a hung server)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def _stop(self, how: signal.Signals) -> None:
         process, self._process = self._process, None
         if process is None:
             return
         if process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             process.send_signal(how)
             try:
                 process.wait(timeout=5)

@@ -1,8 +1,17 @@
-"""A Memcached store: pymemcache's pooled ``HashClient`` in worker threads.
+"""A Memcached store: pymemcache's pooled clients in worker threads.
 
 No async Memcached client runs on trio (DEPENDENCY-NOTES.md), so each operation runs as one
 synchronous step in ``anyio.to_thread.run_sync`` behind a :class:`anyio.CapacityLimiter` no larger
 than the connection pool (pymemcache raises when its pool is exhausted instead of waiting).
+
+Keys are spread over the servers by rendezvous hashing, as pymemcache's ``HashClient`` does, but
+over a fixed ring of one ``PooledClient`` per server rather than through ``HashClient`` itself:
+its failover bookkeeping is not thread-safe (two threads marking a dead server raised
+``ValueError: No such node`` in tests/stores/test_failures.py), it silently returns defaults (a
+miss, ``False``) for a server inside its retry window, and moving a dead server's keys to the
+others serves stale entries when it comes back. Here a server that is down makes its own keys
+raise :class:`~rgruntime.stores.StoreUnavailableError` (the layer serves a miss), and its pool
+reconnects once it answers again.
 
 Memcached has no sets, no scripts, no key listing and no pub/sub, so the guarantees are weaker than
 Redis's (docs/stores.md):
@@ -39,7 +48,8 @@ from typing import Any, Final, Self, TypeVar
 import anyio
 import msgpack
 import xxhash
-from pymemcache.client.hash import HashClient
+from pymemcache.client.base import PooledClient
+from pymemcache.client.rendezvous import RendezvousHash
 from pymemcache.exceptions import (
     MemcacheClientError,
     MemcacheError,
@@ -120,10 +130,62 @@ class _Names:
         return self.name("d", key)
 
 
+class _Ring:
+    """One pooled client per server; each key on the server rendezvous hashing picks for it."""
+
+    def __init__(self, config: MemcachedStoreConfig) -> None:
+        self.clients = {
+            str(server): PooledClient(
+                (server.host, server.port),
+                connect_timeout=config.timeout,
+                timeout=config.timeout,
+                no_delay=True,
+                max_pool_size=config.pool_size,
+                default_noreply=False,
+            )
+            for server in config.servers
+        }
+        self._hash = RendezvousHash(nodes=list(self.clients))
+
+    def _client(self, name: str) -> PooledClient:
+        return self.clients[self._hash.get_node(name)]
+
+    def get(self, name: str) -> bytes | None:
+        return self._client(name).get(name)  # type: ignore[no-any-return]
+
+    def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
+        by_server: dict[str, list[str]] = {}
+        for name in names:
+            by_server.setdefault(self._hash.get_node(name), []).append(name)
+        found: dict[str, bytes] = {}
+        for server, server_names in by_server.items():
+            found.update(self.clients[server].get_many(server_names))
+        return found
+
+    def gets(self, name: str) -> tuple[bytes | None, bytes | None]:
+        return self._client(name).gets(name)  # type: ignore[no-any-return]
+
+    def set(self, name: str, value: bytes, expire: int) -> bool:
+        return bool(self._client(name).set(name, value, expire=expire, noreply=False))
+
+    def add(self, name: str, value: bytes, expire: int) -> bool:
+        return bool(self._client(name).add(name, value, expire=expire, noreply=False))
+
+    def cas(self, name: str, value: bytes, cas: bytes, expire: int) -> bool:
+        return bool(self._client(name).cas(name, value, cas, expire=expire, noreply=False))
+
+    def delete(self, name: str) -> bool:
+        return bool(self._client(name).delete(name, noreply=False))
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
 class _Operations:
     """The synchronous steps, each run whole in one worker thread."""
 
-    def __init__(self, client: HashClient, names: _Names, description: str) -> None:
+    def __init__(self, client: _Ring, names: _Names, description: str) -> None:
         self._client = client
         self._names = names
         self._description = description
@@ -136,7 +198,7 @@ class _Operations:
             for tag, stamp in stamps.items():
                 if stamp is None:
                     # add, not set: two writers racing agree on whichever stamp landed first.
-                    self._client.add(names[tag], _stamp(), expire=0, noreply=False)
+                    self._client.add(names[tag], _stamp(), expire=0)
                     stamps[tag] = self._client.get(names[tag])
         return stamps
 
@@ -147,7 +209,7 @@ class _Operations:
         deadline = None if ttl is None else time.time() + ttl
         frame = [_FRAME_MAGIC, deadline, stamps, envelope]
         data = msgpack.packb(frame, use_bin_type=True)
-        if not self._client.set(self._names.entry(key), data, expire=_expiry(ttl), noreply=False):
+        if not self._client.set(self._names.entry(key), data, expire=_expiry(ttl)):
             raise StoreError(f"memcached refused to store {key!r} ({len(data)} bytes)")
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -176,25 +238,25 @@ class _Operations:
             name = self._names.entry(key)
             # Present and live: a stale (invalidated) entry is not counted as removed.
             live = self.get_many([key])[0] is not None
-            if self._client.delete(name, noreply=False) and live:
+            if self._client.delete(name) and live:
                 removed += 1
         return removed
 
     def invalidate(self, tags: Iterable[str]) -> None:
         for tag in tags:
-            if not self._client.set(self._names.generation(tag), _stamp(), expire=0, noreply=False):
+            if not self._client.set(self._names.generation(tag), _stamp(), expire=0):
                 raise StoreError(f"memcached refused to store the generation of tag {tag!r}")
 
     def acquire_lease(self, key: str, ttl: float) -> str | None:
         token = secrets.token_hex(16)
-        added = self._client.add(self._names.lease(key), token.encode(), expire=_expiry(ttl), noreply=False)
+        added = self._client.add(self._names.lease(key), token.encode(), expire=_expiry(ttl))
         return token if added else None
 
     def release_lease(self, key: str, token: str) -> bool:
         name = self._names.lease(key)
         if self._client.get(name) != token.encode():
             return False
-        return bool(self._client.delete(name, noreply=False))
+        return self._client.delete(name)
 
     def lease_active(self, key: str) -> bool:
         return self._client.get(self._names.lease(key)) is not None
@@ -212,9 +274,9 @@ class _Operations:
                 return
             value = msgpack.packb([_EDGES_MAGIC, root, sorted({*known, dependent})], use_bin_type=True)
             if cas is None:
-                if self._client.add(name, value, expire=_expiry(ttl), noreply=False):
+                if self._client.add(name, value, expire=_expiry(ttl)):
                     return
-            elif self._client.cas(name, value, cas, expire=_expiry(ttl), noreply=False):
+            elif self._client.cas(name, value, cas, expire=_expiry(ttl)):
                 return
         raise StoreError(f"edges of {name!r}: {_CAS_ATTEMPTS} concurrent updates in a row")
 
@@ -227,8 +289,6 @@ class _Operations:
 
     def ping(self) -> None:
         # Every server of the ring, not one: a layer's health check must see any that is down.
-        if not self._client.clients:
-            raise StoreUnavailableError(self._description, "ping", "every server is marked down")
         for server in self._client.clients.values():
             server.version()
 
@@ -291,7 +351,7 @@ class MemcachedStore:
         self._timeout = config.timeout
         self._names = _Names(config.prefix)
         self._operations: _Operations | None = None
-        self._client: HashClient | None = None
+        self._client: _Ring | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._closed = False
         self._description = (
@@ -304,23 +364,9 @@ class MemcachedStore:
     async def __aenter__(self) -> Self:
         if self._client is not None or self._closed:
             raise StoreError(f"{self._description}: a store is opened once")
-        config = self._config
-        self._client = HashClient(
-            [(server.host, server.port) for server in config.servers],
-            connect_timeout=self._timeout,
-            timeout=self._timeout,
-            use_pooling=True,
-            max_pool_size=config.pool_size,
-            # A server that fails is out of the ring at once (its keys go to the others, or
-            # calls raise when it was the last) and tried again after a second, so a restarted
-            # server is back within about a second. ignore_exc=False: failures raise.
-            retry_attempts=0,
-            dead_timeout=1,
-            ignore_exc=False,
-            no_delay=True,
-        )
+        self._client = _Ring(self._config)
         # Created here, not in __init__: a limiter belongs to the event loop that runs it.
-        self._limiter = anyio.CapacityLimiter(config.pool_size)
+        self._limiter = anyio.CapacityLimiter(self._config.pool_size)
         self._operations = _Operations(self._client, self._names, self._description)
         return self
 
