@@ -36,6 +36,7 @@ import msgpack
 
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.stores.errors import UndecodableEntryError
+from rgruntime.stores.validation import brief
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -70,7 +71,8 @@ _MIN_SECRET_BYTES: Final = 32
 _SIGNATURE_BYTES: Final = 32
 
 _VALUE_ACCEPTED = (
-    "JSON-like data (None, bool, int, float, str, bytes, list, tuple, dict with str or int keys) "
+    "JSON-like data (None, bool, int, float, str, bytes, list, tuple, dict with str keys or "
+    "64-bit int keys) "
     f"nested at most {MAX_DEPTH} deep, or an instance of a type with a registered codec "
     "(register_dataclass / register_attrs / register_pydantic), or enable SignedPickle"
 )
@@ -230,12 +232,19 @@ class Envelope:
         return self.ttl is not None and now >= self.created + self.ttl
 
 
-def _check_number(value: object, field: str, *, allow_none: bool = False) -> None:
+def _check_number(
+    value: object, field: str, *, allow_none: bool = False, positive: bool = False
+) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        accepted = "a finite number" + (" or None" if allow_none else "")
-        raise InvalidArgumentError(field, value, accepted)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or (positive and value <= 0)
+    ):
+        accepted = ("a positive" if positive else "a") + " finite number"
+        raise InvalidArgumentError(field, brief(value), accepted + (" or None" if allow_none else ""))
 
 
 class Serializer:
@@ -264,13 +273,13 @@ class Serializer:
     def encode(self, envelope: Envelope) -> bytes:
         """The envelope's bytes; :class:`~rgruntime.InvalidArgumentError` if it cannot be stored."""
         _check_number(envelope.created, "created")
-        _check_number(envelope.ttl, "ttl", allow_none=True)
-        _check_number(envelope.cost, "cost")
+        _check_number(envelope.ttl, "ttl", allow_none=True, positive=True)
+        _check_number(envelope.cost, "cost", positive=True)
         tags = envelope.tags
         if isinstance(tags, str | bytes) or not all(isinstance(tag, str) for tag in tags):
-            raise InvalidArgumentError("tags", tags, "a collection of strings")
+            raise InvalidArgumentError("tags", brief(tags), "a collection of strings")
         if not isinstance(envelope.metadata, Mapping):
-            raise InvalidArgumentError("metadata", envelope.metadata, "a dict of JSON-like data")
+            raise InvalidArgumentError("metadata", brief(envelope.metadata), "a dict of JSON-like data")
         frame = [
             _MAGIC,
             ENVELOPE_VERSION,
@@ -286,7 +295,7 @@ class Serializer:
     def _to_wire(self, value: Any, where: str, depth: int) -> Any:
         """``value`` as msgpack-native data; our extension types for the rest."""
         if depth > MAX_DEPTH:
-            raise InvalidArgumentError(where, value, _VALUE_ACCEPTED)
+            raise InvalidArgumentError(where, brief(value), _VALUE_ACCEPTED)
         kind = type(value)
         if value is None or kind in (bool, float, str, bytes):
             return value
@@ -302,8 +311,8 @@ class Serializer:
         if kind is dict:
             wire = {}
             for key, item in value.items():
-                if type(key) not in (str, int):
-                    raise InvalidArgumentError(f"{where} key", key, _VALUE_ACCEPTED)
+                if type(key) is not str and not (type(key) is int and _INT_MIN <= key <= _INT_MAX):
+                    raise InvalidArgumentError(f"{where} key", brief(key), _VALUE_ACCEPTED)
                 wire[key] = self._to_wire(item, f"{where}[{key!r}]", depth + 1)
             return wire
         codec = self._codecs.for_type(kind)
@@ -312,7 +321,7 @@ class Serializer:
                 data = codec.to_data(value)
             except Exception as error:
                 raise InvalidArgumentError(
-                    where, value, f"a value codec {codec.name!r} can encode ({error})"
+                    where, brief(value), f"a value codec {codec.name!r} can encode ({error})"
                 ) from error
             inner = [codec.name, self._to_wire(data, f"{where}<{codec.name}>", depth + 1)]
             return msgpack.ExtType(_EXT_CODEC, self._pack(inner))
@@ -320,8 +329,8 @@ class Serializer:
             try:
                 return msgpack.ExtType(_EXT_PICKLE, self._pickle.dumps(value))
             except Exception as error:
-                raise InvalidArgumentError(where, value, f"a picklable value ({error})") from error
-        raise InvalidArgumentError(where, value, _VALUE_ACCEPTED)
+                raise InvalidArgumentError(where, brief(value), f"a picklable value ({error})") from error
+        raise InvalidArgumentError(where, brief(value), _VALUE_ACCEPTED)
 
     @staticmethod
     def _pack(data: Any) -> bytes:
