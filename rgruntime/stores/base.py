@@ -120,7 +120,10 @@ class RemoteStore(Protocol):
         """The keys (without the prefix) matching the glob ``pattern``; a key may repeat."""
 
     async def clear(self) -> None:
-        """Remove every entry of this store's prefix, and nothing else."""
+        """Remove every entry (and dependency edge) of this store's prefix, and nothing else.
+
+        Leases survive: they belong to loads in flight, and expire on their own.
+        """
 
     async def acquire_lease(self, key: str, ttl: float) -> str | None:
         """Take the load lease of ``key`` for ``ttl`` seconds: a token, or ``None`` if held.

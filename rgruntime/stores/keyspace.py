@@ -82,12 +82,14 @@ class Keyspace:
         key = found.group(1)
         return key if fnmatch.fnmatchcase(key, pattern) else None
 
-    def is_own(self, name: str) -> bool:
-        """Whether ``name`` is one of this store's key names (and not another prefix's)."""
+    def cleared_by_clear(self, name: str) -> bool:
+        """Whether ``name`` is one of this store's key names (not another prefix's) that
+        ``clear()`` removes: everything but the leases, which belong to loads in flight."""
         if not name.startswith(self.prefix + "{"):
             return False
         close = name.find("}", len(self.prefix) + 1)
-        return close > len(self.prefix) + 1 and name[len(self.prefix) + 1 : close].isdigit()
+        own = close > len(self.prefix) + 1 and name[len(self.prefix) + 1 : close].isdigit()
+        return own and not name.startswith("l:", close + 1)
 
 
 # Shared by the scripts: remove one entry with its tag memberships. ARGV[1] is the bucket's tag

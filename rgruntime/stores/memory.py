@@ -193,7 +193,7 @@ class MemoryStore:
     async def clear(self) -> None:
         self._check_open("clear")
         await anyio.lowlevel.checkpoint()
-        for table in (self._server.entries, self._server.leases, self._server.edges):
+        for table in (self._server.entries, self._server.edges):
             for name in [name for name in table if name[0] == self.prefix]:
                 del table[name]
 

@@ -348,7 +348,7 @@ class RedisStore:
         client = self._connected
         batch: list[str | bytes] = []
         async for name in self._scan_names(self._keys.own_keys_match()):
-            if self._keys.is_own(name.decode(errors="surrogateescape")):
+            if self._keys.cleared_by_clear(name.decode(errors="surrogateescape")):
                 batch.append(name)
             if len(batch) >= _SCAN_COUNT:
                 await self._unlink(client, batch)

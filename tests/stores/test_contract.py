@@ -95,7 +95,9 @@ async def test_clear_stays_within_its_prefix(store_factory: StoreFactory) -> Non
         for each in (mine, longer, other):
             await each.set("k", b"1", tags=["t"])
         await mine.add_edges("r", ["k"])
+        assert await mine.acquire_lease("k", ttl=30) is not None
         await mine.clear()
+        assert await mine.lease_active("k")  # a load in flight keeps its lease
         assert await mine.get("k") is None
         assert await mine.dependents_of("k") == frozenset()
         assert await longer.get("k") == b"1"
