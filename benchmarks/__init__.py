@@ -76,7 +76,7 @@ SUITES: Final[Mapping[str, Suite]] = {
         Suite(
             "stores",
             "benchmarks.stores",
-            "remote stores on real servers: coredis vs valkey-glide, Redis/Cluster/Memcached stores",
+            "remote stores on real servers: coredis vs valkey-glide; Redis, Cluster, Memcached",
             ("coredis", "valkey-glide", "pymemcache", "msgpack"),
         ),
     )

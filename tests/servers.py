@@ -56,14 +56,15 @@ def ensure_server_binaries() -> None:
             f"{', '.join(missing)} not found, and installing needs root and apt-get: run "
             f"`{_INSTALL}` (the remote-store tests need real servers and do not skip)"
         )
-    result = subprocess.run(  # noqa: S602 -- a fixed command line, no user input
+    result = subprocess.run(
         _INSTALL, shell=True, capture_output=True, text=True, check=False, timeout=600
     )
     still_missing = [name for name in _BINARIES if shutil.which(name) is None]
     if result.returncode != 0 or still_missing:
         raise ServersUnavailableError(
             f"`{_INSTALL}` failed (exit {result.returncode}); still missing: "
-            f"{', '.join(still_missing) or 'nothing'}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            f"{', '.join(still_missing) or 'nothing'}\n"
+            f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
         )
 
 
@@ -80,7 +81,9 @@ def _ask(port: int, request: bytes, timeout: float = 1.0) -> bytes:
         return connection.recv(65536)
 
 
-def _poll(probe: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
+def _poll(
+    probe: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen[bytes]
+) -> None:
     """Call ``probe()`` until it returns True; fail with the server's own output otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -113,7 +116,7 @@ class _ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._process = subprocess.Popen(  # noqa: S603 -- fixed binaries, our own arguments
+        self._process = subprocess.Popen(
             self._command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         _poll(self._answers, f"{self.name} on port {self.port}", _READY_TIMEOUT, self._process)
@@ -193,7 +196,7 @@ class RedisServer(_ServerProcess):
         return _ask(self.port, b"PING\r\n").startswith(b"+PONG")
 
     def cli(self, *arguments: str) -> str:
-        result = subprocess.run(  # noqa: S603 -- our own arguments
+        result = subprocess.run(
             ["redis-cli", "-p", str(self.port), *arguments],
             capture_output=True,
             text=True,
@@ -233,7 +236,9 @@ class RedisClusterServers:
         for node in self.nodes:
             node.start()
         addresses = [node.address for node in self.nodes]
-        self.nodes[0].cli("--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes")
+        self.nodes[0].cli(
+            "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"
+        )
         self.wait_until_ok()
 
     def wait_until_ok(self) -> None:
@@ -242,7 +247,9 @@ class RedisClusterServers:
             if all("cluster_state:ok" in node.cli("cluster", "info") for node in self.nodes):
                 return
             time.sleep(0.05)
-        raise ServersUnavailableError(f"the cluster did not reach cluster_state:ok in {_CLUSTER_TIMEOUT:g} s")
+        raise ServersUnavailableError(
+            f"the cluster did not reach cluster_state:ok in {_CLUSTER_TIMEOUT:g} s"
+        )
 
     def stop(self) -> None:
         for node in self.nodes:

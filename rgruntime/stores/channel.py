@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import msgpack
+import msgpack  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 from rgruntime.stores.base import Invalidation
 

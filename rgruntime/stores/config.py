@@ -211,7 +211,9 @@ _COMMON: Final[Mapping[str, Callable[[object, str], Any]]] = {
 }
 
 
-def _options(options: Mapping[str, Any], parsers: Mapping[str, Callable[[object, str], Any]]) -> dict[str, Any]:
+def _options(
+    options: Mapping[str, Any], parsers: Mapping[str, Callable[[object, str], Any]]
+) -> dict[str, Any]:
     known = {"type": None, **_COMMON, **parsers}
     check_known_keys(options, known, _WHERE)
     parsed: dict[str, Any] = {}
@@ -249,7 +251,9 @@ def _parse_cluster(options: Mapping[str, Any]) -> RedisClusterStoreConfig:
     urls = [_redis_url(node, f"{field}[{i}]") for i, node in enumerate(nodes)]
     for i, url in enumerate(urls):
         if url.db:
-            raise ConfigError(f"{field}[{i}]", nodes[i], "a node URL without a database: a cluster has only db 0")
+            raise ConfigError(
+                f"{field}[{i}]", nodes[i], "a node URL without a database: a cluster has only db 0"
+            )
     if len({url.tls for url in urls}) > 1:
         raise ConfigError(field, nodes, "node URLs that all use redis:// or all use rediss://")
     parsed = _options(
@@ -272,7 +276,9 @@ def _parse_memcached(options: Mapping[str, Any]) -> MemcachedStoreConfig:
         raise ConfigError(field, None, "a non-empty list of 'host:port' such as 'localhost:11211'")
     servers = _non_empty_list(options["servers"], field, "'host:port' such as 'localhost:11211'")
     addresses = tuple(
-        dict.fromkeys(_memcached_server(server, f"{field}[{i}]") for i, server in enumerate(servers))
+        dict.fromkeys(
+            _memcached_server(server, f"{field}[{i}]") for i, server in enumerate(servers)
+        )
     )
     parsed = _options(options, {"servers": lambda value, where: value, "pool_size": positive_int})
     del parsed["servers"]

@@ -25,7 +25,7 @@ from typing import Final
 
 import xxhash
 
-__all__ = ["DELETE_SCRIPT", "INVALIDATE_SCRIPT", "Keyspace", "RELEASE_SCRIPT", "SET_SCRIPT"]
+__all__ = ["DELETE_SCRIPT", "INVALIDATE_SCRIPT", "RELEASE_SCRIPT", "SET_SCRIPT", "Keyspace"]
 
 
 class Keyspace:

@@ -46,11 +46,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, Self, TypeVar
 
 import anyio
-import msgpack
+import msgpack  # type: ignore[import-untyped,import-not-found,unused-ignore]
 import xxhash
-from pymemcache.client.base import PooledClient
-from pymemcache.client.rendezvous import RendezvousHash
-from pymemcache.exceptions import (
+from pymemcache.client.base import PooledClient  # type: ignore[import-untyped,import-not-found,unused-ignore]
+from pymemcache.client.rendezvous import RendezvousHash  # type: ignore[import-untyped,import-not-found,unused-ignore]
+from pymemcache.exceptions import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
     MemcacheClientError,
     MemcacheError,
     MemcacheIllegalInputError,
@@ -272,7 +272,9 @@ class _Operations:
             known = _parse_edges(data, root)
             if dependent in known:
                 return
-            value = msgpack.packb([_EDGES_MAGIC, root, sorted({*known, dependent})], use_bin_type=True)
+            value = msgpack.packb(
+                [_EDGES_MAGIC, root, sorted({*known, dependent})], use_bin_type=True
+            )
             if cas is None:
                 if self._client.add(name, value, expire=_expiry(ttl)):
                     return
@@ -400,7 +402,9 @@ class MemcachedStore:
         except (MemcacheClientError, MemcacheIllegalInputError) as error:
             raise StoreError(f"{self._description}: {operation}: {error}") from error
         except (MemcacheError, OSError) as error:
-            raise StoreUnavailableError(self._description, operation, str(error) or type(error).__name__) from error
+            raise StoreUnavailableError(
+                self._description, operation, str(error) or type(error).__name__
+            ) from error
 
     async def ping(self) -> float:
         started = time.perf_counter()
@@ -422,7 +426,9 @@ class MemcachedStore:
     ) -> None:
         key = check_key(key)
         if not isinstance(envelope, bytes):
-            raise StoreError(f"envelope: expected bytes from Serializer.encode, got {type(envelope).__name__}")
+            raise StoreError(
+                f"envelope: expected bytes from Serializer.encode, got {type(envelope).__name__}"
+            )
         checked_ttl = check_ttl(ttl)
         tag_list = check_tag_list(tags)
         await self._run("set", lambda ops: ops.set(key, envelope, checked_ttl, tag_list))
@@ -463,14 +469,16 @@ class MemcachedStore:
         raise UnsupportedOperationError(
             self._description,
             "the invalidation channel",
-            "Memcached has no pub/sub; give near caches short TTLs, or publish through a Redis store",
+            "Memcached has no pub/sub; give near caches short TTLs, "
+            "or publish through a Redis store",
         )
 
     def invalidations(self) -> AbstractAsyncContextManager[AsyncIterator[Invalidation]]:
         raise UnsupportedOperationError(
             self._description,
             "the invalidation channel",
-            "Memcached has no pub/sub; give near caches short TTLs, or subscribe through a Redis store",
+            "Memcached has no pub/sub; give near caches short TTLs, "
+            "or subscribe through a Redis store",
         )
 
     async def add_edges(

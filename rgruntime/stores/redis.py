@@ -24,18 +24,19 @@ import anyio
 from glide import (
     ClusterScanCursor,
     ConditionalChange,
+    ConfigurationError,
     ExpirySet,
     ExpiryType,
     GlideClient,
     GlideClientConfiguration,
     GlideClusterClient,
     GlideClusterClientConfiguration,
+    GlideError,
     NodeAddress,
     ReadFrom,
     Script,
     ServerCredentials,
 )
-from glide_shared.exceptions import ConfigurationError, GlideError
 
 from rgruntime.stores.base import CAPABILITIES, Invalidation
 from rgruntime.stores.channel import decode_invalidation, encode_invalidation
@@ -49,7 +50,13 @@ from rgruntime.stores.keyspace import (
     SET_SCRIPT,
     Keyspace,
 )
-from rgruntime.stores.validation import check_key, check_keys, check_lease_ttl, check_tag_list, check_ttl
+from rgruntime.stores.validation import (
+    check_key,
+    check_keys,
+    check_lease_ttl,
+    check_tag_list,
+    check_ttl,
+)
 
 __all__ = ["RedisStore"]
 
@@ -76,7 +83,11 @@ class _Messages:
     nothing to finalize.
     """
 
-    def __init__(self, subscriber: Client, call: Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]) -> None:
+    def __init__(
+        self,
+        subscriber: Client,
+        call: Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]],
+    ) -> None:
         self._subscriber = subscriber
         self._call = call
         self._delay = _POLL_MIN
@@ -128,7 +139,7 @@ class RedisStore:
         self._client: Client | None = None
         self._closed = False
         self._scripts = {
-            name: Script(code)
+            name: Script(code)  # type: ignore[no-untyped-call,unused-ignore]
             for name, code in (
                 ("set", SET_SCRIPT),
                 ("delete", DELETE_SCRIPT),
@@ -137,7 +148,9 @@ class RedisStore:
                 ("edges", ADD_EDGES_SCRIPT),
             )
         }
-        addresses = (config.nodes if isinstance(config, RedisClusterStoreConfig) else (config.address,))
+        addresses = (
+            config.nodes if isinstance(config, RedisClusterStoreConfig) else (config.address,)
+        )
         where = ",".join(map(str, addresses))
         self._description = f"{self.kind} {where} prefix {config.prefix!r}"
 
@@ -168,7 +181,9 @@ class RedisStore:
                 [NodeAddress(node.host, node.port) for node in config.nodes],
                 use_tls=config.tls,
                 credentials=credentials,
-                read_from=ReadFrom.PREFER_REPLICA if config.read_from_replicas else ReadFrom.PRIMARY,
+                read_from=ReadFrom.PREFER_REPLICA
+                if config.read_from_replicas
+                else ReadFrom.PRIMARY,
                 request_timeout=request_timeout,
                 pubsub_subscriptions=pubsub,
             )
@@ -266,7 +281,9 @@ class RedisStore:
     ) -> None:
         key = check_key(key)
         if not isinstance(envelope, bytes):
-            raise StoreError(f"envelope: expected bytes from Serializer.encode, got {type(envelope).__name__}")
+            raise StoreError(
+                f"envelope: expected bytes from Serializer.encode, got {type(envelope).__name__}"
+            )
         ttl = check_ttl(ttl)
         tag_list = check_tag_list(tags)
         bucket = self._keys.bucket_of(key)
@@ -285,7 +302,9 @@ class RedisStore:
     async def delete(self, keys: Iterable[str]) -> int:
         checked = check_keys(keys)
         removed = 0
-        for bucket, bucket_keys in self._by_bucket(dict.fromkeys(checked), self._keys.bucket_of).items():
+        for bucket, bucket_keys in self._by_bucket(
+            dict.fromkeys(checked), self._keys.bucket_of
+        ).items():
             removed += int(
                 await self._script(
                     "delete",
@@ -319,18 +338,20 @@ class RedisStore:
     async def _scan_names(self, match: str) -> AsyncIterator[bytes]:
         client = self._connected
         if isinstance(client, GlideClusterClient):
-            cluster_cursor = ClusterScanCursor()
+            cluster_cursor = ClusterScanCursor()  # type: ignore[no-untyped-call,unused-ignore]
             while not cluster_cursor.is_finished():
-                cluster_cursor, names = await self._call(
-                    "scan", lambda: client.scan(cluster_cursor, match=match, count=_SCAN_COUNT)
+                cluster_cursor, names = await self._call(  # type: ignore[assignment,unused-ignore]
+                    "scan",
+                    lambda at=cluster_cursor: client.scan(at, match=match, count=_SCAN_COUNT),  # type: ignore[misc]
                 )
                 for name in names:
                     yield name
             return
         cursor: bytes | str = "0"
         while True:
-            cursor, names = await self._call(
-                "scan", lambda: client.scan(cursor, match=match, count=_SCAN_COUNT)
+            cursor, names = await self._call(  # type: ignore[assignment,unused-ignore]
+                "scan",
+                lambda at=cursor: client.scan(at, match=match, count=_SCAN_COUNT),  # type: ignore[misc]
             )
             for name in names:
                 yield name

@@ -72,7 +72,9 @@ def check_ttl(ttl: object, field: str = "ttl") -> float | None:
     if ttl is None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
-        raise InvalidArgumentError(field, brief(ttl), "None (no expiry) or a positive number of seconds")
+        raise InvalidArgumentError(
+            field, brief(ttl), "None (no expiry) or a positive number of seconds"
+        )
     return float(ttl)
 
 

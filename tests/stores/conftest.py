@@ -30,6 +30,14 @@ STORE_KINDS: Final = ("memory", "redis", "redis_cluster", "memcached")
 _prefixes = itertools.count()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis reads the constants of every imported module, which walks valkey-glide's lazy
+    # re-exports, and each of those warns that it is deprecated (filterwarnings = error).
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Importing from 'glide.*is deprecated:DeprecationWarning"
+    )
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with running_redis() as server:
@@ -76,12 +84,19 @@ class StoreFactory:
             }
         if self.kind == "memcached":
             memcached: MemcachedServer = self._request.getfixturevalue("memcached_server")
-            return {"type": "memcached", "servers": [memcached.address], "prefix": prefix, **options}
+            return {
+                "type": "memcached",
+                "servers": [memcached.address],
+                "prefix": prefix,
+                **options,
+            }
         return {"type": "memory", "prefix": prefix, **options}
 
     def make(self, prefix: str | None = None, **options: Any) -> RemoteStore:
         if self.kind == "memory":
-            return MemoryStore(prefix=self.prefix if prefix is None else prefix, server=self._memory)
+            return MemoryStore(
+                prefix=self.prefix if prefix is None else prefix, server=self._memory
+            )
         return make_store(self.config(prefix, **options))
 
 

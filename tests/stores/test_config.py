@@ -32,7 +32,9 @@ def test_guide_memcached() -> None:
     config = parse_store_config(
         {"type": "memcached", "servers": ["localhost:11211"], "prefix": "rg:"}
     )
-    assert config == MemcachedStoreConfig(servers=(ServerAddress("localhost", 11211),), prefix="rg:")
+    assert config == MemcachedStoreConfig(
+        servers=(ServerAddress("localhost", 11211),), prefix="rg:"
+    )
     assert isinstance(make_store(config), MemcachedStore)
 
 
@@ -99,7 +101,10 @@ def test_memory() -> None:
         ({"type": "redis_cluster", "nodes": []}, "cache_backend.nodes"),
         ({"type": "redis_cluster", "nodes": ["redis://a", "h:1"]}, "cache_backend.nodes[1]"),
         ({"type": "redis_cluster", "nodes": ["redis://a/2"]}, "cache_backend.nodes[0]"),
-        ({"type": "redis_cluster", "nodes": ["redis://a"], "read_from_replicas": "yes"}, "cache_backend.read_from_replicas"),
+        (
+            {"type": "redis_cluster", "nodes": ["redis://a"], "read_from_replicas": "yes"},
+            "cache_backend.read_from_replicas",
+        ),
         ({"type": "memcached"}, "cache_backend.servers"),
         ({"type": "memcached", "servers": "localhost:11211"}, "cache_backend.servers"),
         ({"type": "memcached", "servers": ["localhost:x"]}, "cache_backend.servers[0]"),

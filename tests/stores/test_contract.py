@@ -160,7 +160,7 @@ async def test_lease_of_a_crashed_holder_expires(store_factory: StoreFactory) ->
         assert await crashed.acquire_lease("load", ttl=1) is not None
         await crashed.aclose()  # the holder dies without releasing
         assert await waiter.acquire_lease("load", ttl=1) is None
-        assert await wait_for_release(waiter, "load", timeout=10)
+        assert await wait_for_release(waiter, "load", within=10)
         assert await waiter.acquire_lease("load", ttl=30) is not None
 
 
@@ -173,7 +173,7 @@ async def test_waiter_sees_the_holders_result(store_factory: StoreFactory) -> No
 
         async def wait_then_read() -> None:
             assert await waiter.acquire_lease("answer", ttl=30) is None
-            assert await wait_for_release(waiter, "answer", timeout=10)
+            assert await wait_for_release(waiter, "answer", within=10)
             data = await waiter.get("answer")
             assert data is not None
             result.append(serializer.decode(data).value)
@@ -188,7 +188,7 @@ async def test_waiter_sees_the_holders_result(store_factory: StoreFactory) -> No
 
 async def test_wait_for_release_gives_up_at_its_timeout(store: RemoteStore) -> None:
     assert await store.acquire_lease("held", ttl=30) is not None
-    assert not await wait_for_release(store, "held", timeout=0.1)
+    assert not await wait_for_release(store, "held", within=0.1)
 
 
 async def test_invalidations_reach_other_subscribers(store_factory: StoreFactory) -> None:

@@ -17,17 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-import rgruntime.stores.memcached
-import rgruntime.stores.redis  # noqa: F401 -- see pytestmark
 from rgruntime.stores import EXACT_TAGS, RemoteStore
 from tests.stores.conftest import StoreFactory
 from tests.support import BACKENDS
-
-# Hypothesis reads the constants of newly imported modules, which touches glide's deprecated
-# lazy re-exports; importing the stores first keeps that out of the examples.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Importing from 'glide.*is deprecated:DeprecationWarning"
-)
 
 SETTINGS = settings(max_examples=25, stateful_step_count=25, deadline=None)
 
