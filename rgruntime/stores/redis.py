@@ -22,6 +22,7 @@ from typing import Any, Final, Self, TypeVar
 
 import anyio
 from glide import (
+    AllNodes,
     ClusterScanCursor,
     ConditionalChange,
     ConfigurationError,
@@ -79,20 +80,19 @@ def _ms(seconds: float | None) -> int:
 class _Messages:
     """The invalidations a subscribed client receives, polled (see the module's documentation).
 
-    A plain async iterator, not an async generator: a consumer that stops iterating leaves
-    nothing to finalize.
+    Every idle second it asks for the ids of its connections: a failed ask, or ids that changed
+    (glide reconnected, and resubscribed, behind our back) mean messages may have been lost, and
+    the next item is ``Invalidation(resync=True)``. A plain async iterator, not an async
+    generator: a consumer that stops iterating leaves nothing to finalize.
     """
 
-    def __init__(
-        self,
-        subscriber: Client,
-        call: Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]],
-    ) -> None:
+    def __init__(self, subscriber: Client, call: _Caller, connections: object) -> None:
         self._subscriber = subscriber
         self._call = call
+        self._connections = connections
         self._delay = _POLL_MIN
-        self._idle_since = time.monotonic()
-        self._healthy = True
+        self._checked_at = time.monotonic()
+        self._lost = False
 
     def __aiter__(self) -> Self:
         return self
@@ -102,25 +102,53 @@ class _Messages:
             message = self._subscriber.try_get_pubsub_message()
             if message is not None:
                 self._delay = _POLL_MIN
-                self._idle_since = time.monotonic()
                 decoded = decode_invalidation(message.message)
                 if decoded is not None:
                     return decoded
                 continue
-            if time.monotonic() - self._idle_since >= _HEALTH_INTERVAL:
-                self._idle_since = time.monotonic()
+            if time.monotonic() - self._checked_at >= _HEALTH_INTERVAL:
+                self._checked_at = time.monotonic()
                 try:
-                    await self._call("invalidations", self._subscriber.ping)
+                    connections = await _connection_ids(self._subscriber, self._call)
                 except StoreUnavailableError:
-                    self._healthy = False
+                    self._lost = True
                 else:
-                    if not self._healthy:
-                        # Messages published while the subscription was down are lost: tell
-                        # the near cache to drop everything rather than serve stale entries.
-                        self._healthy = True
+                    if self._lost or connections != self._connections:
+                        self._lost = False
+                        self._connections = connections
                         return Invalidation(resync=True)
             await anyio.sleep(self._delay)
             self._delay = min(self._delay * 2, _POLL_MAX)
+
+
+_Caller = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+
+async def _connection_ids(client: Client, call: _Caller) -> object:
+    """Who a client's connections are: the server's run id (new at every start) and the
+    connection's id on it (new at every reconnection). Ids restart at 1 with the server, so the
+    run id is needed: after a restart, the same connection id can come back."""
+
+    def run_id(info: object) -> str:
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        return next((line for line in text.splitlines() if line.startswith("run_id:")), text)
+
+    if isinstance(client, GlideClusterClient):
+        route = AllNodes()
+        ids = await call("invalidations", lambda: client.client_id(route=route))
+        infos = await call(
+            "invalidations", lambda: client.custom_command(["INFO", "server"], route)
+        )
+        return (
+            frozenset(ids.items()) if isinstance(ids, dict) else ids,
+            frozenset((node, run_id(info)) for node, info in infos.items())
+            if isinstance(infos, dict)
+            else run_id(infos),
+        )
+    standalone = client
+    connection = await call("invalidations", standalone.client_id)
+    info = await call("invalidations", lambda: standalone.custom_command(["INFO", "server"]))
+    return connection, run_id(info)
 
 
 class RedisStore:
@@ -438,7 +466,8 @@ class RedisStore:
         # connection serves nothing else.
         subscriber = await self._create_client(subscribe=(self._keys.channel,))
         try:
-            yield _Messages(subscriber, self._call)
+            connections = await _connection_ids(subscriber, self._call)
+            yield _Messages(subscriber, self._call, connections)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
                 await subscriber.close()

@@ -292,3 +292,21 @@ async def test_closed_store_is_unavailable(store_factory: StoreFactory) -> None:
         pass
     with pytest.raises(StoreUnavailableError):
         await opened.get("k")
+
+
+async def test_idle_subscription_stays_quiet(store_factory: StoreFactory) -> None:
+    # Past the stream's one-second health check: a healthy subscription must not ask for a
+    # resync, and still delivers what comes next.
+    async with store_factory.make() as publisher, store_factory.make() as subscriber:
+        if INVALIDATION_CHANNEL not in publisher.capabilities:
+            return  # refused, as test_invalidations_reach_other_subscribers checks
+        async with subscriber.invalidations() as stream:
+            with anyio.move_on_after(1.5) as idle:
+                unexpected = await anext(stream)
+                pytest.fail(f"an idle subscription yielded {unexpected!r}")
+            assert idle.cancelled_caught
+            await publisher.publish_invalidation(tags=["t"])
+            with anyio.fail_after(10):
+                message = await anext(stream)
+        assert message.tags == {"t"}
+        assert not message.drops_everything

@@ -112,3 +112,40 @@ async def test_unreachable_server_at_open() -> None:
             await memcached.get("k")
         with pytest.raises(StoreUnavailableError):
             await memcached.ping()
+
+
+async def test_subscription_outage_asks_near_caches_to_resync(tmp_path: Path) -> None:
+    ensure_server_binaries()
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        config = {"type": "redis", "url": server.url, "prefix": "f:", "timeout": _TIMEOUT}
+        async with (
+            make_store(config) as publisher,
+            make_store(config) as subscriber,
+            subscriber.invalidations() as stream,
+        ):
+            await publisher.publish_invalidation(keys=["before"])
+            with anyio.fail_after(_RECOVERY_LIMIT):
+                first = await anext(stream)
+            assert first.keys == {"before"}
+            await anyio.to_thread.run_sync(server.kill)
+            # While the server is down, messages are lost: the stream notices...
+            await anyio.sleep(2.5)
+            await anyio.to_thread.run_sync(server.start)
+            with anyio.fail_after(_RECOVERY_LIMIT):
+                resync = await anext(stream)
+            # ...and, once it is back, tells the near cache to drop everything.
+            assert resync.resync
+            assert resync.drops_everything
+            # The subscription itself is back: later messages arrive again.
+            with anyio.fail_after(_RECOVERY_LIMIT):
+                while True:
+                    await _until_it_works(publisher)
+                    await publisher.publish_invalidation(keys=["after"])
+                    with anyio.move_on_after(1):
+                        message = await anext(stream)
+                        assert message.keys == {"after"}
+                        break
+    finally:
+        server.stop()
