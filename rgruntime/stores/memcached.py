@@ -214,10 +214,14 @@ class _Operations:
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         names = [self._names.entry(key) for key in keys]
-        found = self._client.get_many(names)
+        # The root's stamp comes with the entries: untagged entries need one round trip.
+        root = self._names.generation(_ROOT)
+        found = self._client.get_many([*names, root])
         frames = [_parse_frame(found.get(name)) for name in names]
         tags = {tag for frame in frames if isinstance(frame, _Frame) for tag in frame.stamps}
+        tags.discard(_ROOT)
         current = self._generations(tags, create=False) if tags else {}
+        current[_ROOT] = found.get(root)
         now = time.time()
         results: list[bytes | None] = []
         for frame in frames:
