@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol, TypeVar
 
 __all__ = [
     "MemcachedServer",
@@ -40,6 +40,15 @@ _INSTALL: Final = (
 )
 _READY_TIMEOUT: Final = 15.0
 _CLUSTER_TIMEOUT: Final = 30.0
+
+
+class _Startable(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Startable)
 
 
 class ServersUnavailableError(RuntimeError):
@@ -256,40 +265,38 @@ class RedisClusterServers:
             node.stop()
 
 
-def _directory(prefix: str) -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix=prefix)
-
-
 @contextlib.contextmanager
-def running_redis() -> Iterator[RedisServer]:
-    ensure_server_binaries()
-    with _directory("rg-redis-") as directory:
-        server = RedisServer(Path(directory))
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-
-
-@contextlib.contextmanager
-def running_memcached() -> Iterator[MemcachedServer]:
-    ensure_server_binaries()
-    server = MemcachedServer()
-    server.start()
+def _started(server: S) -> Iterator[S]:
+    """``server`` started, and stopped when the block ends."""
     try:
+        server.start()
         yield server
     finally:
         server.stop()
 
 
 @contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    ensure_server_binaries()
+    with (
+        tempfile.TemporaryDirectory(prefix="rg-redis-") as directory,
+        _started(RedisServer(Path(directory))) as server,
+    ):
+        yield server
+
+
+@contextlib.contextmanager
+def running_memcached() -> Iterator[MemcachedServer]:
+    ensure_server_binaries()
+    with _started(MemcachedServer()) as server:
+        yield server
+
+
+@contextlib.contextmanager
 def running_redis_cluster(size: int = 3) -> Iterator[RedisClusterServers]:
     ensure_server_binaries()
-    with _directory("rg-cluster-") as directory:
-        cluster = RedisClusterServers(Path(directory), size)
-        try:
-            cluster.start()
-            yield cluster
-        finally:
-            cluster.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="rg-cluster-") as directory,
+        _started(RedisClusterServers(Path(directory), size)) as cluster,
+    ):
+        yield cluster

@@ -53,31 +53,42 @@ class ServerAddress:
 
 
 @attrs.frozen(kw_only=True)
-class RedisStoreConfig:
-    address: ServerAddress
-    db: int = 0
+class _RedisAccess:
+    """What every Redis store needs besides where the servers are."""
+
     prefix: str = DEFAULT_PREFIX
     username: str | None = None
-    password: str | None = None
+    # Kept out of repr(): configurations end up in logs and error messages.
+    password: str | None = attrs.field(default=None, repr=False)
     tls: bool = False
+    #: Seconds each remote call may take before it raises StoreUnavailableError.
     timeout: float = DEFAULT_TIMEOUT
+
+
+@attrs.frozen(kw_only=True)
+class RedisStoreConfig(_RedisAccess):
+    """A standalone Redis server (``{"type": "redis", ...}``)."""
+
+    address: ServerAddress
+    db: int = 0
+    #: Hash-tag buckets (docs/stores.md): one keeps every operation atomic.
     buckets: int = 1
 
 
 @attrs.frozen(kw_only=True)
-class RedisClusterStoreConfig:
+class RedisClusterStoreConfig(_RedisAccess):
+    """A Redis Cluster (``{"type": "redis_cluster", ...}``)."""
+
     nodes: tuple[ServerAddress, ...]
     read_from_replicas: bool = False
-    prefix: str = DEFAULT_PREFIX
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    timeout: float = DEFAULT_TIMEOUT
+    #: Hash-tag buckets: the slots a store spreads over (a tag invalidation runs one per bucket).
     buckets: int = 16
 
 
 @attrs.frozen(kw_only=True)
 class MemcachedStoreConfig:
+    """Memcached servers (``{"type": "memcached", ...}``); ``pool_size`` connections per server."""
+
     servers: tuple[ServerAddress, ...]
     prefix: str = DEFAULT_PREFIX
     timeout: float = DEFAULT_TIMEOUT
@@ -86,6 +97,8 @@ class MemcachedStoreConfig:
 
 @attrs.frozen(kw_only=True)
 class MemoryStoreConfig:
+    """The in-process reference store (``{"type": "memory"}``)."""
+
     prefix: str = DEFAULT_PREFIX
 
 

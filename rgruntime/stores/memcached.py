@@ -61,6 +61,7 @@ from rgruntime.stores.config import MemcachedStoreConfig
 from rgruntime.stores.errors import StoreError, StoreUnavailableError, UnsupportedOperationError
 from rgruntime.stores.validation import (
     TAG_SEPARATOR,
+    check_envelope,
     check_key,
     check_keys,
     check_lease_ttl,
@@ -429,10 +430,7 @@ class MemcachedStore:
         self, key: str, envelope: bytes, *, ttl: float | None = None, tags: Iterable[str] = ()
     ) -> None:
         key = check_key(key)
-        if not isinstance(envelope, bytes):
-            raise StoreError(
-                f"envelope: expected bytes from Serializer.encode, got {type(envelope).__name__}"
-            )
+        envelope = check_envelope(envelope)
         checked_ttl = check_ttl(ttl)
         tag_list = check_tag_list(tags)
         await self._run("set", lambda ops: ops.set(key, envelope, checked_ttl, tag_list))

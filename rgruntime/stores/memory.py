@@ -22,6 +22,7 @@ from rgruntime.stores.base import CAPABILITIES, Invalidation
 from rgruntime.stores.errors import StoreError, StoreUnavailableError
 from rgruntime.stores.validation import (
     TAG_SEPARATOR,
+    check_envelope,
     check_key,
     check_keys,
     check_lease_ttl,
@@ -144,8 +145,7 @@ class MemoryStore:
         key = check_key(key)
         checked_ttl = check_ttl(ttl)
         tag_set = frozenset(check_tag_list(tags))
-        if not isinstance(envelope, bytes):
-            raise StoreError(f"envelope: expected bytes, got {type(envelope).__name__}")
+        envelope = check_envelope(envelope)
         self._check_open("set")
         await anyio.lowlevel.checkpoint()
         deadline = math.inf if checked_ttl is None else anyio.current_time() + checked_ttl

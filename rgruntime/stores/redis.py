@@ -52,6 +52,7 @@ from rgruntime.stores.keyspace import (
     Keyspace,
 )
 from rgruntime.stores.validation import (
+    check_envelope,
     check_key,
     check_keys,
     check_lease_ttl,
@@ -119,6 +120,16 @@ class _Messages:
                         return Invalidation(resync=True)
             await anyio.sleep(self._delay)
             self._delay = min(self._delay * 2, _POLL_MAX)
+
+
+def _subscriptions(configuration: Any, channels: set[str]) -> Any:
+    """``configuration``'s (standalone or cluster) subscriptions to ``channels``, polled."""
+    if not channels:
+        return None
+    exact = configuration.PubSubChannelModes.Exact
+    return configuration.PubSubSubscriptions(
+        channels_and_patterns={exact: channels}, callback=None, context=None
+    )
 
 
 _Caller = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
@@ -198,13 +209,8 @@ class RedisStore:
         )
         # The client's own deadline is a backstop; anyio.fail_after is what bounds each call.
         request_timeout = math.ceil(self._timeout * 1000) + 100
+        channels = set(subscribe)
         if isinstance(config, RedisClusterStoreConfig):
-            pubsub = None
-            if subscribe:
-                modes = GlideClusterClientConfiguration.PubSubChannelModes
-                pubsub = GlideClusterClientConfiguration.PubSubSubscriptions(
-                    channels_and_patterns={modes.Exact: set(subscribe)}, callback=None, context=None
-                )
             return GlideClusterClientConfiguration(
                 [NodeAddress(node.host, node.port) for node in config.nodes],
                 use_tls=config.tls,
@@ -213,13 +219,7 @@ class RedisStore:
                 if config.read_from_replicas
                 else ReadFrom.PRIMARY,
                 request_timeout=request_timeout,
-                pubsub_subscriptions=pubsub,
-            )
-        standalone_pubsub = None
-        if subscribe:
-            modes_ = GlideClientConfiguration.PubSubChannelModes
-            standalone_pubsub = GlideClientConfiguration.PubSubSubscriptions(
-                channels_and_patterns={modes_.Exact: set(subscribe)}, callback=None, context=None
+                pubsub_subscriptions=_subscriptions(GlideClusterClientConfiguration, channels),
             )
         return GlideClientConfiguration(
             [NodeAddress(config.address.host, config.address.port)],
@@ -227,7 +227,7 @@ class RedisStore:
             credentials=credentials,
             database_id=config.db,
             request_timeout=request_timeout,
-            pubsub_subscriptions=standalone_pubsub,
+            pubsub_subscriptions=_subscriptions(GlideClientConfiguration, channels),
         )
 
     async def _create_client(self, subscribe: Iterable[str] = ()) -> Client:
@@ -308,10 +308,7 @@ class RedisStore:
         self, key: str, envelope: bytes, *, ttl: float | None = None, tags: Iterable[str] = ()
     ) -> None:
         key = check_key(key)
-        if not isinstance(envelope, bytes):
-            raise StoreError(
-                f"envelope: expected bytes from Serializer.encode, got {type(envelope).__name__}"
-            )
+        envelope = check_envelope(envelope)
         ttl = check_ttl(ttl)
         tag_list = check_tag_list(tags)
         bucket = self._keys.bucket_of(key)

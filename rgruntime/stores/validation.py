@@ -12,7 +12,15 @@ from typing import Final
 
 from rgruntime.errors import InvalidArgumentError
 
-__all__ = ["brief", "check_key", "check_keys", "check_lease_ttl", "check_tag_list", "check_ttl"]
+__all__ = [
+    "brief",
+    "check_envelope",
+    "check_key",
+    "check_keys",
+    "check_lease_ttl",
+    "check_tag_list",
+    "check_ttl",
+]
 
 #: Separates the levels of a hierarchical tag (the in-process layer's rule too).
 TAG_SEPARATOR: Final = ":"
@@ -66,6 +74,14 @@ def check_tag_list(tags: Iterable[str], field: str = "tags") -> list[str]:
             raise InvalidArgumentError(field, brief(tag), _TAGS_ACCEPTED)
         checked.add(tag)
     return sorted(checked)
+
+
+def check_envelope(envelope: object) -> bytes:
+    if not isinstance(envelope, bytes):
+        raise InvalidArgumentError(
+            "envelope", brief(envelope), "bytes, as Serializer.encode returns them"
+        )
+    return envelope
 
 
 def check_ttl(ttl: object, field: str = "ttl") -> float | None:
