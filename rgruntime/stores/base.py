@@ -117,7 +117,11 @@ class RemoteStore(Protocol):
         """
 
     def scan(self, pattern: str = "*") -> AsyncIterator[str]:
-        """The keys (without the prefix) matching the glob ``pattern``; a key may repeat."""
+        """The keys (without the prefix) matching the glob ``pattern``; a key may repeat.
+
+        An async generator: to stop before the end, iterate under
+        ``contextlib.aclosing(store.scan(...))`` so that it is closed in its own task.
+        """
 
     async def clear(self) -> None:
         """Remove every entry (and dependency edge) of this store's prefix, and nothing else.
