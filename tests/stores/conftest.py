@@ -30,14 +30,6 @@ STORE_KINDS: Final = ("memory", "redis", "redis_cluster", "memcached")
 _prefixes = itertools.count()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Hypothesis reads the constants of every imported module, which walks valkey-glide's lazy
-    # re-exports, and each of those warns that it is deprecated (filterwarnings = error).
-    config.addinivalue_line(
-        "filterwarnings", "ignore:Importing from 'glide.*is deprecated:DeprecationWarning"
-    )
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with running_redis() as server:
