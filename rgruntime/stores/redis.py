@@ -1,7 +1,7 @@
 """Redis and Redis Cluster stores, through valkey-glide (runs on asyncio and trio).
 
 Why valkey-glide rather than coredis: measured in ``python -m benchmarks stores`` (docs/stores.md),
-glide serves 100 concurrent tasks 5-10x faster on either backend, standalone and cluster. Its one
+glide served 100 concurrent tasks 3.5-11x faster on either backend, standalone and cluster. Its one
 cancellation caveat (a cancelled *blocking* command keeps its shared connection blocked) does not
 apply: this store issues no blocking command, and waits for leases by polling. A cancelled
 ``get_pubsub_message`` loses the next message on trio, so the invalidation stream polls
