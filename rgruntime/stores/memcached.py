@@ -69,7 +69,7 @@ from rgruntime.stores.validation import (
     check_ttl,
 )
 
-__all__ = ["MemcachedStore"]
+__all__ = ["MemcachedNames", "MemcachedStore"]
 
 T = TypeVar("T")
 
@@ -105,7 +105,7 @@ def _stamp() -> bytes:
     return secrets.token_hex(8).encode()
 
 
-class _Names:
+class MemcachedNames:
     """Memcached key names: ``<prefix><kind>:<key>``, or ``<prefix><kind>#<hash>`` when unsafe."""
 
     __slots__ = ("prefix",)
@@ -186,7 +186,7 @@ class _Ring:
 class _Operations:
     """The synchronous steps, each run whole in one worker thread."""
 
-    def __init__(self, client: _Ring, names: _Names, description: str) -> None:
+    def __init__(self, client: _Ring, names: MemcachedNames, description: str) -> None:
         self._client = client
         self._names = names
         self._description = description
@@ -356,7 +356,7 @@ class MemcachedStore:
         self.prefix = config.prefix
         self.instance_id = secrets.token_hex(8)
         self._timeout = config.timeout
-        self._names = _Names(config.prefix)
+        self._names = MemcachedNames(config.prefix)
         self._operations: _Operations | None = None
         self._client: _Ring | None = None
         self._limiter: anyio.CapacityLimiter | None = None

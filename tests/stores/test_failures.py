@@ -149,3 +149,27 @@ async def test_subscription_outage_asks_near_caches_to_resync(tmp_path: Path) ->
                         break
     finally:
         server.stop()
+
+
+async def test_memcached_evicted_generation_is_a_miss_not_a_stale_hit(
+    memcached_server: MemcachedServer,
+) -> None:
+    from pymemcache.client.base import Client
+
+    from rgruntime.stores.memcached import MemcachedNames
+
+    config = {"type": "memcached", "servers": [memcached_server.address], "prefix": "ev:"}
+    async with make_store(config) as store:
+        await store.set("tagged", b"1", tags=["products:phones"])
+        await store.set("untagged", b"2")
+        raw = Client(("127.0.0.1", memcached_server.port), default_noreply=False)
+        try:
+            # As if Memcached had evicted the stamp of an ancestor tag under memory pressure:
+            # the entry cannot be proven fresh, so it is a miss.
+            assert raw.delete(MemcachedNames("ev:").generation("products"))
+        finally:
+            raw.close()
+        assert await store.get_many(["tagged", "untagged"]) == [None, b"2"]
+        # Written again, it gets the new stamp and is live.
+        await store.set("tagged", b"3", tags=["products:phones"])
+        assert await store.get("tagged") == b"3"
