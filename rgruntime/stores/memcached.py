@@ -59,6 +59,7 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped,import-not-fo
 from rgruntime.stores.base import Invalidation
 from rgruntime.stores.config import MemcachedStoreConfig
 from rgruntime.stores.errors import StoreError, StoreUnavailableError, UnsupportedOperationError
+from rgruntime.stores.lifetime import OpenedOnce
 from rgruntime.stores.validation import (
     TAG_SEPARATOR,
     check_envelope,
@@ -344,7 +345,7 @@ def _parse_edges(data: bytes | None, root: bytes | None) -> list[str]:
     return [item for item in frame[2] if isinstance(item, str)]
 
 
-class MemcachedStore:
+class MemcachedStore(OpenedOnce):
     """A :class:`~rgruntime.stores.RemoteStore` on Memcached (see the module's documentation)."""
 
     kind = "memcached"
@@ -360,7 +361,6 @@ class MemcachedStore:
         self._operations: _Operations | None = None
         self._client: _Ring | None = None
         self._limiter: anyio.CapacityLimiter | None = None
-        self._closed = False
         self._description = (
             f"memcached {','.join(map(str, config.servers))} prefix {config.prefix!r}"
         )
@@ -369,21 +369,16 @@ class MemcachedStore:
         return f"<MemcachedStore {self._description}>"
 
     async def __aenter__(self) -> Self:
-        if self._client is not None or self._closed:
-            raise StoreError(f"{self._description}: a store is opened once")
+        self._open_once()
         self._client = _Ring(self._config)
         # Created here, not in __init__: a limiter belongs to the event loop that runs it.
         self._limiter = anyio.CapacityLimiter(self._config.pool_size)
         self._operations = _Operations(self._client, self._names, self._description)
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         client, self._client = self._client, None
         self._operations = None
-        self._closed = True
         if client is not None:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(client.close)

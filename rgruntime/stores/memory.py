@@ -19,7 +19,8 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from rgruntime.stores.base import CAPABILITIES, Invalidation
-from rgruntime.stores.errors import StoreError, StoreUnavailableError
+from rgruntime.stores.errors import StoreUnavailableError
+from rgruntime.stores.lifetime import OpenedOnce
 from rgruntime.stores.validation import (
     TAG_SEPARATOR,
     check_envelope,
@@ -87,7 +88,7 @@ class MemoryServer:
         self.subscriptions: dict[str, set[_Subscription]] = {}
 
 
-class MemoryStore:
+class MemoryStore(OpenedOnce):
     """A store in this process's memory, with the semantics of the Redis store."""
 
     kind = "memory"
@@ -98,24 +99,19 @@ class MemoryStore:
         self.instance_id = secrets.token_hex(8)
         self._server = server if server is not None else MemoryServer()
         self._open = False
-        self._closed = False
+        self._description = f"memory prefix {prefix!r}"
 
     async def __aenter__(self) -> Self:
-        if self._open or self._closed:
-            raise StoreError("a store is opened once")
+        self._open_once()
         self._open = True
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         self._open = False
-        self._closed = True
 
     def _check_open(self, operation: str) -> None:
         if not self._open:
-            raise StoreUnavailableError(f"memory prefix {self.prefix!r}", operation, "not open")
+            raise StoreUnavailableError(self._description, operation, "not open")
 
     def _live(self, key: str) -> _Item | None:
         item = self._server.entries.get((self.prefix, key))

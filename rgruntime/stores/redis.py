@@ -51,6 +51,7 @@ from rgruntime.stores.keyspace import (
     SET_SCRIPT,
     Keyspace,
 )
+from rgruntime.stores.lifetime import OpenedOnce
 from rgruntime.stores.validation import (
     check_envelope,
     check_key,
@@ -162,7 +163,7 @@ async def _connection_ids(client: Client, call: _Caller) -> object:
     return connection, run_id(info)
 
 
-class RedisStore:
+class RedisStore(OpenedOnce):
     """A :class:`~rgruntime.stores.RemoteStore` on Redis (standalone) or a Redis Cluster."""
 
     capabilities: frozenset[str] = CAPABILITIES
@@ -176,7 +177,6 @@ class RedisStore:
         self._keys = Keyspace(config.prefix, config.buckets)
         self._timeout = config.timeout
         self._client: Client | None = None
-        self._closed = False
         self._scripts = {
             name: Script(code)  # type: ignore[no-untyped-call,unused-ignore]
             for name, code in (
@@ -237,17 +237,12 @@ class RedisStore:
         return await self._call("open", lambda: GlideClient.create(config))
 
     async def __aenter__(self) -> Self:
-        if self._client is not None or self._closed:
-            raise StoreError(f"{self._description}: a store is opened once")
+        self._open_once()
         self._client = await self._create_client()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         client, self._client = self._client, None
-        self._closed = True
         if client is not None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
                 await client.close()
