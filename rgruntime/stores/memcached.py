@@ -62,12 +62,12 @@ from rgruntime.stores.errors import StoreError, StoreUnavailableError, Unsupport
 from rgruntime.stores.lifetime import OpenedOnce
 from rgruntime.stores.validation import (
     TAG_SEPARATOR,
-    check_envelope,
     check_key,
     check_keys,
     check_lease_ttl,
     check_tag_list,
     check_ttl,
+    check_write,
 )
 
 __all__ = ["MemcachedNames", "MemcachedStore"]
@@ -424,11 +424,8 @@ class MemcachedStore(OpenedOnce):
     async def set(
         self, key: str, envelope: bytes, *, ttl: float | None = None, tags: Iterable[str] = ()
     ) -> None:
-        key = check_key(key)
-        envelope = check_envelope(envelope)
-        checked_ttl = check_ttl(ttl)
-        tag_list = check_tag_list(tags)
-        await self._run("set", lambda ops: ops.set(key, envelope, checked_ttl, tag_list))
+        checked = check_write(key, envelope, ttl, tags)
+        await self._run("set", lambda ops: ops.set(*checked))
 
     async def delete(self, keys: Iterable[str]) -> int:
         checked = list(dict.fromkeys(check_keys(keys)))

@@ -23,12 +23,12 @@ from rgruntime.stores.errors import StoreUnavailableError
 from rgruntime.stores.lifetime import OpenedOnce
 from rgruntime.stores.validation import (
     TAG_SEPARATOR,
-    check_envelope,
     check_key,
     check_keys,
     check_lease_ttl,
     check_tag_list,
     check_ttl,
+    check_write,
 )
 
 __all__ = ["MemoryServer", "MemoryStore"]
@@ -138,10 +138,8 @@ class MemoryStore(OpenedOnce):
     async def set(
         self, key: str, envelope: bytes, *, ttl: float | None = None, tags: Iterable[str] = ()
     ) -> None:
-        key = check_key(key)
-        checked_ttl = check_ttl(ttl)
-        tag_set = frozenset(check_tag_list(tags))
-        envelope = check_envelope(envelope)
+        key, envelope, checked_ttl, tag_list = check_write(key, envelope, ttl, tags)
+        tag_set = frozenset(tag_list)
         self._check_open("set")
         await anyio.lowlevel.checkpoint()
         deadline = math.inf if checked_ttl is None else anyio.current_time() + checked_ttl

@@ -53,12 +53,12 @@ from rgruntime.stores.keyspace import (
 )
 from rgruntime.stores.lifetime import OpenedOnce
 from rgruntime.stores.validation import (
-    check_envelope,
     check_key,
     check_keys,
     check_lease_ttl,
     check_tag_list,
     check_ttl,
+    check_write,
 )
 
 __all__ = ["RedisStore"]
@@ -302,10 +302,7 @@ class RedisStore(OpenedOnce):
     async def set(
         self, key: str, envelope: bytes, *, ttl: float | None = None, tags: Iterable[str] = ()
     ) -> None:
-        key = check_key(key)
-        envelope = check_envelope(envelope)
-        ttl = check_ttl(ttl)
-        tag_list = check_tag_list(tags)
+        key, envelope, ttl, tag_list = check_write(key, envelope, ttl, tags)
         bucket = self._keys.bucket_of(key)
         await self._script(
             "set",

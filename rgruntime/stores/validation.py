@@ -20,6 +20,7 @@ __all__ = [
     "check_lease_ttl",
     "check_tag_list",
     "check_ttl",
+    "check_write",
 ]
 
 #: Separates the levels of a hierarchical tag (the in-process layer's rule too).
@@ -82,6 +83,13 @@ def check_envelope(envelope: object) -> bytes:
             "envelope", brief(envelope), "bytes, as Serializer.encode returns them"
         )
     return envelope
+
+
+def check_write(
+    key: object, envelope: object, ttl: object, tags: Iterable[str]
+) -> tuple[str, bytes, float | None, list[str]]:
+    """The arguments of ``store.set``, checked: key, envelope, TTL, tags (sorted, each once)."""
+    return check_key(key), check_envelope(envelope), check_ttl(ttl), check_tag_list(tags)
 
 
 def check_ttl(ttl: object, field: str = "ttl") -> float | None:
