@@ -8,6 +8,7 @@ strategy raises :class:`~rgruntime.ConfigError` naming the field, the value and 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -163,6 +164,7 @@ _RUNTIME_KEYS: Final = (
     "tiers",
     "rebalance_interval",
     "cascade_on_expiry",
+    "persist",
     "layers",
 )
 
@@ -180,7 +182,10 @@ class RuntimeConfig:
       ``max_size`` of their own in proportion to their ``budget_share``;
     - ``max_entries``, ``strategy``, ``sliding_ttl``: per-layer defaults;
     - ``cascade_on_expiry``: an entry that expires takes what was computed from it along (off:
-      only known changes do; see :mod:`rgruntime.runtime.dependencies`).
+      only known changes do; see :mod:`rgruntime.runtime.dependencies`);
+    - ``persist``: a file path: the runtime loads its entries from it when it opens (if it
+      exists) and saves them to it when it closes (warm restarts; :mod:`rgruntime.runtime.
+      snapshot`).
     """
 
     enabled: bool = True
@@ -194,6 +199,8 @@ class RuntimeConfig:
     rebalance_interval: float | None = 10.0
     #: Whether an entry that expires takes what depended on it along (the dependency graph).
     cascade_on_expiry: bool = False
+    #: A file the runtime's entries are loaded from on open and saved to on close (None: off).
+    persist: str | None = None
     layers: Mapping[str, LayerConfig] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -241,6 +248,7 @@ class RuntimeConfig:
         cascade_on_expiry = boolean(
             options.get("cascade_on_expiry", False), f"{where}.cascade_on_expiry"
         )
+        persist = _persist_path(options.get("persist"), f"{where}.persist")
         if strategy == "tiered" and tiers is not None and max_size is None:
             # The guide's tiered config sizes the tiers and sets no max_size: they are the budget.
             max_size = sum(tier.size for tier in tiers)
@@ -270,6 +278,7 @@ class RuntimeConfig:
             tiers=tiers,
             rebalance_interval=rebalance,
             cascade_on_expiry=cascade_on_expiry,
+            persist=persist,
             layers=_split_budget(layers, max_size),
         )
 
@@ -296,6 +305,16 @@ class RuntimeConfig:
         if isinstance(config, RuntimeConfig):
             return config
         return cls.from_mapping(config)
+
+
+def _persist_path(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(field, value, "a file path for warm restarts, or None")
+    return value
 
 
 def _layer_defaults(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rgruntime.agents.agent import Agent, AgentRegistry
 from rgruntime.agents.arguments import check_id
+from rgruntime.agents.codecs import register_client_codecs
 from rgruntime.agents.config import (
     MemorySearch,
     SessionCacheConfig,
@@ -385,6 +386,7 @@ class ResonantGenesis:
         self._base_url = base_url
         self._api_key = api_key
         self._runtime = Runtime(cache_config)
+        register_client_codecs(self._runtime.codecs)  # its answers survive a warm restart
         self._providers = check_providers(providers)
         if provider is not None and not isinstance(provider, ModelProvider):
             raise ConfigError("provider", provider, "a ModelProvider (complete(), stream(), name)")

@@ -68,6 +68,9 @@ class ModelCall:
 class _Uncacheable(Exception):
     """Carries an answer that must reach every waiter but not the cache."""
 
+    #: A handed-back answer, not a failure: the layer must not answer with a stale copy.
+    stale_if_error = False
+
     def __init__(self, completion: Completion, cost: float) -> None:
         self.completion = completion
         self.cost = cost

@@ -52,7 +52,7 @@ from rgruntime.runtime.stats import CacheStats, LayerStatistics
 from rgruntime.sizing import estimate_size, weigh
 from rgruntime.units import parse_duration
 
-__all__ = ["Layer", "Lookup", "SlidingLayer", "layer_class", "new_layer"]
+__all__ = ["ExportedEntry", "Layer", "Lookup", "SlidingLayer", "layer_class", "new_layer"]
 
 #: The least cost a load is given: a load that took no measurable time still cost something.
 _MIN_COST: Final = 1e-6
@@ -73,6 +73,18 @@ class Lookup(Generic[T]):
     @property
     def stale(self) -> bool:
         return self.source == "stale"
+
+
+@attrs.frozen(kw_only=True)
+class ExportedEntry:
+    """A live entry as :meth:`Layer.export` hands it out: what a warm restart needs."""
+
+    key: str
+    value: Any
+    ttl: float | None
+    tags: frozenset[str]
+    cost: float
+    size: int
 
 
 class Layer:
@@ -228,6 +240,22 @@ class Layer:
             self._check_open()
             raise KeyError(key)
         return None if entry.expires_at == NEVER else entry.expires_at - now
+
+    def export(self) -> list[ExportedEntry]:
+        """A snapshot of the live entries, with the TTL each has left (warm restarts)."""
+        now = self._now()
+        return [
+            ExportedEntry(
+                key=key,
+                value=entry.value,
+                ttl=None if entry.expires_at == NEVER else entry.expires_at - now,
+                tags=entry.tags,
+                cost=entry.cost,
+                size=entry.size,
+            )
+            for key, entry in list(self._entries.items())
+            if entry.expires_at > now
+        ]
 
     def holds_expired(self, key: str) -> bool:
         """Whether ``key`` holds an entry past its deadline that is not removed yet."""

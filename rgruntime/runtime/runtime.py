@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
+import os
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
@@ -31,8 +32,10 @@ from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.clock import backend_clock
 from rgruntime.runtime.dependencies import DependencyGraph
 from rgruntime.runtime.layer import Layer
+from rgruntime.runtime.snapshot import SnapshotReport, load_snapshot, save_snapshot
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
 from rgruntime.runtime.supervisor import Supervisor
+from rgruntime.stores.serialization import CodecRegistry, Serializer
 
 __all__ = ["Runtime", "current_runtime", "open_runtime", "use_runtime"]
 
@@ -57,6 +60,10 @@ class Runtime:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._dependencies = DependencyGraph(cascade_on_expiry=self.config.cascade_on_expiry)
         self._current_token: Token[Runtime | None] | None = None
+        #: What the ``persist`` file put back when the runtime opened (None: no file yet).
+        self.last_restore: SnapshotReport | None = None
+        #: How values that are not JSON-like are saved (warm restarts): register your classes.
+        self.codecs = CodecRegistry()
 
     def __repr__(self) -> str:
         return f"<Runtime {self._state.value} layers={list(self.config.layers)}>"
@@ -88,6 +95,13 @@ class Runtime:
             raise
         self._task_group = task_group
         self._current_token = _opened(self)
+        persist = self.config.persist
+        if persist is not None and await anyio.Path(persist).exists():
+            try:
+                self.last_restore = await self.load(persist)
+            except BaseException as error:
+                await self.__aexit__(type(error), error, error.__traceback__)
+                raise
         return self
 
     async def __aexit__(
@@ -96,6 +110,10 @@ class Runtime:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
+        if self.config.persist is not None and self._state is _State.OPEN:
+            # Saved before anything stops, shielded: a cancelled close still keeps the entries.
+            with anyio.CancelScope(shield=True):
+                await self.save(self.config.persist)
         self._state = _State.CLOSED
         _closed(self, self._current_token)
         assert self._task_group is not None
@@ -158,6 +176,17 @@ class Runtime:
     def dependencies(self) -> DependencyGraph:
         """The dependency graph: which cached entries were computed from which."""
         return self._dependencies
+
+    async def save(self, path: str | os.PathLike[str]) -> SnapshotReport:
+        """Write every live entry to ``path`` for a warm restart (atomically; see
+        :mod:`rgruntime.runtime.snapshot`)."""
+        layers = self._require_supervisor().layers
+        return await save_snapshot(layers, path, Serializer(self.codecs))
+
+    async def load(self, path: str | os.PathLike[str]) -> SnapshotReport:
+        """Put back the entries :meth:`save` wrote to ``path``, with the TTL they had left."""
+        layers = self._require_supervisor().layers
+        return await load_snapshot(layers, path, Serializer(self.codecs))
 
     async def start_service(
         self, function: Callable[..., Coroutine[Any, Any, Any]], name: str
