@@ -68,15 +68,22 @@ def test_minilm_handles_long_and_odd_texts(minilm: MiniLMEmbedder) -> None:
 
 @pytest.mark.anyio
 async def test_minilm_embeds_off_the_event_loop(minilm: MiniLMEmbedder) -> None:
-    """The loop keeps ticking while texts are embedded in worker threads."""
+    """The loop keeps ticking while texts are embedded in worker threads.
+
+    Measured in the event loop thread's own CPU time (``time.thread_time``), not on the wall
+    clock: what matters is that the model's work runs in another thread, and a wall-clock gap
+    also counts the time a busy machine gave the CPU to other processes (this test once failed
+    at 105 ms of wall clock under a shared CI machine's load). Embedding four texts takes tens
+    of milliseconds of CPU: on the loop's thread it would show as a gap of that size.
+    """
     gaps: list[float] = []
     done = anyio.Event()
 
     async def ticker() -> None:
-        last = time.perf_counter()
+        last = time.thread_time()
         while not done.is_set():
             await anyio.sleep(0.001)
-            now = time.perf_counter()
+            now = time.thread_time()
             gaps.append(now - last)
             last = now
 
@@ -86,8 +93,8 @@ async def test_minilm_embeds_off_the_event_loop(minilm: MiniLMEmbedder) -> None:
             vectors = await minilm.embed([f"question number {number} about the weather"] * 4)
             assert vectors.shape == (4, 384)
         done.set()
-    # Generous for a shared CI machine; docs/semantic.md has the measured figure (~1-3 ms).
-    assert max(gaps) < 0.1
+    assert len(gaps) > 20  # the loop kept turning while the texts were embedded
+    assert max(gaps) < 0.01
 
 
 @pytest.mark.anyio
