@@ -15,6 +15,7 @@ from rgruntime.observe.analysis import DEFAULT_TARGET, Analysis
 from rgruntime.observe.diagnosis import Diagnosis
 from rgruntime.observe.metrics import MetricPoint
 from rgruntime.observe.operations import MemoryUsage, Operations, StaleEntry
+from rgruntime.observe.prometheus import RuntimeCollector
 from rgruntime.observe.service import MetricsService
 from rgruntime.runtime.runtime import Runtime
 
@@ -26,6 +27,7 @@ class ClientOperations:
 
     def __init__(self, runtime: Runtime, ledger: SavingsLedger, alerts: Alerts) -> None:
         self._ledger = ledger
+        self._runtime = runtime
         self.operations = Operations(runtime, usd_per_hit=self._usd_per_hit)
         self.metrics = MetricsService(runtime, savings=self._savings, alerts=alerts)
 
@@ -34,6 +36,15 @@ class ClientOperations:
 
     def close(self) -> None:
         self.operations.close()
+
+    def collector(self) -> RuntimeCollector:
+        """A Prometheus collector of the client's runtime (needs the ``metrics`` extra)."""
+        operations = self.operations
+        return RuntimeCollector(
+            self._runtime,
+            puts=lambda layer: operations.monitor(layer).writes,
+            savings=self._savings,
+        )
 
     def request_missed(self, layer: str, agent_id: str, text: str) -> None:
         """An answer (or memory lookup) for ``text`` was not served from the cache."""
@@ -62,6 +73,11 @@ class OperationsMethods:
         progress last): hits, misses, hit rate, evictions, expirations, invalidations, loads
         and their mean time, tokens and dollars saved; each layer's in ``.layers``."""
         return self._operations().metrics.get_metrics(period)
+
+    def prometheus_collector(self) -> RuntimeCollector:
+        """A Prometheus collector reading the cache at scrape time (``metrics`` extra):
+        ``rgruntime.observe.prometheus.metrics_app(collector)`` serves it."""
+        return self._operations().collector()
 
     async def analyze(self, *, target_hit_rate: float = DEFAULT_TARGET) -> Analysis:
         """Recommended size and TTL, low-value entries; each layer's curve and figures."""
