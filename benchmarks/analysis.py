@@ -90,9 +90,7 @@ def measure(name: str, file: str, limit: int, scratch: Path) -> TraceCurves:
     raw = read_prefix(file, limit)
     keys = keys_of(raw)
     unique = len(set(keys))
-    sizes = sizes_between(
-        round(unique * SMALLEST_SHARE), round(unique * LARGEST_SHARE), SIZE_COUNT
-    )
+    sizes = sizes_between(round(unique * SMALLEST_SHARE), round(unique * LARGEST_SHARE), SIZE_COUNT)
     sampler = ReuseSampler()
     started = time.perf_counter()
     access = sampler.access
@@ -129,7 +127,9 @@ def measure(name: str, file: str, limit: int, scratch: Path) -> TraceCurves:
 
 def run(options: RunOptions, console: Console) -> None:
     limit = QUICK_PREFIX if options.quick else PREFIX_REQUESTS
-    table = Table(title=f"LRU miss-ratio curves: sampled (SHARDS, {MAX_SAMPLED_KEYS} keys) vs exact")
+    table = Table(
+        title=f"LRU miss-ratio curves: sampled (SHARDS, {MAX_SAMPLED_KEYS} keys) vs exact"
+    )
     for column in (
         "trace",
         "requests",

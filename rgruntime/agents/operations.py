@@ -104,4 +104,3 @@ class OperationsMethods:
         operations = self._operations().operations
         await operations.settle()
         return operations.memory_usage()
-

@@ -17,6 +17,7 @@ to a webhook URL), ``"webhook"`` (the fired alert as JSON to a URL), ``"log"`` (
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import inspect
 import itertools
@@ -24,7 +25,7 @@ import logging
 import operator as operators
 import smtplib
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any, Final
 
@@ -130,7 +131,11 @@ class AlertCondition:
         if layer is not None and not isinstance(layer, str):
             raise InvalidArgumentError("condition.layer", layer, "a layer name or None")
         return cls(
-            metric=metric, operator=operator, threshold=float(threshold), window=window, layer=layer
+            metric=str(metric),
+            operator=str(operator),
+            threshold=float(threshold),
+            window=window,
+            layer=layer,
         )
 
     def value(self, point: MetricPoint) -> float | None:
@@ -158,7 +163,9 @@ class Alert:
             "id": self.id,
             "name": self.name,
             "condition": attrs.asdict(self.condition),
-            "actions": [action if isinstance(action, str) else repr(action) for action in self.actions],
+            "actions": [
+                action if isinstance(action, str) else repr(action) for action in self.actions
+            ],
             "cooldown": self.cooldown,
         }
 
@@ -247,7 +254,7 @@ class Alerts:
                 "headers": dict(headers),
             }
 
-    # -- alerts -------------------------------------------------------------------------------------
+    # -- alerts ---------------------------------------------------------------------------------
 
     def create(
         self,
@@ -277,7 +284,9 @@ class Alerts:
                         f"a configured channel: call alerts.configure({action}=...) first",
                     )
             elif not callable(action):
-                raise InvalidArgumentError("actions", action, f"one of {', '.join(_CHANNELS)}, or a callable")
+                raise InvalidArgumentError(
+                    "actions", action, f"one of {', '.join(_CHANNELS)}, or a callable"
+                )
             checked.append(action)
         seconds = parse_duration(cooldown, field="cooldown", error=InvalidArgumentError)
         alert = Alert(
@@ -290,7 +299,7 @@ class Alerts:
         self._alerts[alert.id] = alert
         return alert
 
-    def list(self) -> list[Alert]:
+    def list(self) -> builtins.list[Alert]:
         return list(self._alerts.values())
 
     def get(self, alert_id: str) -> Alert:
@@ -303,7 +312,7 @@ class Alerts:
         self._last_fired.pop(alert_id, None)
         return self._alerts.pop(alert_id, None) is not None
 
-    def history(self, alert_id: str | None = None) -> list[FiredAlert]:
+    def history(self, alert_id: str | None = None) -> builtins.list[FiredAlert]:
         """Fired alerts, oldest first (of one alert, if given)."""
         return [fired for fired in self._history if alert_id in (None, fired.alert_id)]
 
@@ -315,11 +324,11 @@ class Alerts:
             action_failures=dict(self._failures),
         )
 
-    # -- evaluation (the metrics task) --------------------------------------------------------------
+    # -- evaluation (the metrics task) ----------------------------------------------------------
 
     def due(
         self, now: float, window: Callable[[float], MetricPoint]
-    ) -> list[tuple[Alert, FiredAlert]]:
+    ) -> builtins.list[tuple[Alert, FiredAlert]]:
         """The alerts whose condition holds now and whose cooldown is over (pure: the caller
         runs their actions). ``window(seconds)`` sums the series over that window."""
         fired = []

@@ -175,7 +175,9 @@ def combine(layers: Mapping[str, LayerAnalysis]) -> Analysis:
     sizes = [layer.recommended_size for layer in layers.values() if layer.recommended_size]
     ttl = layers["response"].recommended_ttl if "response" in layers else None
     if ttl is None:
-        ttl = next((layer.recommended_ttl for layer in layers.values() if layer.recommended_ttl), None)
+        ttl = next(
+            (layer.recommended_ttl for layer in layers.values() if layer.recommended_ttl), None
+        )
     return Analysis(
         recommended_size=Bytes(sum(sizes)) if sizes else None,
         recommended_ttl=ttl,

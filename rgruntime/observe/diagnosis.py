@@ -66,7 +66,9 @@ class Diagnosis:
         }
 
 
-def variance_cause(seen: int, varied: int, parts: Counter[str], examples: Sequence[tuple[str, str]]) -> Cause | None:
+def variance_cause(
+    seen: int, varied: int, parts: Counter[str], examples: Sequence[tuple[str, str]]
+) -> Cause | None:
     if not seen or not varied:
         return None
     named = ", ".join(part for part, _ in parts.most_common())
@@ -79,7 +81,10 @@ def variance_cause(seen: int, varied: int, parts: Counter[str], examples: Sequen
             f"requests differ only in volatile parts ({named}): keep them out of the cache key "
             "(normalise the text, or pass them outside the goal / key parameters)"
         ),
-        evidence={"parts": dict(parts.most_common()), "examples": [list(pair) for pair in examples]},
+        evidence={
+            "parts": dict(parts.most_common()),
+            "examples": [list(pair) for pair in examples],
+        },
     )
 
 

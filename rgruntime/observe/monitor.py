@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, TypeVar
 
 from rgruntime.observe.histogram import LogHistogram
 from rgruntime.observe.shards import MAX_SAMPLED_KEYS, ReuseSampler
@@ -34,6 +34,8 @@ __all__ = ["MAX_RECENT_MISSES", "MIN_GHOSTS", "EntryRecord", "LayerMonitor", "Mi
 MIN_GHOSTS: Final = 4096
 #: Misses whose cause is remembered (for per-agent diagnosis and shares).
 MAX_RECENT_MISSES: Final = 10_000
+
+V = TypeVar("V")
 
 #: Why a lookup missed, as far as the monitor can tell:
 #: ``expired`` (the key had expired within its own TTL before the request), ``evicted`` (evicted
@@ -120,7 +122,9 @@ class LayerMonitor:
             return  # the write's record replaces it when the pass replays the write
         record = self.entries.pop(key, None)
         if reason == "expired" and record is not None:
-            self._remember(self._expired, key, (record.deadline, record.deadline - record.written_at))
+            self._remember(
+                self._expired, key, (record.deadline, record.deadline - record.written_at)
+            )
         elif reason in ("evicted", "trimmed"):
             self._remember(self._evicted, key, self._now())
 
@@ -159,7 +163,7 @@ class LayerMonitor:
         self.needed_ttls.add(max(0.0, now - deadline + ttl))
         return "expired" if now - deadline <= max(ttl, 1e-9) else "cold"
 
-    def _remember(self, ghosts: OrderedDict[str, object], key: str, value: object) -> None:
+    def _remember(self, ghosts: OrderedDict[str, V], key: str, value: V) -> None:
         ghosts.pop(key, None)
         ghosts[key] = value
         limit = max(MIN_GHOSTS, len(self.entries))

@@ -147,8 +147,12 @@ class Operations:
         self.variance.miss(text, layer, agent_id)
 
     def _monitor(self, name: str, layer: Layer) -> LayerMonitor:
-        on_miss = None if name in self._hashed else (lambda key: self.variance.miss(key, name))
-        monitor = LayerMonitor(name, layer.clock.now, layer.ttl, on_miss=on_miss)
+        def on_miss(key: str) -> None:
+            self.variance.miss(key, name)
+
+        monitor = LayerMonitor(
+            name, layer.clock.now, layer.ttl, on_miss=None if name in self._hashed else on_miss
+        )
         self._detach.append(layer.add_access_observer(monitor))
         self._detach.append(layer.add_removal_listener(monitor))
         self._started[name] = layer.clock.now()
@@ -158,8 +162,10 @@ class Operations:
 
     def analyze(self, *, target_hit_rate: float = DEFAULT_TARGET) -> Analysis:
         """Every layer's analysis (:mod:`rgruntime.observe.analysis`)."""
-        if isinstance(target_hit_rate, bool) or not isinstance(target_hit_rate, int | float) or not (
-            0 < target_hit_rate <= 100
+        if (
+            isinstance(target_hit_rate, bool)
+            or not isinstance(target_hit_rate, int | float)
+            or not (0 < target_hit_rate <= 100)
         ):
             raise InvalidArgumentError(
                 "target_hit_rate", target_hit_rate, "a hit rate in percent, above 0 and at most 100"
@@ -222,7 +228,9 @@ class Operations:
             scope={"agent_id": agent_id, "layer": layer},
         )
 
-    def _short_ttl(self, monitors: list[LayerMonitor], expired: int, looked_at: int) -> Cause | None:
+    def _short_ttl(
+        self, monitors: list[LayerMonitor], expired: int, looked_at: int
+    ) -> Cause | None:
         if not expired:
             return None
         ttls = [
@@ -254,7 +262,9 @@ class Operations:
             stats = self._runtime.layer(monitor.name).stats()
             wanted = min(100.0, stats.hit_rate + 10.0)  # ten more points of hit rate
             footprint = max(1, math.ceil(monitor.sampler.footprint()))
-            entries = recommended_size(monitor.sampler.curve(sizes_between(1, footprint, 32)), wanted)
+            entries = recommended_size(
+                monitor.sampler.curve(sizes_between(1, footprint, 32)), wanted
+            )
             if entries is not None:
                 sizes[monitor.name] = {
                     "entries": entries,
@@ -266,7 +276,9 @@ class Operations:
             share=100.0 * evicted / looked_at,
             misses=evicted,
             looked_at=looked_at,
-            recommendation="keys are evicted shortly before they are asked for again: raise max_size",
+            recommendation=(
+                "keys are evicted shortly before they are asked for again: raise max_size"
+            ),
             evidence={"recommended_sizes": sizes},
         )
 

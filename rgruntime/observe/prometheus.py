@@ -74,7 +74,9 @@ class RuntimeCollector:
         evictions = core.CounterMetricFamily(
             "rgruntime_cache_evictions", "Entries removed, by cause", labels=["layer", "cause"]
         )
-        entries = core.GaugeMetricFamily("rgruntime_cache_entries", "Entries held", labels=["layer"])
+        entries = core.GaugeMetricFamily(
+            "rgruntime_cache_entries", "Entries held", labels=["layer"]
+        )
         size = core.GaugeMetricFamily("rgruntime_cache_size_bytes", "Bytes held", labels=["layer"])
         budget = core.GaugeMetricFamily(
             "rgruntime_cache_max_size_bytes", "Byte budget", labels=["layer"]

@@ -82,7 +82,9 @@ class MetricsService:
         """Start the task in the runtime's task group."""
         await self._runtime.start_service(self.run, "rgruntime metrics")
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         self._ring = MetricsRing(
             lambda: layer_counters(self._runtime, self._savings),
             anyio.current_time,

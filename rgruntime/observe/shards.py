@@ -77,6 +77,16 @@ class MissRatioCurve:
         }
 
 
+class _Tracked:
+    """A tracked key's last request: its stamp (a request counter) and time."""
+
+    __slots__ = ("stamp", "time")
+
+    def __init__(self, stamp: int, time: float) -> None:
+        self.stamp = stamp
+        self.time = time
+
+
 class ReuseSampler:
     """Sampled reuse distances and re-request times of one stream of requests.
 
@@ -95,10 +105,9 @@ class ReuseSampler:
         self._clock = clock
         self._threshold = _HASH_SPACE  # sample a key when its hash is below this
         self._stamp = 0
-        # key -> [last stamp, hash, last request time]
-        self._tracked: dict[str, list[float]] = {}
-        self._stamps: SortedList = SortedList()  # the tracked keys' last stamps
-        self._hashes: SortedList = SortedList()  # (hash, key) of the tracked keys
+        self._tracked: dict[str, _Tracked] = {}
+        self._stamps: SortedList[int] = SortedList()  # the tracked keys' last stamps
+        self._hashes: SortedList[tuple[int, str]] = SortedList()  # (hash, key) of the tracked keys
         self.distances = LogHistogram()
         #: Seconds between two requests of a key (sampled keys, weighted as requests).
         self.rerequest_times = LogHistogram()
@@ -129,14 +138,14 @@ class ReuseSampler:
                 return  # it was the one dropped to stay within max_keys
             record = self._tracked[key]
         else:
-            stamp = record[0]
+            stamp = record.stamp
             # Keys requested since: tracked keys whose last stamp is later than this one's.
             behind = len(self._stamps) - self._stamps.bisect_right(stamp)
             self.distances.add(behind * weight, weight)
             if self._clock is not None:
-                self.rerequest_times.add(now - record[2], weight)
+                self.rerequest_times.add(now - record.time, weight)
             self._restamp(record)
-            record[2] = now
+            record.time = now
         if count > 1:
             self.distances.add(0.0, (count - 1) * weight)
             if self._clock is not None:
@@ -147,7 +156,7 @@ class ReuseSampler:
         record = self._tracked.get(key)
         if record is not None:
             self._restamp(record)
-            record[2] = self._clock() if self._clock is not None else 0.0
+            record.time = self._clock() if self._clock is not None else 0.0
 
     def curve(self, sizes: Iterable[int]) -> MissRatioCurve:
         """The LRU miss-ratio curve at ``sizes`` (entries)."""
@@ -168,15 +177,15 @@ class ReuseSampler:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _restamp(self, record: list[float]) -> None:
-        self._stamps.remove(record[0])
+    def _restamp(self, record: _Tracked) -> None:
+        self._stamps.remove(record.stamp)
         self._stamp += 1
-        record[0] = self._stamp
+        record.stamp = self._stamp
         self._stamps.add(self._stamp)
 
     def _track(self, key: str, hashed: int, now: float) -> None:
         self._stamp += 1
-        self._tracked[key] = [self._stamp, hashed, now]
+        self._tracked[key] = _Tracked(self._stamp, now)
         self._stamps.add(self._stamp)
         self._hashes.add((hashed, key))
         while len(self._tracked) > self._max_keys:
@@ -185,7 +194,7 @@ class ReuseSampler:
             self._threshold = top_hash
             while self._hashes and self._hashes[-1][0] >= top_hash:
                 _, dropped = self._hashes.pop()
-                self._stamps.remove(self._tracked.pop(dropped)[0])
+                self._stamps.remove(self._tracked.pop(dropped).stamp)
 
 
 def sizes_between(low: int, high: int, count: int) -> Sequence[int]:

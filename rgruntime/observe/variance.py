@@ -34,7 +34,9 @@ VOLATILE_PARTS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ),
     (
         "uuid",
-        re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+        ),
     ),
     ("id", re.compile(r"\b[0-9a-fA-F]{16,}\b|\b\d{4,}\b")),
 )

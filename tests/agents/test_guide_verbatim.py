@@ -283,7 +283,10 @@ def _metrics(run: GuideRun, out: str) -> None:
     assert metrics, "at least the interval in progress"
     lines = out.splitlines()
     assert len(lines) == len(metrics)
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*: \d+ hits, \d+ misses", l) for l in lines)
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*: \d+ hits, \d+ misses", line)
+        for line in lines
+    )
     stats = run.client.cache.get_stats()
     # Every lookup since the client opened is in the series (it opened less than an hour ago).
     assert sum(metric.hits for metric in metrics) <= stats.hits

@@ -117,7 +117,10 @@ async def test_find_stale_and_memory_usage(runtime: Runtime) -> None:
     assert memory.used == runtime.stats().size_bytes
     assert memory.available is None  # no budget: unbounded
     assert memory.largest_entries[0].key == "weather:old"
-    assert memory.largest_entries[0].size == weather.stats().size_bytes - memory.largest_entries[1].size
+    assert (
+        memory.largest_entries[0].size
+        == weather.stats().size_bytes - memory.largest_entries[1].size
+    )
     assert memory.as_dict()["largest_entries"][0]["key"] == "weather:old"
 
 

@@ -90,7 +90,9 @@ async def test_prometheus_exposition_read_at_scrape_time() -> None:
         await operations.settle()
         families = {
             family.name: family
-            for family in text_string_to_metric_families(generate_latest(registry(collector)).decode())
+            for family in text_string_to_metric_families(
+                generate_latest(registry(collector)).decode()
+            )
         }
         app = Starlette(routes=[Mount("/metrics", app=metrics_app(collector))])
         status, body = await _get(app, "/metrics/")
@@ -103,7 +105,9 @@ async def test_prometheus_exposition_read_at_scrape_time() -> None:
     assert samples["rgruntime_cache_gets_total", (("layer", "weather"), ("result", "hit"))] == 1
     assert samples["rgruntime_cache_gets_total", (("layer", "weather"), ("result", "miss"))] == 1
     assert samples["rgruntime_cache_puts_total", weather_label] == 2
-    assert samples["rgruntime_cache_evictions_total", (("cause", "size"), ("layer", "weather"))] == 1
+    assert (
+        samples["rgruntime_cache_evictions_total", (("cause", "size"), ("layer", "weather"))] == 1
+    )
     assert samples["rgruntime_cache_entries", weather_label] == 1
     assert samples["rgruntime_cache_size_bytes", weather_label] > 0
     assert samples["rgruntime_cache_load_duration_seconds_count", weather_label] == 1
