@@ -97,6 +97,10 @@ class MetricsService:
             started = anyio.current_time()
             for tick in range(1, 2**62):
                 await anyio.sleep_until(started + tick * self._tick)
+                if not self._runtime.is_open:
+                    # Closing: the runtime marks itself closed, then cancels its task group (on
+                    # asyncio this task may wake in between). The cancellation is on its way.
+                    await anyio.sleep_forever()
                 self._ring.sample()
                 await self.alerts.evaluate(actions, anyio.current_time(), self._ring.window)
 

@@ -21,7 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from rgruntime import open_runtime
-from rgruntime.errors import ConfigError, InvalidArgumentError
+from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
 from rgruntime.observe.alerts import Alerts, FiredAlert
 from rgruntime.observe.metrics import LayerPoint, MetricPoint
 from rgruntime.observe.service import MetricsService
@@ -260,3 +260,31 @@ async def test_a_failing_action_is_logged_and_counted_never_raised(
     (fired,) = service.alerts.history()
     assert fired.outcomes["broken"].startswith("failed: RuntimeError('pager down')")
     assert any("pager down" in record.getMessage() or record.exc_info for record in caplog.records)
+
+
+@pytest.mark.anyio
+async def test_closing_the_runtime_cancels_actions_in_flight() -> None:
+    started, cancelled = anyio.Event(), []
+
+    async def hang(fired: FiredAlert) -> None:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(fired.name)
+            raise
+
+    with anyio.fail_after(20):
+        async with open_runtime({"layers": {"weather": {}}}) as runtime:
+            service = MetricsService(runtime, bucket_seconds=0.2, tick=0.02)
+            await service.start()
+            await runtime.layer("weather").get("Paris")
+            service.alerts.create(
+                "misses",
+                {"metric": "misses", "operator": ">=", "threshold": 1, "window": 60},
+                actions=[hang],
+            )
+            await started.wait()
+    assert cancelled == ["misses"]
+    with pytest.raises(RuntimeClosedError):
+        await runtime.layer("weather").get("Paris")

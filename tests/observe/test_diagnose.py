@@ -132,3 +132,21 @@ async def test_bad_arguments_are_refused(runtime: Runtime) -> None:
         operations.diagnose(agent_id=42)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="target_hit_rate"):
         operations.analyze(target_hit_rate=150)
+
+
+async def test_an_agents_goals_with_timestamps_are_key_variance() -> None:
+    from rgruntime import ResonantGenesis
+
+    async with ResonantGenesis() as client:
+        agent = await client.agents.create(name="Reporter")
+        other = await client.agents.create(name="Steady")
+        for minute in range(10):
+            goal = f"Summarise the news at 2026-12-07 09:{minute:02d}"
+            await client.sessions.execute(agent_id=agent.id, goal=goal)
+            await client.sessions.execute(agent_id=other.id, goal="Summarise the news")
+        diagnosis = await client.cache.diagnose(agent_id=agent.id)
+        steady = await client.cache.diagnose(agent_id=other.id)
+    assert diagnosis.issue == "key_variance"
+    assert diagnosis.causes[0].share == 90.0  # every request after the first
+    assert diagnosis.causes[0].evidence["parts"] == {"timestamp": 9}
+    assert steady.issue is None
