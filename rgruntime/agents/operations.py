@@ -28,8 +28,10 @@ class ClientOperations:
     def __init__(self, runtime: Runtime, ledger: SavingsLedger, alerts: Alerts) -> None:
         self._ledger = ledger
         self._runtime = runtime
-        self.operations = Operations(runtime, usd_per_hit=self._usd_per_hit)
         self.metrics = MetricsService(runtime, savings=self._savings, alerts=alerts)
+        self.operations = Operations(
+            runtime, usd_per_hit=self._usd_per_hit, on_activity=self.metrics.sample
+        )
 
     async def start(self) -> None:
         await self.metrics.start()

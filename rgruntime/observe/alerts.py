@@ -229,6 +229,8 @@ class Alerts:
         self._evaluations = self._fired = self._suppressed = 0
         self._failures: Counter[str] = Counter()
         self._smtp_limiter = anyio.CapacityLimiter(2)
+        #: Called when an alert is created (the metrics task starts ticking).
+        self.on_create: Callable[[], None] | None = None
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -297,6 +299,8 @@ class Alerts:
             cooldown=seconds,
         )
         self._alerts[alert.id] = alert
+        if self.on_create is not None:
+            self.on_create()
         return alert
 
     def list(self) -> builtins.list[Alert]:

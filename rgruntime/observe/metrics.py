@@ -175,17 +175,36 @@ class MetricsRing:
         self._base = read()
 
     def sample(self) -> None:
-        """Close the bucket in progress if its time is up (the metrics task calls this once
-        per ``bucket_seconds``)."""
+        """Close the buckets whose time is up. Whoever comes first calls it: a read of the
+        series, the alerts' tick, a layer's maintenance pass (through its monitor, at most once
+        a second). When several buckets passed since the last call, what was counted in between
+        is spread over them in proportion to their time (the counters were not read at their
+        edges): a series read after an idle spell shows its traffic evenly."""
         now = self._now()
-        if now - self._start < self.bucket_seconds:
+        span = now - self._start
+        width = self.bucket_seconds
+        passed = int(span // width)
+        if passed < 1:
             return
         current = self._read()
-        self._ring.append(_Bucket(self._start, now, _deltas(current, self._base)))
-        self._start, self._base = now, current
+        delta = _deltas(current, self._base)
+        first = max(0, passed - (self._ring.maxlen or passed))  # older ones would fall out
+        for index in range(first, passed):
+            low, high = index * width / span, (index + 1) * width / span
+            layers = {name: _between(change, low, high) for name, change in delta.items()}
+            start = self._start + index * width
+            self._ring.append(_Bucket(start, start + width, layers))
+        # The bucket in progress keeps what was counted after the last edge.
+        done = passed * width / span
+        self._base = {
+            name: self._base.get(name, Counters()).plus(_between(change, 0.0, done))
+            for name, change in delta.items()
+        }
+        self._start += passed * width
 
     def series(self, seconds: float) -> list[MetricPoint]:
         """The intervals of the last ``seconds``, oldest first, the one in progress last."""
+        self.sample()
         now = self._now()
         since = now - seconds
         buckets = [bucket for bucket in self._ring if bucket.end > since]
@@ -207,6 +226,19 @@ class MetricsRing:
             seconds=bucket.end - bucket.start,
             layers={name: LayerPoint.of(delta) for name, delta in bucket.layers.items()},
         )
+
+
+def _between(change: Counters, low: float, high: float) -> Counters:
+    """The part of ``change`` counted between the shares ``low`` and ``high`` (0-1) of its
+    time: whole counts rounded so that consecutive parts add up exactly; gauges unchanged."""
+    parts: dict[str, Any] = {}
+    for name in _COUNTERS:
+        value = getattr(change, name)
+        if isinstance(value, int):
+            parts[name] = round(value * high) - round(value * low)
+        else:
+            parts[name] = value * (high - low)
+    return Counters(**parts, entries=change.entries, size_bytes=change.size_bytes)
 
 
 def _deltas(current: Mapping[str, Counters], base: Mapping[str, Counters]) -> dict[str, Counters]:

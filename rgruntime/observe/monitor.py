@@ -70,9 +70,14 @@ class LayerMonitor:
         *,
         max_sampled_keys: int = MAX_SAMPLED_KEYS,
         on_miss: Callable[[str], None] | None = None,
+        on_activity: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self._on_miss = on_miss
+        # Told at most once a second (of the layer's clock) that the layer is busy: the metric
+        # series closes its buckets on time without a task waking every second.
+        self._on_activity = on_activity
+        self._next_activity = -math.inf
         self._now = now
         self._remaining = remaining
         self.sampler = ReuseSampler(max_sampled_keys, clock=now)
@@ -102,6 +107,7 @@ class LayerMonitor:
         self.recent_misses.append((key, self._cause(key)))
         if self._on_miss is not None:
             self._on_miss(key)
+        self._active(self._now())
 
     def write(self, key: str, size: int) -> None:
         self.sampler.touch(key)
@@ -114,6 +120,7 @@ class LayerMonitor:
         self.entries[key] = EntryRecord(now, deadline, size)
         self.writes += 1
         self.written_bytes += size
+        self._active(now)
 
     # -- the removal listener ----------------------------------------------------------------
 
@@ -144,6 +151,11 @@ class LayerMonitor:
         return counts
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _active(self, now: float) -> None:
+        if now >= self._next_activity and self._on_activity is not None:
+            self._next_activity = now + 1.0
+            self._on_activity()
 
     def _cause(self, key: str) -> MissCause:
         now = self._now()

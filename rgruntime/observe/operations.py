@@ -106,7 +106,9 @@ class Operations:
         *,
         hashed_layers: Iterable[str] = BUILTIN_LAYERS,
         usd_per_hit: Callable[[str], float | None] = lambda layer: None,
+        on_activity: Callable[[], None] | None = None,
     ) -> None:
+        self._on_activity = on_activity
         self._runtime = runtime
         self._hashed = frozenset(hashed_layers)
         self._usd_per_hit = usd_per_hit
@@ -151,7 +153,11 @@ class Operations:
             self.variance.miss(key, name)
 
         monitor = LayerMonitor(
-            name, layer.clock.now, layer.ttl, on_miss=None if name in self._hashed else on_miss
+            name,
+            layer.clock.now,
+            layer.ttl,
+            on_miss=None if name in self._hashed else on_miss,
+            on_activity=self._on_activity,
         )
         self._detach.append(layer.add_access_observer(monitor))
         self._detach.append(layer.add_removal_listener(monitor))

@@ -1,10 +1,14 @@
-"""The metrics task: one actor of the runtime that cuts the metric series and evaluates alerts.
+"""The metrics task: one actor of the runtime that evaluates alerts on the metric series.
 
-Started in the runtime's task group (``runtime.start_service``), it reads every layer's counters
-once per ``tick`` seconds, closes a bucket of the :class:`~rgruntime.observe.metrics.MetricsRing`
-when one is due, and evaluates the alerts, whose actions run in its own task group (so a slow
-webhook never delays the next tick, and every action ends when the runtime closes). Nothing of
-it touches the hit path: it reads counters the layers keep anyway.
+Started in the runtime's task group (``runtime.start_service``). While at least one alert exists
+it ticks every ``tick`` seconds: it closes the buckets of the
+:class:`~rgruntime.observe.metrics.MetricsRing` that are due and evaluates the alerts, whose
+actions run in its own task group (so a slow webhook never delays the next tick, and every action
+ends when the runtime closes). Without alerts it sleeps until one is created: it never wakes a
+runtime for nothing, and under a virtual clock it sets no deadline that the clock would jump to.
+Buckets are also closed by reads of the series and by the layers' maintenance passes
+(:meth:`MetricsService.sample`). Nothing of it touches the hit path: it reads counters the layers
+keep anyway.
 """
 
 from __future__ import annotations
@@ -76,7 +80,9 @@ class MetricsService:
         self._tick = min(tick, bucket_seconds)
         self._wall = wall
         self._ring: MetricsRing | None = None
+        self._alerts_created: anyio.Event | None = None
         self.alerts = alerts if alerts is not None else Alerts(wall)
+        self.alerts.on_create = self._alert_created
 
     async def start(self) -> None:
         """Start the task in the runtime's task group."""
@@ -92,17 +98,29 @@ class MetricsService:
             bucket_seconds=self._bucket_seconds,
             buckets=self._buckets,
         )
+        ring = self._ring
         async with anyio.create_task_group() as actions:
             task_status.started()
-            started = anyio.current_time()
-            for tick in range(1, 2**62):
-                await anyio.sleep_until(started + tick * self._tick)
+            while True:
+                if not self.alerts.list():
+                    self._alerts_created = anyio.Event()
+                    await self._alerts_created.wait()
+                await anyio.sleep(self._tick)
                 if not self._runtime.is_open:
                     # Closing: the runtime marks itself closed, then cancels its task group (on
                     # asyncio this task may wake in between). The cancellation is on its way.
                     await anyio.sleep_forever()
-                self._ring.sample()
-                await self.alerts.evaluate(actions, anyio.current_time(), self._ring.window)
+                await self.alerts.evaluate(actions, anyio.current_time(), ring.window)
+
+    def sample(self) -> None:
+        """Close the buckets that are due (a layer's maintenance pass calls it, through its
+        monitor, at most once a second)."""
+        if self._ring is not None and self._runtime.is_open:
+            self._ring.sample()
+
+    def _alert_created(self) -> None:
+        if self._alerts_created is not None:
+            self._alerts_created.set()
 
     def get_metrics(self, period: float | str = "1h") -> list[MetricPoint]:
         """The intervals of the last ``period``, oldest first; the last is in progress."""
