@@ -481,6 +481,7 @@ class ResonantGenesis:
                 embedder=self._embedder,
                 search=self._memory_search,
                 changes=self._executor.change_window,
+                missed=operations.request_missed,
             )
             for agent in self.agents.list():  # agents created before the client opened
                 await self._memory.preload_configured(agent)

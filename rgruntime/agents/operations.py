@@ -49,7 +49,8 @@ class ClientOperations:
         )
 
     def request_missed(self, layer: str, agent_id: str, text: str) -> None:
-        """An answer (or memory lookup) for ``text`` was not served from the cache."""
+        """An answer (``response``: its goal) or a memory lookup (``memory``: its query) was
+        not served from the cache."""
         self.operations.note_request(text, layer, agent_id)
 
     def _savings(self) -> dict[str, tuple[int, float]]:

@@ -150,3 +150,20 @@ async def test_an_agents_goals_with_timestamps_are_key_variance() -> None:
     assert diagnosis.causes[0].share == 90.0  # every request after the first
     assert diagnosis.causes[0].evidence["parts"] == {"timestamp": 9}
     assert steady.issue is None
+
+
+async def test_an_agents_memory_queries_with_ids_are_key_variance() -> None:
+    from rgruntime import ResonantGenesis
+
+    async def search(agent_id: str, query: str, k: int) -> list[dict[str, str]]:
+        return [{"text": "Refunds take 5 days."}]
+
+    async with ResonantGenesis(memory_search=search) as client:
+        agent = await client.agents.create(name="Support")
+        for ticket in range(8):
+            await client.memory.search(agent.id, f"refund policy (ticket 4{ticket:04d})")
+        await client.memory.search(agent.id, "refund policy (ticket 40007)")  # a hit
+        diagnosis = await client.cache.diagnose(agent_id=agent.id, layer="memory")
+    assert diagnosis.issue == "key_variance"
+    assert diagnosis.causes[0].misses == 7
+    assert diagnosis.causes[0].evidence["parts"] == {"id": 7}
