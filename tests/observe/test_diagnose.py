@@ -75,12 +75,27 @@ async def test_ttl_shorter_than_rerequest_time_is_short_ttl(runtime: Runtime) ->
     assert "key_variance" not in [cause.issue for cause in diagnosis.causes]
 
 
+async def _slow_value() -> str:
+    await anyio.sleep(0.5)
+    return "v" * 50
+
+
 async def test_budget_below_working_set_is_small_cache(runtime: Runtime) -> None:
-    operations = Operations(runtime)
+    operations = Operations(runtime, usd_per_hit=lambda layer: 0.002)
     rng = random.Random(7)
-    for _ in range(2000):
-        await _ask(runtime, "catalog", f"product:{rng.randrange(60)}")  # 60 keys, room for 20
+    for _ in range(2000):  # 60 keys, room for 20; each load takes half a second
+        await runtime.layer("catalog").get_or_load(f"product:{rng.randrange(60)}", _slow_value)
     await operations.settle()
+    # What a larger size would buy, at the measured load cost and the given price of a miss.
+    catalog = operations.analyze(target_hit_rate=90).layers["catalog"]
+    assert catalog.recommended_entries is not None
+    assert 50 <= catalog.recommended_entries <= 60  # 90% of uniform requests over 60 keys
+    (change,) = [c for c in catalog.changes if c.entries == catalog.recommended_entries]
+    assert change.hit_rate >= 90
+    assert change.extra_hits_per_hour > 0
+    assert change.load_seconds_saved_per_hour == pytest.approx(0.5 * change.extra_hits_per_hour)
+    assert change.usd_saved_per_hour == pytest.approx(0.002 * change.extra_hits_per_hour)
+    assert catalog.as_dict()["changes"][0]["entries"] == catalog.changes[0].entries
     diagnosis = operations.diagnose(layer="catalog")
     assert diagnosis.issue == "small_cache"
     first = diagnosis.causes[0]
