@@ -35,14 +35,18 @@ class Cause:
     """One cause of misses: its share of the misses looked at, its evidence, the fix."""
 
     issue: Issue
-    share: float  # percent of the misses looked at
     misses: int  # misses it explains
     looked_at: int  # misses looked at
     recommendation: str
     evidence: dict[str, Any] = attrs.field(factory=dict)
 
+    @property
+    def share(self) -> float:
+        """Percent of the misses looked at that this cause explains."""
+        return 100.0 * self.misses / self.looked_at if self.looked_at else 0.0
+
     def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return {**attrs.asdict(self), "share": self.share}
 
 
 @attrs.frozen(kw_only=True)
@@ -74,7 +78,6 @@ def variance_cause(
     named = ", ".join(part for part, _ in parts.most_common())
     return Cause(
         issue="key_variance",
-        share=100.0 * varied / seen,
         misses=varied,
         looked_at=seen,
         recommendation=(

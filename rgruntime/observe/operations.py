@@ -248,7 +248,6 @@ class Operations:
         ttl = max(ttls) if ttls else None
         return Cause(
             issue="short_ttl",
-            share=100.0 * expired / looked_at,
             misses=expired,
             looked_at=looked_at,
             recommendation=(
@@ -279,7 +278,6 @@ class Operations:
                 }
         return Cause(
             issue="small_cache",
-            share=100.0 * evicted / looked_at,
             misses=evicted,
             looked_at=looked_at,
             recommendation=(
