@@ -85,5 +85,11 @@ SUITES: Final[Mapping[str, Suite]] = {
             "remote stores on real servers: coredis vs valkey-glide; Redis, Cluster, Memcached",
             ("coredis", "valkey-glide", "pymemcache", "msgpack"),
         ),
+        Suite(
+            "analysis",
+            "benchmarks.analysis",
+            "sampled LRU miss-ratio curves (SHARDS) vs libCacheSim's exact LRU on six traces",
+            ("libcachesim",),
+        ),
     )
 }

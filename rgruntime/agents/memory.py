@@ -196,10 +196,13 @@ class MemoryAPI:
         embedder: Embedder | str | None = None,
         search: MemorySearch | None = None,
         changes: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+        missed: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self._runtime = runtime
         # Answers removed inside it are computed afresh when asked again (Executor).
         self._changes = changes
+        # Told (layer, agent id, query) of every lookup not served from the cache (diagnosis).
+        self._missed = missed
         self._layer = runtime.layer("memory")
         self._agents = agents
         self._events = events
@@ -311,6 +314,8 @@ class MemoryAPI:
         # A search that joined an identical one in progress is a miss (nothing stored answered
         # it, as the layer counts it), one that ran no lookup of its own: joined=True.
         event = "cache.hit" if source == "hit" else "cache.miss"
+        if source != "hit" and self._missed is not None:
+            self._missed("memory", agent.id, query)
         if self._events.has_handlers(event):
             extra = {} if source == "hit" else {"joined": source == "joined"}
             self._events.emit_nowait(

@@ -64,6 +64,9 @@ class SavingsLedger:
         self._retention = retention
         self._clock = clock
         self._buckets: OrderedDict[int, dict[str, LayerSavings]] = OrderedDict()
+        # Totals since the ledger began: the closed minutes are folded in once (``totals``).
+        self._folded: dict[str, LayerSavings] = {}
+        self._folded_until = -1  # minutes up to this one are in _folded
 
     def record_hit(self, layer: str, tokens: int, cost: float) -> None:
         """A hit in ``layer`` saved ``tokens`` and ``cost`` USD."""
@@ -89,6 +92,22 @@ class SavingsLedger:
             cost_saved=sum(saved.cost_saved for saved in layers.values()),
             layers=layers,
         )
+
+    def totals(self) -> dict[str, LayerSavings]:
+        """What each layer's hits saved since the ledger began (minutes read once, then
+        folded: a call costs the minutes since the last one)."""
+        current = int(self._clock() // _BUCKET_SECONDS)
+        for minute, bucket in reversed(self._buckets.items()):
+            if minute <= self._folded_until:
+                break
+            if minute < current:
+                for layer, saved in bucket.items():
+                    self._folded[layer] = self._folded.get(layer, LayerSavings()) + saved
+        self._folded_until = max(self._folded_until, current - 1)
+        totals = dict(self._folded)
+        for layer, saved in self._buckets.get(current, {}).items():
+            totals[layer] = totals.get(layer, LayerSavings()) + saved
+        return totals
 
     def _bucket(self) -> dict[str, LayerSavings]:
         now = self._clock()
