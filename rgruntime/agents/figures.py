@@ -11,27 +11,10 @@ from __future__ import annotations
 
 import attrs
 
+from rgruntime.readable import USD, Percent
 from rgruntime.runtime.stats import CacheStats
 
 __all__ = ["USD", "ClientCacheStats", "Percent", "readable_stats"]
-
-
-class USD(float):
-    """Dollars: ``str`` shows six decimals (a millionth of a dollar: token prices' scale)."""
-
-    __slots__ = ()
-
-    def __str__(self) -> str:
-        return f"{float(self):.6f}"
-
-
-class Percent(float):
-    """A percentage (0-100): ``str`` shows one decimal."""
-
-    __slots__ = ()
-
-    def __str__(self) -> str:
-        return f"{float(self):.1f}"
 
 
 @attrs.frozen(kw_only=True)

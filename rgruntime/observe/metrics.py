@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import attrs
 
-from rgruntime.agents.figures import USD, Percent
+from rgruntime.readable import USD, Percent
 
 __all__ = ["Counters", "LayerPoint", "MetricPoint", "MetricsRing"]
 
