@@ -10,8 +10,8 @@ ecosystem's conventions (``_total`` counters, base units, ``layer`` labels):
 - ``rgruntime_cache_evictions_total{layer,cause="size"|"expired"|"invalidated"}``
 - ``rgruntime_cache_entries{layer}``, ``rgruntime_cache_size_bytes{layer}``,
   ``rgruntime_cache_max_size_bytes{layer}`` (layers with a byte budget)
-- ``rgruntime_cache_load_duration_seconds{layer}``: a summary (count and sum) of the loads; the
-  layers keep no per-load record, so there are no histogram buckets
+- ``rgruntime_cache_load_duration_seconds{layer}``: a histogram of the loads' durations (the
+  layers count them in fixed buckets on the miss path: ``LOAD_DURATION_BOUNDS``)
 - ``rgruntime_cache_load_failures_total{layer}``
 - ``rgruntime_tokens_saved_total{layer}``, ``rgruntime_cost_saved_usd_total{layer}``
 
@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rgruntime.extras import require_extra
+from rgruntime.runtime.layer_state import LOAD_DURATION_BOUNDS
 from rgruntime.runtime.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class RuntimeCollector:
         budget = core.GaugeMetricFamily(
             "rgruntime_cache_max_size_bytes", "Byte budget", labels=["layer"]
         )
-        loads = core.SummaryMetricFamily(
+        loads = core.HistogramMetricFamily(
             "rgruntime_cache_load_duration_seconds", "Loads on a miss", labels=["layer"]
         )
         failures = core.CounterMetricFamily(
@@ -107,8 +108,9 @@ class RuntimeCollector:
             size.add_metric([name], stats.size_bytes)
             if stats.max_size is not None:
                 budget.add_metric([name], stats.max_size)
-            finished = stats.load_successes + stats.load_failures
-            loads.add_metric([name], count_value=finished, sum_value=stats.total_load_time)
+            loads.add_metric(
+                [name], _cumulative(layer.statistics().load_durations), stats.total_load_time
+            )
             failures.add_metric([name], stats.load_failures)
             layer_tokens, layer_dollars = saved.get(name, (0, 0.0))
             tokens.add_metric([name], layer_tokens)
@@ -129,3 +131,13 @@ def registry(collector: RuntimeCollector) -> CollectorRegistry:
 def metrics_app(collector: RuntimeCollector) -> Callable[..., Any]:
     """An ASGI app exposing ``collector`` (prometheus-client's ``make_asgi_app``)."""
     return _prometheus().make_asgi_app(registry(collector))  # type: ignore[no-any-return]
+
+
+def _cumulative(counts: tuple[int, ...]) -> list[tuple[str, float]]:
+    """Prometheus histogram buckets (cumulative, ``+Inf`` last) from per-bucket counts."""
+    buckets: list[tuple[str, float]] = []
+    total = 0
+    for bound, count in zip((*map(str, LOAD_DURATION_BOUNDS), "+Inf"), counts, strict=True):
+        total += count
+        buckets.append((bound, total))
+    return buckets

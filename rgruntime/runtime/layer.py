@@ -472,6 +472,7 @@ class Layer:
             listener_failures=state.listeners.failures,
             pending_accesses=len(state.log) - state.writes_pending,
             stale_copies=0 if state.stale is None else len(state.stale),
+            load_durations=tuple(state.load_durations),
         )
 
     # -- internals -------------------------------------------------------------------------------
@@ -643,8 +644,7 @@ class Layer:
                     self._load_failed(load, started, error)
                     return
                 elapsed = self._now() - started
-                state.load_successes += 1
-                state.total_load_time += elapsed
+                state.record_load(elapsed, failed=False)
                 if self._keeper.evicted_recently(load.key):
                     self._keeper.record_ghost_load(elapsed)  # what a larger budget would save
                 if not load.discarded and state.service is not None:
@@ -665,9 +665,8 @@ class Layer:
 
     def _load_failed(self, load: Load, started: float, error: BaseException) -> None:
         state = self._state
-        state.load_failures += 1
         now = self._now()
-        state.total_load_time += now - started
+        state.record_load(now - started, failed=True)
         stale = None
         if (
             state.stale is not None

@@ -10,7 +10,8 @@ step that touches it suspends halfway, so no lock is needed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 import anyio.abc
 
@@ -23,7 +24,25 @@ from rgruntime.runtime.stale import StaleCopies
 if TYPE_CHECKING:
     from rgruntime.runtime.loads import Load
 
-__all__ = ["AccessLog", "AccessObserver", "LayerState", "WriteRecord"]
+__all__ = ["LOAD_DURATION_BOUNDS", "AccessLog", "AccessObserver", "LayerState", "WriteRecord"]
+
+#: Upper bounds (seconds) of the load-duration histogram's buckets: a tool call or a memory
+#: lookup takes milliseconds, a model call seconds. The last count is for longer loads.
+LOAD_DURATION_BOUNDS: Final = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 #: A write: the entry it replaced (if any) and the entry it installed (None: a delete).
 WriteRecord: TypeAlias = tuple[Entry | None, Entry | None]
@@ -61,6 +80,7 @@ class LayerState:
         "expirations",
         "invalidations",
         "listeners",
+        "load_durations",
         "load_failures",
         "load_successes",
         "loads",
@@ -115,6 +135,8 @@ class LayerState:
         self.load_successes = 0
         self.load_failures = 0
         self.total_load_time = 0.0
+        #: Loads by duration: one count per bucket of LOAD_DURATION_BOUNDS, then the longer ones.
+        self.load_durations = [0] * (len(LOAD_DURATION_BOUNDS) + 1)
         self.oversize_rejections = 0
         self.evictions = 0
         self.expirations = 0
@@ -134,6 +156,15 @@ class LayerState:
         """``entry`` left the map: keep its hits and stop counting its bytes."""
         self.retired_hits += entry.hits + entry.fresh_hits
         self.size_bytes -= entry.size
+
+    def record_load(self, seconds: float, *, failed: bool) -> None:
+        """A load finished after ``seconds`` (on the miss path only: never on a hit)."""
+        if failed:
+            self.load_failures += 1
+        else:
+            self.load_successes += 1
+        self.total_load_time += seconds
+        self.load_durations[bisect_left(LOAD_DURATION_BOUNDS, seconds)] += 1
 
     def drop_stale(self, key: str) -> None:
         """``key`` changed: its stale copy, if any, must never answer again."""

@@ -124,3 +124,6 @@ class LayerStatistics:
     pending_accesses: int = 0
     #: Expired entries kept for stale-if-error.
     stale_copies: int = 0
+    #: Loads by duration: one count per bucket of ``LOAD_DURATION_BOUNDS`` (seconds,
+    #: rgruntime.runtime.layer_state), then the longer ones.
+    load_durations: tuple[int, ...] = ()

@@ -121,6 +121,9 @@ async def test_prometheus_exposition_read_at_scrape_time() -> None:
     assert samples["rgruntime_cache_entries", weather_label] == 1
     assert samples["rgruntime_cache_size_bytes", weather_label] > 0
     assert samples["rgruntime_cache_load_duration_seconds_count", weather_label] == 1
+    # A histogram: cumulative buckets up to +Inf, which holds every load.
+    infinite = (("layer", "weather"), ("le", "+Inf"))
+    assert samples["rgruntime_cache_load_duration_seconds_bucket", infinite] == 1
     assert samples["rgruntime_tokens_saved_total", weather_label] == 120
     assert samples["rgruntime_cost_saved_usd_total", weather_label] == 0.25
     assert status == 200
