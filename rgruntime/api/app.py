@@ -1,0 +1,113 @@
+"""The starlette application: the route table behind bearer-token authentication."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rgruntime.api.auth import TokenSet, allows
+from rgruntime.api.problems import ApiError, error_response, from_exception
+from rgruntime.api.table import ROUTES, ApiRoute
+
+if TYPE_CHECKING:
+    from rgruntime.agents.client import ResonantGenesis
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("rgruntime.api")
+
+#: The longest URL (path and query) accepted: keys are at most 1024 characters, escaped.
+MAX_URL = 8192
+_REALM = 'Bearer realm="rgruntime"'
+
+
+class Authentication:
+    """ASGI middleware: with tokens configured, nothing (not even a 404) answers a request
+    without a valid bearer token. The token's scope goes to the route in ``scope["state"]``."""
+
+    def __init__(self, app: ASGIApp, tokens: TokenSet) -> None:
+        self._app = app
+        self._tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        try:
+            scope.setdefault("state", {})["token_scope"] = self._authenticate(scope)
+        except ApiError as error:
+            await error_response(error)(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+    def _authenticate(self, scope: Scope) -> str:
+        if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_URL:
+            raise ApiError(414, "uri_too_long", f"the URL exceeds {MAX_URL} bytes")
+        if not self._tokens.required:
+            return "admin"
+        headers = dict(scope["headers"])
+        presented = headers.get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = presented.partition(" ")
+        if not presented:
+            raise ApiError(
+                401, "unauthorized", "a bearer token is required", headers={"WWW-Authenticate": _REALM}
+            )
+        found = self._tokens.scope_of(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "the bearer token is not valid",
+                headers={"WWW-Authenticate": f'{_REALM}, error="invalid_token"'},
+            )
+        return found
+
+
+def _endpoint(route: ApiRoute, client: ResonantGenesis) -> Any:
+    @functools.wraps(route.handler)
+    async def endpoint(request: Request) -> Response:
+        try:
+            if not allows(request.state.token_scope, route.scope):
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    f"this route needs a token with the {route.scope} scope",
+                    headers={"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'},
+                )
+            answer = await route.handler(client, request)
+        except ApiError as error:
+            return error_response(error)
+        except Exception as error:
+            known = from_exception(error)
+            if known is None:
+                raise
+            return error_response(known)
+        return answer if isinstance(answer, Response) else JSONResponse(answer)
+
+    return endpoint
+
+
+async def _server_error(request: Request, error: Exception) -> Response:
+    logger.exception("the API failed on %s %s", request.method, request.url.path)
+    return error_response(ApiError(500, "internal", "the server failed; see its log"))
+
+
+def create_app(client: ResonantGenesis, tokens: TokenSet | None = None) -> ASGIApp:
+    """The API over an open ``client``; ``tokens`` empty or None: no authentication."""
+    tokens = tokens if tokens is not None else TokenSet()
+    app = Starlette(
+        routes=[
+            Route(route.starlette_path, _endpoint(route, client), methods=[route.method])
+            for route in ROUTES
+        ],
+        exception_handlers={Exception: _server_error},
+    )
+    app.state.secured = tokens.required
+    return Authentication(app, tokens)
