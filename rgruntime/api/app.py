@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -99,7 +100,7 @@ async def _server_error(request: Request, error: Exception) -> Response:
     return error_response(ApiError(500, "internal", "the server failed; see its log"))
 
 
-def create_app(client: ResonantGenesis, tokens: TokenSet | None = None) -> ASGIApp:
+def create_app(client: ResonantGenesis, tokens: TokenSet | None = None) -> Starlette:
     """The API over an open ``client``; ``tokens`` empty or None: no authentication."""
     tokens = tokens if tokens is not None else TokenSet()
     app = Starlette(
@@ -107,7 +108,8 @@ def create_app(client: ResonantGenesis, tokens: TokenSet | None = None) -> ASGIA
             Route(route.starlette_path, _endpoint(route, client), methods=[route.method])
             for route in ROUTES
         ],
+        middleware=[Middleware(Authentication, tokens=tokens)],
         exception_handlers={Exception: _server_error},
     )
     app.state.secured = tokens.required
-    return Authentication(app, tokens)
+    return app

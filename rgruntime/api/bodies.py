@@ -6,6 +6,7 @@ before it is parsed, whether or not the client announced its length.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any, Final
@@ -50,11 +51,14 @@ async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, 
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    # Closed at once when the body is refused half-read (trio warns about a generator left
+    # to the garbage collector).
+    async with contextlib.aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw:
         raise ApiError(422, "invalid_body", "the request needs a JSON object body", field="body")
@@ -126,6 +130,8 @@ class InvalidateBody:
             for name in ("agent_id", "key", "pattern")
         }
         tags = None if body.get("tags") is None else _texts("tags", body["tags"])
+        if values["agent_id"] is not None and not values["agent_id"].isidentifier():
+            raise invalid("agent_id", values["agent_id"], "an agent id such as 'agent_123'")
         parsed = cls(tags=tags, **values)
         if parsed.agent_id is None and parsed.key is None and parsed.pattern is None and not tags:
             raise invalid("body", dict(body), "at least one of agent_id, key, pattern, tags")

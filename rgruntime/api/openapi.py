@@ -67,7 +67,7 @@ SCHEMAS: Final[dict[str, Any]] = {
         "description": "At least one of agent_id, key, pattern, tags (key alone or with "
         "agent_id; pattern and tags apply to every agent).",
         "properties": {
-            "agent_id": {**_TEXT, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "agent_id": _TEXT,
             "key": _TEXT,
             "pattern": _TEXT,
             "tags": _TEXTS,
