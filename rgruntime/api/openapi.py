@@ -126,6 +126,15 @@ SCHEMAS: Final[dict[str, Any]] = {
             "layer": {"type": "string"},
         },
     },
+    "KeyList": {
+        "type": "object",
+        "required": ["layer", "total", "keys"],
+        "properties": {
+            "layer": {"type": "string"},
+            "total": _COUNT,
+            "keys": {"type": "array", "items": {"type": "string"}},
+        },
+    },
     "MetricSeries": {
         "type": "object",
         "required": ["metrics"],

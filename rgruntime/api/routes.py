@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["stats_json"]
 
 _ABSENT: Final = object()
+#: The most keys one listing returns.
+MAX_LISTED: Final = 1000
 #: The guide's names for three counters (``stats.entry_count``...), shown beside ours.
 _GUIDE_NAMES: Final = {
     "entry_count": "entries",
@@ -89,6 +92,16 @@ async def metrics_text(client: ResonantGenesis, request: Request) -> Response:
     return PlainTextResponse(
         prometheus.render(client.cache.get_stats()), media_type=prometheus.CONTENT_TYPE
     )
+
+
+async def list_keys(client: ResonantGenesis, request: Request) -> Any:
+    layer = check_layer_name(request.path_params["layer"], client.runtime.layers)
+    pattern = _query(request, "pattern", "*") or "*"
+    limit_text = request.query_params.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LISTED:
+        raise invalid("limit", limit_text, f"a whole number from 1 to {MAX_LISTED}")
+    keys = sorted(key for key in client.runtime.layer(layer).keys() if fnmatchcase(key, pattern))
+    return {"layer": layer, "total": len(keys), "keys": keys[: int(limit_text)]}
 
 
 def _query(request: Request, name: str, default: str | None = None) -> str | None:

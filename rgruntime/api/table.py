@@ -98,6 +98,12 @@ ROUTES: Final[tuple[ApiRoute, ...]] = (
         summary="Prometheus metrics, one sample per layer", answer=None,
         text="text/plain",
     ),
+    ApiRoute(
+        method="GET", path="/api/v1/layers/{layer}/keys", scope="read", handler=routes.list_keys,
+        summary="A layer's keys, sorted, optionally matching a glob", answer="KeyList",
+        query=(("pattern", "a glob over keys", "*"), ("limit", "the most keys returned", "100")),
+        converters=(("layer", "str"),), errors=(422,),
+    ),
     # Last: {key:path} matches anything below /api/v1/cache/.
     ApiRoute(
         method="GET", path="/api/v1/cache/{key}", scope="read", handler=routes.get_entry,

@@ -31,6 +31,7 @@ async def _call(
     if "{key}" in path:
         await client.sessions.execute(agent_id=AGENT, goal="What are your hours?")
         path = path.replace("{key}", client.runtime.layer("response").keys()[0])
+    path = path.replace("{layer}", "response")
     return await http.request(route.method, path, json=BODIES.get(route.path), headers=headers)
 
 
