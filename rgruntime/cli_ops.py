@@ -340,9 +340,9 @@ _REMOTE: Final[dict[str, Callable[[RemoteAPI, argparse.Namespace, Console], Any]
 
 def _stats_table(stats: dict[str, Any], console: Console) -> None:
     table = Table(title=f"cache: {stats['hit_rate']:.1f}% hits over {stats['requests']:,} lookups")
-    columns = ("layer", "lookups", "hit rate", "entries", "bytes", "evictions", "expired", "invalidated")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "layer" else "right")
+    table.add_column("layer", no_wrap=True, min_width=8)
+    for column in ("lookups", "hit rate", "entries", "bytes", "evictions", "expired", "invalidated"):
+        table.add_column(column, justify="right")
     for name, layer in stats["layers"].items():
         table.add_row(
             name,

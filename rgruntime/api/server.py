@@ -9,6 +9,7 @@ caller learns) and handed over as ``fd://`` after ``detach()``, so that it is cl
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Coroutine
@@ -91,14 +92,11 @@ async def _serve(app: Any, config: Config, stop: anyio.Event) -> None:
 
 async def run_server(
     app: Any,
-    host: str,
-    port: int,
+    sock: socket.socket,
     *,
-    task_status: anyio.abc.TaskStatus[ApiServer] = anyio.TASK_STATUS_IGNORED,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` until cancelled; reports the bound address when listening."""
-    sock = _bound_socket(host, port)
-    bound = ApiServer(host, sock.getsockname()[1])
+    """Serve ``app`` on the bound ``sock`` (which it takes over) until cancelled."""
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]
     config.graceful_timeout = GRACEFUL_SECONDS
@@ -111,7 +109,7 @@ async def run_server(
                 await _serve(app, config, stop)
 
         group.start_soon(shielded, name="rgruntime api server")
-        task_status.started(bound)
+        task_status.started()
         try:
             await anyio.sleep_forever()
         finally:
@@ -124,16 +122,18 @@ async def serve_api(
     host: str = "127.0.0.1",
     port: int = 8000,
 ) -> ApiServer:
-    """Start the API over ``client`` in its runtime's task group; returns where it listens."""
+    """Start the API over ``client`` in its runtime's task group; returns where it listens.
+
+    The address is bound here, so that a taken port raises ``OSError`` to the caller (and
+    port 0 gives a free port, returned).
+    """
     check_bind(host, port, tokens)
     app = create_app(client, tokens)
-    started: list[ApiServer] = []
-
-    async def service(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-        # start_service reports nothing back: the address travels through `started`.
-        async with anyio.create_task_group() as group:
-            started.append(await group.start(run_server, app, host, port))
-            task_status.started()
-
-    await client.runtime.start_service(service, "rgruntime api")
-    return started[0]
+    sock = _bound_socket(host, port)
+    server = ApiServer(host, sock.getsockname()[1])
+    try:
+        await client.runtime.start_service(functools.partial(run_server, app, sock), "rgruntime api")
+    except BaseException:
+        sock.close()  # not yet detached when the service did not start
+        raise
+    return server
