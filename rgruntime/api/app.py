@@ -24,8 +24,9 @@ __all__ = ["create_app"]
 
 logger = logging.getLogger("rgruntime.api")
 
-#: The longest URL (path and query) accepted: keys are at most 1024 characters, escaped.
-MAX_URL = 8192
+#: The longest URL (path and query) accepted: a key of 1024 characters, each escaped as up to
+#: 12 bytes (4 UTF-8 bytes, %XX each), with room for the query.
+MAX_URL = 16384
 _REALM = 'Bearer realm="rgruntime"'
 
 

@@ -153,6 +153,7 @@ _REASONS: Final = {
     403: "The token's scope does not allow this route",
     404: "Not found",
     413: "Body too large",
+    414: "URL too long",
     422: "A field is not accepted (named in `field`)",
     501: "Not in this build",
     503: "The runtime is closed",
@@ -173,7 +174,7 @@ def _operation(route: ApiRoute, secured: bool) -> dict[str, Any]:
         ref = {"$ref": f"#/components/schemas/{route.answer}"}
         ok = {"description": "OK", "content": {"application/json": {"schema": ref}}}
     responses: dict[str, Any] = {"200": ok}
-    statuses = {*route.errors, 503}
+    statuses = {*route.errors, 414, 503}
     if secured:
         statuses |= {401, 403}
     for status in sorted(statuses):

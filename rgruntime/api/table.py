@@ -35,6 +35,8 @@ class ApiRoute:
     converters: tuple[tuple[str, str], ...] = ()  # (parameter, starlette converter)
     errors: tuple[int, ...] = ()
     text: str | None = None  # media type of a text answer
+    #: The "Operations, part 1" feature serving it (features.py): 501 while it is missing.
+    feature: str | None = None
 
     @property
     def starlette_path(self) -> str:
@@ -73,23 +75,23 @@ ROUTES: Final[tuple[ApiRoute, ...]] = (
         summary="Run goals so that their answers are cached (client.cache.warm)",
     ),
     ApiRoute(
-        method="GET", path="/api/v1/metrics", scope="read", handler=routes.metrics_series,
+        method="GET", path="/api/v1/metrics", scope="read", feature="metrics", handler=routes.metrics_series,
         summary="Hits and misses over time (client.cache.get_metrics)", answer="MetricSeries",
         query=(("period", "how far back, such as 1h or 30m", "1h"),), errors=(422, 501),
     ),
     ApiRoute(
-        method="GET", path="/api/v1/analyze", scope="read", handler=routes.analyze,
+        method="GET", path="/api/v1/analyze", scope="read", feature="analyze", handler=routes.analyze,
         summary="Miss-ratio curve and recommended sizes (client.cache.analyze)",
         answer="Record", errors=(501,),
     ),
     ApiRoute(
-        method="GET", path="/api/v1/diagnose", scope="read", handler=routes.diagnose,
+        method="GET", path="/api/v1/diagnose", scope="read", feature="diagnose", handler=routes.diagnose,
         summary="Why the hit rate is low (client.cache.diagnose)", answer="Record",
         query=(("agent_id", "only this agent", ""), ("layer", "only this layer", "")),
         errors=(404, 422, 501),
     ),
     ApiRoute(
-        method="GET", path="/api/v1/alerts", scope="read", handler=routes.alerts,
+        method="GET", path="/api/v1/alerts", scope="read", feature="alerts", handler=routes.alerts,
         summary="Configured alerts and their state (client.alerts)", answer="Alerts",
         errors=(501,),
     ),
