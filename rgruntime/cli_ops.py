@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,9 +36,9 @@ EXIT_NOT_FOUND: Final = 5
 EXIT_SERVER: Final = 6  # 5xx
 EXIT_NOT_AVAILABLE: Final = 7  # 501: a feature this server does not have
 EXIT_CODES: Final = (
-    "exit codes: 0 success; 1 some warmed goals failed; 2 bad usage or a value the server refused; 3 server unreachable; "
-    "4 token missing, invalid or without the needed scope; 5 not found; 6 server error; "
-    "7 feature not available on this server"
+    "exit codes: 0 success; 1 some warmed goals failed; 2 bad usage or a value the server "
+    "refused; 3 server unreachable; 4 token missing, invalid or without the needed scope; "
+    "5 not found; 6 server error; 7 feature not available on this server"
 )
 
 TOKEN_ENV: Final = "RGRUNTIME_TOKEN"
@@ -98,7 +98,9 @@ def _command(commands: Any, name: str, help_text: str, description: str) -> argp
 
 def _remote_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--url", default=None, help=f"the server's address (default: ${URL_ENV}, else {DEFAULT_URL})"
+        "--url",
+        default=None,
+        help=f"the server's address (default: ${URL_ENV}, else {DEFAULT_URL})",
     )
     parser.add_argument(
         "--token", default=None, help=f"the bearer token (default: ${TOKEN_ENV}, else none)"
@@ -127,7 +129,9 @@ def add_commands(commands: Any) -> None:
         default=None,
         help=f"a read-only bearer token (default: ${READ_TOKEN_ENV}, else none)",
     )
-    serve.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop")
+    serve.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop"
+    )
     serve.add_argument(
         "--store",
         choices=("memory",),
@@ -159,7 +163,9 @@ def add_commands(commands: Any) -> None:
         "invalidate entries",
         "Remove entries as client.cache.invalidate does: by agent, key, pattern or tags.",
     )
-    invalidate.add_argument("--agent-id", default=None, help="an agent's entries (with --key: its answers to that goal)")
+    invalidate.add_argument(
+        "--agent-id", default=None, help="an agent's entries (with --key: its answers to that goal)"
+    )
     invalidate.add_argument("--key", default=None, help="a goal (with --agent-id) or a full key")
     invalidate.add_argument("--pattern", default=None, help="a glob over keys, such as 'weather_*'")
     invalidate.add_argument("--tag", action="append", default=None, help="a tag (repeatable)")
@@ -172,7 +178,9 @@ def add_commands(commands: Any) -> None:
     warm.add_argument("agent_id", help="the agent to warm")
     warm.add_argument("goals", nargs="*", help="goals to run")
     warm.add_argument("--goals-file", type=Path, default=None, help="a file of goals, one a line")
-    warm.add_argument("--cache-ttl", default=None, help="the warmed answers' TTL (default: the agent's)")
+    warm.add_argument(
+        "--cache-ttl", default=None, help="the warmed answers' TTL (default: the agent's)"
+    )
     warm.add_argument("--concurrency", type=int, default=None, help="goals at once (default: 4)")
     warm.add_argument("--batch", type=int, default=20, help="goals per request (progress steps)")
     for name, text in (("get", "print one cached entry"), ("delete", "delete one cached entry")):
@@ -183,9 +191,7 @@ def add_commands(commands: Any) -> None:
     analyze = _command(
         commands, "analyze", "miss-ratio curve and recommendations", "client.cache.analyze()"
     )
-    diagnose = _command(
-        commands, "diagnose", "why the hit rate is low", "client.cache.diagnose()"
-    )
+    diagnose = _command(commands, "diagnose", "why the hit rate is low", "client.cache.diagnose()")
     diagnose.add_argument("--agent-id", default=None, help="only this agent")
     diagnose.add_argument("--layer", default=None, help="only this layer")
     for parser in (stats, invalidate, warm, analyze, diagnose):
@@ -227,22 +233,21 @@ def run_command(arguments: argparse.Namespace) -> int:
 def _serve(arguments: argparse.Namespace) -> int:
     try:
         from rgruntime.api import TokenSet
+        from rgruntime.api.auth import Scope
     except ImportError as error:
         print(f"rgruntime serve: {error}", file=sys.stderr)
         return EXIT_USAGE
-    tokens: dict[str, str] = {}
-    for value, scope in (
+    given: tuple[tuple[str | None, Scope], ...] = (
         (arguments.read_token or os.environ.get(READ_TOKEN_ENV), "read"),
         (arguments.token or os.environ.get(TOKEN_ENV), "admin"),
-    ):
-        if value:
-            tokens[value] = scope
+    )
+    tokens: dict[str, Scope] = {value: scope for value, scope in given if value}
     TokenSet.of(tokens)  # checked before anything opens
     anyio.run(_serve_until_stopped, arguments, tokens, backend=arguments.backend)
     return EXIT_OK
 
 
-async def _serve_until_stopped(arguments: argparse.Namespace, tokens: dict[str, str]) -> None:
+async def _serve_until_stopped(arguments: argparse.Namespace, tokens: dict[str, Any]) -> None:
     from rgruntime.agents.client import ResonantGenesis
     from rgruntime.providers import OpenAICompatibleProvider, SimulatedProvider
 
@@ -341,7 +346,15 @@ _REMOTE: Final[dict[str, Callable[[RemoteAPI, argparse.Namespace, Console], Any]
 def _stats_table(stats: dict[str, Any], console: Console) -> None:
     table = Table(title=f"cache: {stats['hit_rate']:.1f}% hits over {stats['requests']:,} lookups")
     table.add_column("layer", no_wrap=True, min_width=8)
-    for column in ("lookups", "hit rate", "entries", "bytes", "evictions", "expired", "invalidated"):
+    for column in (
+        "lookups",
+        "hit rate",
+        "entries",
+        "bytes",
+        "evictions",
+        "expired",
+        "invalidated",
+    ):
         table.add_column(column, justify="right")
     for name, layer in stats["layers"].items():
         table.add_row(
@@ -379,12 +392,14 @@ def _warm_summary(report: dict[str, Any], console: Console) -> None:
 
 _RENDER: Final[dict[str, Callable[[Any, Console], None]]] = {
     "stats": _stats_table,
-    "invalidate": lambda answer, console: console.print(f"{answer['invalidated']} entries invalidated."),
+    "invalidate": lambda answer, console: console.print(
+        f"{answer['invalidated']} entries invalidated."
+    ),
     "warm": _warm_summary,
     "get": _record_table,
-    "delete": lambda answer, console: console.print(f"deleted {answer['key']} from {answer['layer']}."),
+    "delete": lambda answer, console: console.print(
+        f"deleted {answer['key']} from {answer['layer']}."
+    ),
     "analyze": _record_table,
     "diagnose": _record_table,
 }
-
-

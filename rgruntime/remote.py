@@ -53,9 +53,13 @@ class RemoteAPI:
         except httpx.InvalidURL as error:
             raise RemoteError(0, f"{self.url!r} is not a URL ({error})") from None
         except httpx.HTTPError as error:
-            raise RemoteError(0, f"cannot reach {self.url}: {error or type(error).__name__}") from None
+            raise RemoteError(
+                0, f"cannot reach {self.url}: {error or type(error).__name__}"
+            ) from None
         if answer.is_success:
-            return answer.json() if "json" in answer.headers.get("content-type", "") else answer.text
+            return (
+                answer.json() if "json" in answer.headers.get("content-type", "") else answer.text
+            )
         try:
             body = answer.json()
             message, field = body.get("message", answer.text), body.get("field")
@@ -89,5 +93,7 @@ class RemoteAPI:
         return self._call("GET", "/api/v1/analyze")
 
     def diagnose(self, agent_id: str | None = None, layer: str | None = None) -> Any:
-        params = {name: value for name, value in (("agent_id", agent_id), ("layer", layer)) if value}
+        params = {
+            name: value for name, value in (("agent_id", agent_id), ("layer", layer)) if value
+        }
         return self._call("GET", "/api/v1/diagnose", params=params)

@@ -59,7 +59,10 @@ class Authentication:
         scheme, _, token = presented.partition(" ")
         if not presented:
             raise ApiError(
-                401, "unauthorized", "a bearer token is required", headers={"WWW-Authenticate": _REALM}
+                401,
+                "unauthorized",
+                "a bearer token is required",
+                headers={"WWW-Authenticate": _REALM},
             )
         found = self._tokens.scope_of(token.strip()) if scheme.lower() == "bearer" else None
         if found is None:
@@ -75,14 +78,16 @@ class Authentication:
 def _endpoint(route: ApiRoute, client: ResonantGenesis) -> Any:
     @functools.wraps(route.handler)
     async def endpoint(request: Request) -> Response:
-        try:
-            if not allows(request.state.token_scope, route.scope):
-                raise ApiError(
+        if not allows(request.state.token_scope, route.scope):
+            return error_response(
+                ApiError(
                     403,
                     "forbidden",
                     f"this route needs a token with the {route.scope} scope",
                     headers={"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'},
                 )
+            )
+        try:
             answer = await route.handler(client, request)
         except ApiError as error:
             return error_response(error)

@@ -36,9 +36,7 @@ class Token:
 
 def _check(token: Token, min_length: int = MIN_TOKEN_LENGTH) -> Token:
     if not isinstance(token.value, str) or not token.value or len(token.value) < min_length:
-        raise ConfigError(
-            "tokens", "<hidden>", f"tokens of at least {MIN_TOKEN_LENGTH} characters"
-        )
+        raise ConfigError("tokens", "<hidden>", f"tokens of at least {MIN_TOKEN_LENGTH} characters")
     if not token.value.isprintable() or any(c.isspace() for c in token.value):
         raise ConfigError("tokens", "<hidden>", "tokens without spaces or control characters")
     if token.scope not in SCOPES:

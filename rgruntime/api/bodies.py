@@ -156,9 +156,7 @@ class WarmBody:
         if "agent_id" not in body:
             raise invalid("agent_id", None, "the id of the agent to warm, such as 'agent_123'")
         ttl = body.get("cache_ttl")
-        if ttl is not None and (
-            isinstance(ttl, bool) or not isinstance(ttl, int | float | str)
-        ):
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float | str)):
             raise invalid("cache_ttl", ttl, "seconds (a number) or a duration such as '1d'")
         if isinstance(ttl, str):
             _text("cache_ttl", ttl)

@@ -13,7 +13,7 @@ __all__ = ["to_json"]
 _MAX_DEPTH = 32
 
 
-def to_json(value: Any, depth: int = 0) -> Any:
+def to_json(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return per kind
     """``value`` as JSON data: records through their ``as_dict()`` (or their fields), floats
     that JSON cannot carry as None, anything else unknown as its ``repr``."""
     if depth > _MAX_DEPTH:

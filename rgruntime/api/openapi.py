@@ -23,7 +23,7 @@ _COUNTERS: Final = (
 
 
 def _stats(nested: bool) -> dict[str, Any]:
-    properties: dict[str, Any] = {name: _COUNT for name in _COUNTERS}
+    properties: dict[str, Any] = dict.fromkeys(_COUNTERS, _COUNT)
     properties |= {
         "hit_rate": _NUMBER,
         "miss_rate": _NUMBER,
@@ -93,8 +93,14 @@ SCHEMAS: Final[dict[str, Any]] = {
     "WarmReport": {
         "type": "object",
         "required": [
-            "agent_id", "warmed", "already_cached", "not_cached", "failed", "duration",
-            "total", "ok",
+            "agent_id",
+            "warmed",
+            "already_cached",
+            "not_cached",
+            "failed",
+            "duration",
+            "total",
+            "ok",
         ],
         "properties": {
             "agent_id": {"type": "string"},
@@ -106,7 +112,7 @@ SCHEMAS: Final[dict[str, Any]] = {
             "total": _COUNT,
             "ok": {"type": "boolean"},
         },
-    },  # fmt: skip
+    },
     "CacheEntry": {
         "type": "object",
         "required": ["key", "layer", "value", "ttl"],

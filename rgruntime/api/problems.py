@@ -50,7 +50,10 @@ def invalid(field: str, value: object, accepted: str) -> ApiError:
     if len(shown) > 200:
         shown = shown[:197] + "..."
     return ApiError(
-        422, "invalid_argument", f"{field}: {shown} is not accepted; expected {accepted}", field=field
+        422,
+        "invalid_argument",
+        f"{field}: {shown} is not accepted; expected {accepted}",
+        field=field,
     )
 
 

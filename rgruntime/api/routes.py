@@ -100,7 +100,8 @@ async def list_keys(client: ResonantGenesis, request: Request) -> Any:
     limit_text = request.query_params.get("limit", "100")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LISTED:
         raise invalid("limit", limit_text, f"a whole number from 1 to {MAX_LISTED}")
-    keys = sorted(key for key in client.runtime.layer(layer).keys() if fnmatchcase(key, pattern))
+    held = client.runtime.layer(layer).keys()
+    keys = sorted(key for key in held if fnmatchcase(key, pattern))
     return {"layer": layer, "total": len(keys), "keys": keys[: int(limit_text)]}
 
 

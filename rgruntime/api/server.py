@@ -132,7 +132,9 @@ async def serve_api(
     sock = _bound_socket(host, port)
     server = ApiServer(host, sock.getsockname()[1])
     try:
-        await client.runtime.start_service(functools.partial(run_server, app, sock), "rgruntime api")
+        await client.runtime.start_service(
+            functools.partial(run_server, app, sock), "rgruntime api"
+        )
     except BaseException:
         sock.close()  # not yet detached when the service did not start
         raise

@@ -36,7 +36,9 @@ async def _call(
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
-async def test_no_token_is_401(http: httpx.AsyncClient, client: ResonantGenesis, route: ApiRoute) -> None:
+async def test_no_token_is_401(
+    http: httpx.AsyncClient, client: ResonantGenesis, route: ApiRoute
+) -> None:
     answer = await _call(http, client, route, {})
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"].startswith("Bearer")
@@ -48,7 +50,9 @@ async def test_no_token_is_401(http: httpx.AsyncClient, client: ResonantGenesis,
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
-async def test_read_token(http: httpx.AsyncClient, client: ResonantGenesis, route: ApiRoute) -> None:
+async def test_read_token(
+    http: httpx.AsyncClient, client: ResonantGenesis, route: ApiRoute
+) -> None:
     answer = await _call(http, client, route, bearer(READ))
     if route.scope == "admin":
         assert answer.status_code == 403
@@ -58,12 +62,16 @@ async def test_read_token(http: httpx.AsyncClient, client: ResonantGenesis, rout
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
-async def test_admin_token(http: httpx.AsyncClient, client: ResonantGenesis, route: ApiRoute) -> None:
+async def test_admin_token(
+    http: httpx.AsyncClient, client: ResonantGenesis, route: ApiRoute
+) -> None:
     answer = await _call(http, client, route, bearer(ADMIN))
     assert answer.status_code == (501 if route.path in OPERATIONS else 200), answer.text
 
 
-async def test_a_read_token_changes_nothing(http: httpx.AsyncClient, client: ResonantGenesis) -> None:
+async def test_a_read_token_changes_nothing(
+    http: httpx.AsyncClient, client: ResonantGenesis
+) -> None:
     await client.sessions.execute(agent_id=AGENT, goal="What are your hours?")
     keys = client.runtime.layer("response").keys()
     refused = [

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from rgruntime.cli_ops import EXIT_AUTH, EXIT_NOT_AVAILABLE, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE
+from rgruntime.cli_ops import (
+    EXIT_AUTH,
+    EXIT_NOT_AVAILABLE,
+    EXIT_NOT_FOUND,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
 from tests.api.conftest import ADMIN, AGENT, READ
 from tests.api.served import rgruntime_serve
 
@@ -39,7 +45,17 @@ def rgruntime(*arguments: str, token: str | None = ADMIN) -> subprocess.Complete
 def test_warm_then_stats(url: str, tmp_path: Path) -> None:
     goals = tmp_path / "goals.txt"
     goals.write_text("What are your hours?\n\nHow do I reset my password?\n")
-    warmed = rgruntime("warm", AGENT, "What is your return policy?", "--goals-file", str(goals), "--url", url, "--batch", "1")
+    warmed = rgruntime(
+        "warm",
+        AGENT,
+        "What is your return policy?",
+        "--goals-file",
+        str(goals),
+        "--url",
+        url,
+        "--batch",
+        "1",
+    )
     assert warmed.returncode == 0, warmed.stderr
     assert "3 warmed, 0 already cached, 0 not cacheable, 0 failed (of 3)" in warmed.stdout
     again = rgruntime("warm", AGENT, "What are your hours?", "--url", url, "--json")
@@ -54,7 +70,9 @@ def test_warm_then_stats(url: str, tmp_path: Path) -> None:
 
 def test_invalidate_get_delete(url: str) -> None:
     rgruntime("warm", AGENT, "Where is my order?", "--url", url)
-    removed = rgruntime("invalidate", "--agent-id", AGENT, "--key", "Where is my order?", "--url", url, "--json")
+    removed = rgruntime(
+        "invalidate", "--agent-id", AGENT, "--key", "Where is my order?", "--url", url, "--json"
+    )
     assert removed.returncode == 0, removed.stderr
     assert json.loads(removed.stdout)["invalidated"] >= 1
     missing = rgruntime("get", f"response:{AGENT}:nothing", "--url", url)

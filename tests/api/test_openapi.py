@@ -39,7 +39,9 @@ async def test_the_document_matches_the_routes(
             named = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert named == set(re.findall(r"\{(\w+)\}", path))
             assert {"401", "403"} <= set(operation["responses"])
-            for reference in re.findall(r'"\$ref": "#/components/schemas/(\w+)"', str(operation).replace("'", '"')):
+            for reference in re.findall(
+                r'"\$ref": "#/components/schemas/(\w+)"', str(operation).replace("'", '"')
+            ):
                 assert reference in served["components"]["schemas"]
 
 

@@ -39,10 +39,22 @@ async def _cached(client: ResonantGenesis) -> list[str]:
         ("/api/v1/cache/warm", {"goals": ["hi"]}, "agent_id"),
         ("/api/v1/cache/warm", {"agent_id": AGENT}, "goals"),
         ("/api/v1/cache/warm", {"agent_id": AGENT, "goals": []}, "goals"),
-        ("/api/v1/cache/warm", {"agent_id": AGENT, "goals": ["a"], "concurrency": 0}, "concurrency"),
-        ("/api/v1/cache/warm", {"agent_id": AGENT, "goals": ["a"], "concurrency": True}, "concurrency"),
+        (
+            "/api/v1/cache/warm",
+            {"agent_id": AGENT, "goals": ["a"], "concurrency": 0},
+            "concurrency",
+        ),
+        (
+            "/api/v1/cache/warm",
+            {"agent_id": AGENT, "goals": ["a"], "concurrency": True},
+            "concurrency",
+        ),
         ("/api/v1/cache/warm", {"agent_id": AGENT, "goals": ["a"], "cache_ttl": -5}, "cache_ttl"),
-        ("/api/v1/cache/warm", {"agent_id": AGENT, "goals": ["a"], "cache_ttl": "soon"}, "cache_ttl"),
+        (
+            "/api/v1/cache/warm",
+            {"agent_id": AGENT, "goals": ["a"], "cache_ttl": "soon"},
+            "cache_ttl",
+        ),
         ("/api/v1/cache/warm", {"agent_id": AGENT, "goals": ["a"], "cache_ttl": [1]}, "cache_ttl"),
     ],
 )
@@ -53,7 +65,7 @@ async def test_bad_bodies_name_the_field(
     answer = await http.post(path, json=body, headers=ADMIN_HEADERS)
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == field
-    assert field.split("[")[0] in answer.json()["message"]
+    assert field.split("[", maxsplit=1)[0] in answer.json()["message"]
     assert sorted(client.runtime.layer("response").keys()) == before
     assert client.cache.get_stats().invalidations == 0
 
@@ -106,7 +118,9 @@ async def test_large_bodies_are_refused_announced_or_not(
     assert parts, "the server stopped reading at the limit"
 
 
-async def test_keys_stay_inside_their_layer(http: httpx.AsyncClient, client: ResonantGenesis) -> None:
+async def test_keys_stay_inside_their_layer(
+    http: httpx.AsyncClient, client: ResonantGenesis
+) -> None:
     keys = await _cached(client)
     session_key = "session:" + "x"
     await client.runtime.layer("session").set(session_key, {"secret": 1})

@@ -2,8 +2,8 @@
 
 Generated requests, with an admin token and with a read token: no answer is a 5xx, and every
 answer (status, content type, body) is one the OpenAPI document declares. Not part of the
-default suite (its name matches no test pattern: ``nox -s fuzz`` runs it by name); FUZZ_EXAMPLES sets the examples per
-operation (default 60).
+default suite (its name matches no test pattern: ``nox -s fuzz`` runs it by name);
+FUZZ_EXAMPLES sets the examples per operation (default 60).
 """
 
 from __future__ import annotations
@@ -40,13 +40,17 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, set[str]]]:
     """The server's URL, and the paths of operations features this build lacks (501)."""
-    blocking = ResonantGenesis.blocking(provider=SimulatedProvider(latency=0), backend=request.param)
+    blocking = ResonantGenesis.blocking(
+        provider=SimulatedProvider(latency=0), backend=request.param
+    )
     with blocking as client:
         client.agents.create("Support", agent_id=AGENT)
         client.sessions.execute(agent_id=AGENT, goal="What are your hours?")
         server = client.serve_api(port=0, tokens={READ: "read", ADMIN: "admin"})
         missing = {
-            route.path for route in ROUTES if route.feature and not has_feature(client, route.feature)
+            route.path
+            for route in ROUTES
+            if route.feature and not has_feature(client, route.feature)
         }
         yield server.url, missing
 
