@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from urllib.parse import parse_qs
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -28,6 +29,7 @@ logger = logging.getLogger("rgruntime.api")
 #: 12 bytes (4 UTF-8 bytes, %XX each), with room for the query.
 MAX_URL = 16384
 _REALM = 'Bearer realm="rgruntime"'
+DASHBOARD_PATH = "/dashboard"
 
 
 class Authentication:
@@ -56,6 +58,11 @@ class Authentication:
             return "admin"
         headers = dict(scope["headers"])
         presented = headers.get(b"authorization", b"").decode("latin-1")
+        if not presented and scope["path"] == DASHBOARD_PATH:
+            # A browser opening the page cannot send a header: the dashboard alone takes the
+            # token from its URL (the page then removes it from the address bar and sends it
+            # as a header; the access log is off).
+            presented = _query_token(scope)
         scheme, _, token = presented.partition(" ")
         if not presented:
             raise ApiError(
@@ -73,6 +80,11 @@ class Authentication:
                 headers={"WWW-Authenticate": f'{_REALM}, error="invalid_token"'},
             )
         return found
+
+
+def _query_token(scope: Scope) -> str:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
+    return f"Bearer {values[0]}" if len(values) == 1 else ""
 
 
 def _endpoint(route: ApiRoute, client: ResonantGenesis) -> Any:

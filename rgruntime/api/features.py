@@ -20,6 +20,7 @@ FEATURES: Final[dict[str, tuple[str, str]]] = {
     "analyze": ("cache", "analyze"),
     "diagnose": ("cache", "diagnose"),
     "alerts": ("alerts", "list"),
+    "memory": ("cache", "memory_usage"),
 }
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from rgruntime._version import __version__
 from rgruntime.api import prometheus
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["stats_json"]
 
 _ABSENT: Final = object()
+DASHBOARD: Final = (Path(__file__).parent / "dashboard.html").read_text(encoding="utf-8")
 #: The most keys one listing returns.
 MAX_LISTED: Final = 1000
 #: The guide's names for three counters (``stats.entry_count``...), shown beside ours.
@@ -128,6 +130,28 @@ async def diagnose(client: ResonantGenesis, request: Request) -> Any:
         if (value := _query(request, name)) is not None
     }
     return to_json(await call_feature(client, "diagnose", **arguments))
+
+
+async def savings(client: ResonantGenesis, request: Request) -> Any:
+    period = _query(request, "period", "30d")
+    return to_json(client.cache.get_savings(period or "30d"))
+
+
+async def memory(client: ResonantGenesis, request: Request) -> Any:
+    return to_json(await call_feature(client, "memory"))
+
+
+async def dashboard(client: ResonantGenesis, request: Request) -> Response:
+    return HTMLResponse(
+        DASHBOARD,
+        headers={
+            # The page and everything it runs come from here: no CDN, no inline frames.
+            "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 async def alerts(client: ResonantGenesis, request: Request) -> Any:

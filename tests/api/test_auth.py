@@ -9,6 +9,7 @@ import pytest
 
 from rgruntime import ResonantGenesis
 from rgruntime.api.auth import TokenSet
+from rgruntime.api.features import has_feature
 from rgruntime.api.table import ROUTES, ApiRoute
 from rgruntime.errors import ConfigError
 from tests.api.conftest import ADMIN, AGENT, READ, bearer
@@ -20,8 +21,12 @@ BODIES: dict[str, Any] = {
     "/api/v1/cache/invalidate": {"pattern": "weather_*"},
     "/api/v1/cache/warm": {"agent_id": AGENT, "goals": ["What are your hours?"]},
 }
-#: Routes of "Operations, part 1": 501 until those client methods exist.
-OPERATIONS = {"/api/v1/metrics", "/api/v1/analyze", "/api/v1/diagnose", "/api/v1/alerts"}
+
+
+def _allowed(client: ResonantGenesis, route: ApiRoute) -> int:
+    """The status of an allowed call: routes of "Operations, part 1" answer 501 until those
+    client methods exist (features.py), then 200."""
+    return 501 if route.feature and not has_feature(client, route.feature) else 200
 
 
 async def _call(
@@ -58,7 +63,7 @@ async def test_read_token(
         assert answer.status_code == 403
         assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]
     else:
-        assert answer.status_code == (501 if route.path in OPERATIONS else 200), answer.text
+        assert answer.status_code == _allowed(client, route), answer.text
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
@@ -66,7 +71,7 @@ async def test_admin_token(
     http: httpx.AsyncClient, client: ResonantGenesis, route: ApiRoute
 ) -> None:
     answer = await _call(http, client, route, bearer(ADMIN))
-    assert answer.status_code == (501 if route.path in OPERATIONS else 200), answer.text
+    assert answer.status_code == _allowed(client, route), answer.text
 
 
 async def test_a_read_token_changes_nothing(
@@ -105,3 +110,17 @@ def test_short_and_malformed_tokens_are_refused() -> None:
         TokenSet.of({"x" * 20: "write"})  # type: ignore[dict-item]
     with pytest.raises(ConfigError, match="spaces"):
         TokenSet.of({"x" * 10 + " " + "y" * 10: "read"})
+
+
+async def test_only_the_dashboard_takes_a_token_from_its_url(http: httpx.AsyncClient) -> None:
+    page = await http.get("/dashboard", params={"token": READ})
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "<script src" not in page.text  # nothing loaded from elsewhere
+    assert (
+        await http.get("/dashboard", params={"token": "wrong-token-0123456789"})
+    ).status_code == 401
+    assert (await http.get("/dashboard")).status_code == 401
+    stats = await http.get("/api/v1/cache/stats", params={"token": READ})
+    assert stats.status_code == 401
