@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from urllib.parse import parse_qs
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
