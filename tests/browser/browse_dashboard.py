@@ -60,7 +60,12 @@ def test_the_dashboard_draws_from_the_live_api(url: str, page: Page) -> None:
     page.goto(f"{url}/dashboard?token={READ}&refresh=0.5")
     assert "token=" not in page.url  # taken out of the address bar
     expect(page.locator("body[data-refreshes]")).to_be_visible()
-    # One line per layer that has had lookups, one bar per cause that happened.
+    # No lookups since the page opened: no hit-rate line yet (each point is one interval's).
+    expect(page.locator('#hit-rate-chart path[data-series="response"]')).to_have_count(0)
+    with httpx.Client(base_url=url, headers=bearer(ADMIN), timeout=60) as http:
+        for _ in range(3):  # lookups over a few refreshes, all hits
+            http.post("/api/v1/cache/warm", json={"agent_id": AGENT, "goals": GOALS})
+            page.wait_for_timeout(600)
     expect(page.locator('#hit-rate-chart path[data-series="response"]')).to_have_count(1)
     expect(page.locator("#cache-figures #entry-count")).to_have_text(f"{_entries(url):,}")
     assert "Question" not in page.locator("#largest-entries").inner_text()  # 501 until issue 15
