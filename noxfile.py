@@ -1,4 +1,5 @@
-"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``adapters``.
+"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``adapters``,
+``fuzz``, ``browser``.
 
 ``nox -s tests`` is the command CI runs (``.ci/run``): it installs everything the suite needs into
 its own virtual environment.
@@ -70,3 +71,28 @@ def bench(session: nox.Session) -> None:
     """Benchmarks beside the peers measured in the same run: ``nox -s bench [-- SUITE ...]``."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """schemathesis against the HTTP API served on asyncio and trio, with a read and an admin
+    token: no 5xx, no answer the OpenAPI document does not declare. FUZZ_EXAMPLES (default 60)
+    sets the examples per operation."""
+    session.install("-e", ".[test]", "schemathesis>=4.32,<5")
+    session.run("pytest", "-p", "no:cacheprovider", "tests/fuzz/fuzz_api.py", *session.posargs)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The dashboard in headless Chromium (Playwright driving Debian's chromium: no browser
+    download). Installs chromium with apt-get when it is missing (as root). DASHBOARD_SCREENSHOT
+    =docs/dashboard.png refreshes the screenshot in docs/api.md."""
+    import shutil
+
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        session.run("apt-get", "update", external=True)
+        session.run("apt-get", "install", "-y", "chromium", external=True)
+    session.install("-e", ".[test]", "playwright>=1.45")
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "tests/browser/browse_dashboard.py", *session.posargs
+    )

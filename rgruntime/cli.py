@@ -2,7 +2,9 @@
 
 ``rgruntime demo`` runs a simulated agent workload (several agents; repeated, reworded and new
 goals; multi-turn sessions) through the client on the embedded runtime, and prints what each
-cache layer saved. ``rgruntime version`` (or ``--version``) prints the version.
+cache layer saved. ``rgruntime version`` (or ``--version``) prints the version. ``rgruntime
+serve`` serves the HTTP API; ``stats``, ``invalidate``, ``warm``, ``get``, ``delete``,
+``analyze`` and ``diagnose`` talk to a running server (:mod:`rgruntime.cli_ops`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from rgruntime import cli_ops
 from rgruntime._version import __version__
 from rgruntime.demo import DemoReport, WorkloadSettings, run_workload
 from rgruntime.errors import ConfigError, RGRuntimeError
@@ -63,7 +66,9 @@ _DEFAULTS = WorkloadSettings()
 
 _DESCRIPTION = (
     "rgruntime: an async, in-process cache runtime for LLM agents. "
-    "Try `rgruntime demo` (options: `rgruntime demo --help`)."
+    "Try `rgruntime demo` (options: `rgruntime demo --help`). `rgruntime serve` serves the "
+    "HTTP API (the api extra); stats, invalidate, warm, get, delete, analyze and diagnose talk "
+    "to a running server (`rgruntime <command> --help`)."
 )
 
 
@@ -91,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rgruntime",
         description=_DESCRIPTION,
+        epilog=cli_ops.EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rgruntime {__version__}")
@@ -110,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     for option, kind, setting, text in _DEMO_OPTIONS:
         demo.add_argument(option, type=kind, default=getattr(_DEFAULTS, setting), help=text)
     commands.add_parser("version", help="print the version")
+    cli_ops.add_commands(commands)
     return parser
 
 
@@ -118,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "version":
         print(__version__)
         return 0
+    if arguments.command != "demo":
+        return cli_ops.run_command(arguments)
     try:
         settings = WorkloadSettings(
             **{setting: getattr(arguments, setting) for _, _, setting, _ in _DEMO_OPTIONS}

@@ -207,6 +207,12 @@ class BlockingClient:
         """
         return self._portal.call(function, *args)
 
+    def serve_api(self, host: str = "127.0.0.1", port: int = 8000, *, tokens: Any = None) -> Any:
+        """:meth:`ResonantGenesis.serve_api`: the HTTP API, served until the client closes."""
+        return self._portal.call(
+            functools.partial(self._client.serve_api, host, port, tokens=tokens)
+        )
+
     def close(self) -> None:
         """Stop the runtime and the event loop thread (idempotent)."""
         _OPEN.discard(self)

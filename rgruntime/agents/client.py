@@ -531,6 +531,24 @@ class ResonantGenesis:
     def memory(self) -> MemoryAPI:
         return _opened(self._memory)
 
+    async def serve_api(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        tokens: Any = None,
+    ) -> Any:
+        """Serve the HTTP API (``rgruntime.api``, the ``api`` extra) in the runtime's task
+        group until the client closes; returns an :class:`~rgruntime.api.ApiServer` (``.url``).
+
+        ``tokens``: ``[Token(value, "read" | "admin")]`` or ``{value: scope}``; the client's
+        ``api_key`` is an admin token too. Without any token only a loopback host is accepted.
+        """
+        from rgruntime.api import TokenSet, serve_api
+
+        _opened(self._cache)
+        return await serve_api(self, TokenSet.of(tokens, api_key=self._api_key), host, port)
+
     @classmethod
     def blocking(cls, *args: Any, backend: str = "asyncio", **kwargs: Any) -> Any:
         """A blocking client for scripts and notebooks (see :func:`rgruntime.connect`)."""
