@@ -34,12 +34,13 @@ from rgruntime.observe.histogram import LogHistogram
 __all__ = ["MAX_SAMPLED_KEYS", "MissRatioCurve", "ReuseSampler"]
 
 #: The most keys a sampler tracks. Each costs about 300 bytes (a dict slot, two sorted-list
-#: items, a small list), so a sampler holds at most about 10 MB, plus its histograms' fixed bins,
-#: and only once it has seen that many distinct keys. Chosen on the six shared traces: with 8,192
-#: keys the curve of scarab_recs (a large footprint whose hottest 1% of keys make 39% of the
-#: requests) is off by 1.5 points on average, because whether its few hot keys fall in the
-#: sample is luck; with 32,768 by about 0.5 (``python -m benchmarks analysis``).
-MAX_SAMPLED_KEYS: Final = 32768
+#: items, a small list), so a sampler holds at most about 20 MB, plus its histograms' fixed bins,
+#: and only once it has seen that many distinct keys. Chosen on the six shared traces, whole: the
+#: curve of scarab_recs (258,368 keys; its hottest 1% make 39% of the requests) is off by 1.5
+#: points on average with 8,192 keys, 1.10 with 32,768 (0.52 on its first 400,000 requests),
+#: 0.52 with 65,536 (``python -m benchmarks analysis``): whether its few hot keys fall in the
+#: sample is luck, and more samples make it less so.
+MAX_SAMPLED_KEYS: Final = 65536
 
 _HASH_SPACE: Final = 1 << 64
 
