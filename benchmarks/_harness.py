@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 # Piped output (nox, CI logs, `| tee`) gets rich's default of 80 columns, which wraps the tables.
-_PIPED_WIDTH = 120
+_PIPED_WIDTH = 200
 
 
 def make_console() -> Console:
