@@ -13,6 +13,7 @@ from rgruntime.errors import (
     InvalidArgumentError,
     LayerNotFoundError,
     RuntimeClosedError,
+    describe_value,
 )
 
 __all__ = ["ApiError", "error_response", "from_exception"]
@@ -46,9 +47,7 @@ class ApiError(Exception):
 
 def invalid(field: str, value: object, accepted: str) -> ApiError:
     """422 naming the field, the value (cut to 200 characters) and what is accepted."""
-    shown = repr(value)
-    if len(shown) > 200:
-        shown = shown[:197] + "..."
+    shown = describe_value(value)
     return ApiError(
         422,
         "invalid_argument",
