@@ -140,13 +140,20 @@ async def _operations(count: int) -> list[tuple[str, Gaps, float, float, object]
         for i in range(count):
             layer.set_nowait(f"exp:{i:06d}", i, ttl=ttl)
         await layer.cleanup()
-        expired_before = layer.stats().expirations
+        expired: list[str] = []
+
+        def count(layer_name: str, key: str, reason: str) -> None:
+            if reason == "expired":
+                expired.append(key)
+
+        layer.add_removal_listener(count)
 
         async def expire() -> object:
             # Polling the layer's own counters is the measurement: nothing to wait on instead.
+            # (layer.stats() would walk 100k entries in the measured window: not here.)
             while layer.statistics().timers:  # noqa: ASYNC110
                 await anyio.sleep(0.001)
-            return layer.stats().expirations - expired_before
+            return len(expired)
 
         rows.append(("expiry, all due at once", *await _measure(expire)))
     return rows
