@@ -92,13 +92,7 @@ class TagIndex:
 
     def keys_under(self, tag: str) -> set[str]:
         """Keys tagged ``tag`` or any tag below it (``tag:...``), but not ``tagX``."""
-        found = set(self._keys_by_tag.get(tag, ()))
-        children = self._tags.irange(
-            tag + TAG_SEPARATOR, tag + _AFTER_SEPARATOR, inclusive=(True, False)
-        )
-        for child in children:
-            found.update(self._keys_by_tag[child])
-        return found
+        return set(self.iter_keys_under(tag))
 
     def iter_keys_under(self, tag: str) -> Iterator[str]:
         """:meth:`keys_under`, lazily, one tag's keys at a time (each copied when reached), so

@@ -75,8 +75,6 @@ class Keeper:
         self.second_chances = 0
         self.maintenance_runs = 0
         self.budget_changes = 0
-        #: Whether ``evictable=False`` kept the layer over its bounds at the last pass.
-        self.pinned_over = False
 
     # -- what the actor and the face read ---------------------------------------------------------
 
@@ -101,10 +99,6 @@ class Keeper:
         return (self._max_entries is not None and len(state.entries) > self._max_entries) or (
             max_size is not None and state.size_bytes > max_size
         )
-
-    def keys(self) -> Iterator[str]:
-        """Every key the layer holds, in sorted order (live or past its deadline)."""
-        return iter(self._keys)
 
     # -- the pass ---------------------------------------------------------------------------------
 
@@ -222,7 +216,6 @@ class Keeper:
         state = self._state
         entries = state.entries
         policy = self._policy
-        self.pinned_over = False
         stale = state.stale
         while stale and self.over_bounds():
             state.size_bytes -= stale.drop_oldest()
@@ -241,8 +234,7 @@ class Keeper:
                 self.second_chances += 1
                 continue
             if not state.config.evictable:
-                self.pinned_over = True
-                break
+                break  # never evicted for space: writes that do not fit were refused instead
             self._remove(entry, "evicted")
             state.evictions += 1
             self._remember_evicted(entry)
