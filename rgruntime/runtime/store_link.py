@@ -163,15 +163,32 @@ class SharedStore:
         try:
             result = await function()
         except StoreUnavailableError as error:
-            breaker.failed()
-            self.errors += 1
-            self.last_error = str(error)
+            self._failed(error)
             raise
+        except BaseExceptionGroup as group:
+            # A store call that fans out (one task per cluster bucket) may report several.
+            unavailable, others = group.split(StoreUnavailableError)
+            if unavailable is None or others is not None:
+                breaker.abandoned()
+                raise
+            first = _first(unavailable)
+            self._failed(first)
+            raise first from group
         except BaseException:
             breaker.abandoned()  # cancelled, or a bug of ours: the server said nothing
             raise
         breaker.succeeded()
         return result
+
+    def _failed(self, error: StoreUnavailableError) -> None:
+        self.breaker.failed()
+        self.errors += 1
+        self.last_error = str(error)
+
+
+def _first(group: BaseExceptionGroup[StoreUnavailableError]) -> StoreUnavailableError:
+    first = group.exceptions[0]
+    return first if isinstance(first, StoreUnavailableError) else _first(first)
 
 
 # A write waiting for the server: the envelope, its TTL and its store tags; None: a delete.
