@@ -171,6 +171,7 @@ class Runtime:
                 continue
             store = backend if isinstance(backend, RemoteStore) else make_store(backend)
             await self._store_stack.enter_async_context(store)
+            await store.ping()  # a server that is not there fails the open, not a later call
             self._stores[backend] = SharedStore(store, serializer, clock)
 
     def _link_for(self, config: LayerConfig) -> StoreLink | None:
