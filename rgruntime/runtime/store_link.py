@@ -219,6 +219,9 @@ class StoreLink:
         self._known: OrderedDict[str, None] | None = (
             None if SCAN in shared.store.capabilities else OrderedDict()
         )
+        # News for other processes, gathered until the writer task publishes it (ordered sets).
+        self._news_keys: dict[str, None] = {}
+        self._news_tags: dict[str, None] = {}
         self.undecodable = 0
         self.kept_during_outage = 0
         self.written_back = 0
@@ -323,7 +326,7 @@ class StoreLink:
                 raise
             self._keep(key, None)
             return False
-        await self.publish(keys=[name])
+        self.announce(keys=[name])
         return removed > 0
 
     def delete_soon(self, key: str) -> None:
@@ -367,7 +370,7 @@ class StoreLink:
             if self.strict:
                 raise
             return False
-        await self.publish(keys=[name])
+        self.announce(keys=[name])
         return True
 
     # -- invalidation --------------------------------------------------------------------------
@@ -403,7 +406,7 @@ class StoreLink:
             return None
         finally:  # a read that began before the server removed them must not install them
             shared.changed(None if selection.tags or selection.pattern else removed)
-        await self.publish(keys=removed, tags=[self._prefix + tag for tag in selection.tags])
+        self.announce(keys=removed, tags=[self._prefix + tag for tag in selection.tags])
         return counted
 
     async def _delete_matching(self, selection: Selection, removed: set[str]) -> int | None:
@@ -441,24 +444,34 @@ class StoreLink:
                 raise
         finally:
             shared.changed()
-        await self.publish(tags=[self.layer])
+        self.announce(tags=[self.layer])
 
-    async def publish(self, *, keys: Iterable[str] = (), tags: Iterable[str] = ()) -> None:
-        """Tell other processes' near caches what to drop (store names and store tags)."""
-        shared = self.shared
-        if not shared.has_channel:
+    def announce(self, *, keys: Iterable[str] = (), tags: Iterable[str] = ()) -> None:
+        """Queue news for other processes' near caches (store names and store tags): the
+        writer task publishes what gathered since its last message in one message, so that a
+        write costs one round trip, not two, and a burst of writes one message."""
+        if not self.shared.has_channel:
             return  # Memcached: near copies live at most near_ttl (documented)
-        keys, tags = list(keys), list(tags)
-        if not keys and not tags:
-            return
+        self._news_keys.update(dict.fromkeys(keys))
+        self._news_tags.update(dict.fromkeys(tags))
+        if self._news_keys or self._news_tags:
+            self._mailbox.wake()
+
+    async def _publish_news(self) -> bool:
+        """Publish the news gathered; False (the news kept for a retry) if the server is away."""
+        keys, tags = list(self._news_keys), list(self._news_tags)
+        shared = self.shared
         try:
             await shared.call(
                 "publish", lambda: shared.store.publish_invalidation(keys=keys, tags=tags)
             )
         except StoreUnavailableError:
-            # Subscribers resync when the server is back (their connection changed).
-            if self.strict:
-                raise
+            return False
+        for key in keys:  # what gathered meanwhile waits for the next message
+            self._news_keys.pop(key, None)
+        for tag in tags:
+            self._news_tags.pop(tag, None)
+        return True
 
     async def scan(self, pattern: str = "*") -> AsyncIterator[str]:
         """The layer's keys in the store matching ``pattern`` (UnsupportedOperationError on
@@ -515,7 +528,8 @@ class StoreLink:
         return len(self._pending)
 
     async def flush(self) -> None:
-        """Return once every write queued before the call reached the server (or it is away)."""
+        """Return once every write and news queued before the call reached the server (or it
+        is away)."""
         await self._mailbox.ask(_Flush())
 
     async def run(
@@ -527,7 +541,11 @@ class StoreLink:
         waiting: list[_Flush] = []
         try:
             while True:
-                if not self._pending:
+                if self._pending:
+                    done = await self._write_oldest()
+                elif self._news_keys or self._news_tags:
+                    done = await self._publish_news()
+                else:
                     for request in waiting:
                         request.answer(None)
                     waiting.clear()
@@ -535,7 +553,7 @@ class StoreLink:
                     if message is not None:
                         waiting.append(message)
                     continue
-                if await self._write_oldest():
+                if done:
                     continue
                 # The server is away: answer flushes (nothing more can be done now), and try
                 # again when the breaker lets a probe through.
