@@ -78,6 +78,7 @@ import anyio.lowlevel
 from rgruntime.errors import RuntimeClosedError
 from rgruntime.runtime._actor import Mailbox, Request
 from rgruntime.runtime.arguments import Selection
+from rgruntime.runtime.remote_layer import RemoteLayer
 from rgruntime.runtime.removals import RemovalReason
 
 if TYPE_CHECKING:
@@ -319,6 +320,11 @@ class DependencyGraph:
         self._dependencies.setdefault(node, set()).update(dependencies)
         self._to_verify.add(node)
         self._wake_task()
+        dependent = self._layers[node[0]]
+        if isinstance(dependent, RemoteLayer):  # shared with every process on its store
+            dependent.record_edges(
+                node[1], [(self._layers[layer], key) for layer, key in dependencies]
+            )
         return True
 
     def dependencies_of(self, layer: str, key: str) -> frozenset[Node]:

@@ -24,6 +24,8 @@ read: the store's change counter moved while it was in flight.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import anyio
@@ -42,6 +44,10 @@ from rgruntime.runtime.store_link import Found, StoreLink
 from rgruntime.sizing import weigh
 
 __all__ = ["RemoteLayer", "new_remote_layer"]
+
+# The store names one cascade of invalidations went through (edges on the server may form a
+# cycle; each name is followed once per chain).
+_cascading: ContextVar[set[str] | None] = ContextVar("rgruntime_cascading", default=None)
 
 
 class RemoteLayer(Layer):
@@ -228,10 +234,13 @@ class RemoteLayer(Layer):
         return key, data, seconds, checked_tags
 
     async def delete(self, key: str) -> bool:
-        """Remove ``key`` here, in the store and in other processes' near caches."""
+        """Remove ``key`` here, in the store and in other processes' near caches (and what
+        any process computed from it)."""
         live = Layer.delete_nowait(self, key)
         self._link.shared.changed([self._link.name(key)])
-        return await self._link.delete(key) or live
+        present = await self._link.delete(key)
+        await self._cascade({self._link.name(key)})
+        return present or live
 
     def delete_nowait(self, key: str, *, reason: Literal["deleted", "trimmed"] = "deleted") -> bool:
         live = Layer.delete_nowait(self, key, reason=reason)
@@ -244,8 +253,49 @@ class RemoteLayer(Layer):
         broad = bool(selection.tags) or selection.pattern is not None
         self._link.shared.changed(None if broad else map(self._link.name, selection.keys))
         local = await Layer.invalidate_selection(self, selection)
-        remote = await self._link.invalidate(selection)
+        remote, removed = await self._link.invalidate(selection)
+        await self._cascade(removed)
         return max(local, remote or 0)
+
+    # -- the dependency graph's edges on the server ----------------------------------------------
+
+    def record_edges(self, key: str, dependencies: Iterable[tuple[Layer, str]]) -> None:
+        """``key`` was computed from ``dependencies``: keep the edges from those on this store
+        on the server, so that whichever process invalidates one removes ``key`` too."""
+        link = self._link
+        names = [
+            layer.link.name(dependency)
+            for layer, dependency in dependencies
+            if isinstance(layer, RemoteLayer) and layer.link.shared is link.shared
+        ]
+        link.add_edges_soon(key, names, link.edge_ttl)
+
+    async def _cascade(self, names: AbstractSet[str]) -> None:
+        """Invalidate what the server records as computed from the store ``names``, in the
+        layers on this store; once per name along one chain (edges may form a cycle)."""
+        visited = _cascading.get()
+        if visited is None:
+            visited = set()
+            token = _cascading.set(visited)
+        else:
+            token = None
+        try:
+            new = names - visited
+            visited |= new
+            if not new:
+                return
+            by_layer: dict[str, list[str]] = {}
+            for name in await self._link.dependents(new):
+                layer_name, _, key = name.partition(":")
+                by_layer.setdefault(layer_name, []).append(key)
+            layers = self._link.shared.layers
+            for layer_name, keys in by_layer.items():
+                layer = layers.get(layer_name)
+                if layer is not None:
+                    await layer.invalidate(keys=keys)
+        finally:
+            if token is not None:
+                _cascading.reset(token)
 
     async def clear(self) -> int:
         self._link.shared.changed()
@@ -291,4 +341,6 @@ def new_remote_layer(
     link's writer)."""
     state = LayerState(config, clock)
     actor = LayerActor(state)
-    return RemoteLayer(state, actor, sizer, link), actor
+    layer = RemoteLayer(state, actor, sizer, link)
+    link.shared.layers[config.name] = layer
+    return layer, actor

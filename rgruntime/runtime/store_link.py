@@ -23,7 +23,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -94,6 +94,7 @@ class SharedStore:
         "description",
         "errors",
         "last_error",
+        "layers",
         "serializer",
         "store",
         "subscribed",
@@ -115,6 +116,8 @@ class SharedStore:
         self._recent: deque[tuple[int, str | None]] = deque(maxlen=_CHANGES_KEPT)
         self.errors = 0
         self.last_error = ""
+        #: The remote layers on this store, by name (dependents found on the server go there).
+        self.layers: dict[str, Invalidates] = {}
 
     @property
     def has_channel(self) -> bool:
@@ -191,6 +194,12 @@ def _first(group: BaseExceptionGroup[StoreUnavailableError]) -> StoreUnavailable
     return first if isinstance(first, StoreUnavailableError) else _first(first)
 
 
+class Invalidates(Protocol):
+    """What the store's registry needs of a layer: removing keys (and what depends on them)."""
+
+    async def invalidate(self, *, keys: Iterable[str] | None = None) -> int: ...
+
+
 # A write waiting for the server: the envelope, its TTL and its store tags; None: a delete.
 _Write = tuple[bytes, float | None, tuple[str, ...]] | None
 
@@ -205,6 +214,8 @@ class StoreLink:
     def __init__(self, shared: SharedStore, config: LayerConfig) -> None:
         self.shared = shared
         self.layer = config.name
+        #: How long the edges to this layer's entries live on the server: its longest TTL.
+        self.edge_ttl = config.max_ttl if config.max_ttl is not None else config.ttl
         self.strict = config.strict
         self.near_cache = config.near_cache
         self.lease_ttl = config.lease_ttl
@@ -219,6 +230,8 @@ class StoreLink:
         self._known: OrderedDict[str, None] | None = (
             None if SCAN in shared.store.capabilities else OrderedDict()
         )
+        # Dependency edges waiting for the writer task: (dependent, dependencies, ttl).
+        self._edges: deque[tuple[str, list[str], float | None]] = deque()
         # News for other processes, gathered until the writer task publishes it (ordered sets).
         self._news_keys: dict[str, None] = {}
         self._news_tags: dict[str, None] = {}
@@ -375,9 +388,10 @@ class StoreLink:
 
     # -- invalidation --------------------------------------------------------------------------
 
-    async def invalidate(self, selection: Selection) -> int | None:
-        """Remove what ``selection`` names from the store and tell other processes; the number
-        of entries removed when the store can count them (None otherwise)."""
+    async def invalidate(self, selection: Selection) -> tuple[int | None, set[str]]:
+        """Remove what ``selection`` names from the store and tell other processes: the number
+        of entries removed when the store can count them (None otherwise), and the store names
+        it selected (their dependents go too: :meth:`dependents`)."""
         shared = self.shared
         store = shared.store
         removed: set[str] = set()
@@ -403,11 +417,11 @@ class StoreLink:
         except StoreUnavailableError:
             if self.strict:
                 raise
-            return None
+            return None, removed
         finally:  # a read that began before the server removed them must not install them
             shared.changed(None if selection.tags or selection.pattern else removed)
         self.announce(keys=removed, tags=[self._prefix + tag for tag in selection.tags])
-        return counted
+        return counted, removed
 
     async def _delete_matching(self, selection: Selection, removed: set[str]) -> int | None:
         """Delete the keys matching the selection's pattern (a scan bounded by the layer's
@@ -490,6 +504,44 @@ class StoreLink:
     def exact_tags(self) -> bool:
         return EXACT_TAGS in self.shared.store.capabilities
 
+    # -- the dependency graph's edges on the server --------------------------------------------
+
+    def add_edges_soon(self, key: str, dependencies: Iterable[str], ttl: float | None) -> None:
+        """Queue edges from the store ``dependencies`` to this layer's ``key`` for the writer
+        task: whichever process invalidates a dependency finds the dependent there."""
+        names = list(dependencies)
+        if names:
+            self._edges.append((self._prefix + key, names, ttl))
+            self._mailbox.wake()
+
+    async def _write_edges(self) -> bool:
+        dependent, dependencies, ttl = self._edges[0]
+        store = self.shared.store
+        try:
+            await self.shared.call(
+                "add_edges", lambda: store.add_edges(dependent, dependencies, ttl=ttl)
+            )
+        except StoreUnavailableError:
+            return False
+        self._edges.popleft()
+        return True
+
+    async def dependents(self, names: Iterable[str]) -> set[str]:
+        """The store names recorded (by any process) as computed from any of ``names``."""
+        found: set[str] = set()
+        for name in names:
+            try:
+                found |= await self._dependents_of(name)
+            except StoreUnavailableError:
+                if self.strict:
+                    raise
+                break  # the server is away: what depended on it goes with its TTL
+        return found
+
+    async def _dependents_of(self, name: str) -> frozenset[str]:
+        store = self.shared.store
+        return await self.shared.call("dependents_of", lambda: store.dependents_of(name))
+
     # -- single flight across processes --------------------------------------------------------
 
     async def take_lease(self, key: str) -> str | None:
@@ -543,6 +595,8 @@ class StoreLink:
             while True:
                 if self._pending:
                     done = await self._write_oldest()
+                elif self._edges:
+                    done = await self._write_edges()
                 elif self._news_keys or self._news_tags:
                     done = await self._publish_news()
                 else:

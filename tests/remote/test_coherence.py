@@ -152,3 +152,29 @@ async def test_an_invalidation_elsewhere_takes_what_was_computed_from_it(
             return gone_here and gone_there
 
         await eventually(answer_gone)
+
+
+async def test_what_a_stopped_process_computed_goes_with_its_source(
+    coherent_backend: LayerBackend,
+) -> None:
+    # The edges live on the server: the runtime that computed the answer is gone when the tool
+    # result is invalidated, and the answer still goes, through every link of the chain.
+    async with coherent_backend.runtime() as elsewhere:
+        async with coherent_backend.runtime() as computing:
+            tool, model = computing.layer("tool"), computing.layer("model")
+            await tool.set("weather", {"temp": 17})
+            with recording(computing.dependencies) as reads:
+                await tool.get("weather")
+                record_read("tool", "weather")
+            assert computing.dependencies.depend(("model", "summary"), reads)
+            await model.set("summary", "mild")
+            with recording(computing.dependencies) as reads:
+                await model.get("summary")
+                record_read("model", "summary")
+            assert computing.dependencies.depend(("response", "answer"), reads)
+            await computing.layer("response").set("answer", "17 degrees, mild")
+        # Closed: its queued edges were written before it stopped.
+        assert await elsewhere.layer("response").get("answer") == "17 degrees, mild"
+        await elsewhere.layer("tool").delete("weather")
+        assert await elsewhere.layer("model").get("summary", MISSING) is MISSING
+        assert await elsewhere.layer("response").get("answer", MISSING) is MISSING
