@@ -134,11 +134,12 @@ async def _collect(
     entries: Sequence[tuple[str, str, str]],
     asked: Sequence[tuple[int, str, str, set[str]]],
     floor: float,
+    vectors: str | None = None,
 ) -> Stream:
     """``entries``: (partition, key, text) cached; ``asked``: (row, partition, text, right keys)."""
     queries: list[Query] = []
     async with anyio.create_task_group() as group:
-        stored = StoredVectors(name)
+        stored = StoredVectors(vectors or name)
         cache = await cache_started(
             group, embedder=stored, embedding_cache_size=len(entries) + len(asked) + 10
         )
@@ -196,10 +197,53 @@ async def qqp_stream(floor: float, quick: bool, sample_number: int = 1) -> Strea
     return await _collect("QQP", entries, asked, floor)
 
 
-def replay(stream: Stream, bound: float, seed: int) -> Result:
+#: Repeated-origin streams: QQP questions that appear in at least this many labelled pairs.
+ANCHOR_MIN_PAIRS: Final = 4
+ANCHORS_PER_SPLIT: Final = 600
+ANCHORS_PER_SPLIT_QUICK: Final = 150
+ANCHOR_SEED: Final = 11
+
+
+def qqp_anchor_groups(quick: bool) -> tuple[list[tuple[str, list[tuple[str, bool]]]], ...]:
+    """Two disjoint sets of QQP questions that appear in many labelled pairs, each with its
+    partners: (tuning, held out). Each question is an "origin" asked about several times."""
+    from benchmarks.semantic_eval import qqp_rows
+
+    partners: dict[str, dict[str, bool]] = {}
+    for row in qqp_rows():
+        for cached, asked in ((row["a"], row["b"]), (row["b"], row["a"])):
+            partners.setdefault(cached, {})[asked] = bool(row["duplicate"])
+    anchors = sorted(text for text, found in partners.items() if len(found) >= ANCHOR_MIN_PAIRS)
+    random.Random(ANCHOR_SEED).shuffle(anchors)
+    count = ANCHORS_PER_SPLIT_QUICK if quick else ANCHORS_PER_SPLIT
+    tuning, held_out = anchors[:count], anchors[count : 2 * count]
+    return tuple(
+        [(anchor, sorted(partners[anchor].items())) for anchor in split]
+        for split in (tuning, held_out)
+    )
+
+
+async def qqp_anchored_stream(floor: float, quick: bool, split: int) -> Stream:
+    """Repeated origins: each anchor question cached in a partition of its own, each of its
+    labelled partners asked there, the asks of every anchor shuffled into one stream (so an
+    entry is matched several times, spread over the stream)."""
+    groups = qqp_anchor_groups(quick)[split]
+    entries = [(f"anchor-{n}", f"anchor-{n}", anchor) for n, (anchor, _) in enumerate(groups)]
+    asked = [
+        (n, f"anchor-{n}", text, {f"anchor-{n}"} if duplicate else set())
+        for n, (_, found) in enumerate(groups)
+        for text, duplicate in found
+    ]
+    random.Random(STREAM_SEED).shuffle(asked)
+    name = "QQP repeated origins, " + ("tuning" if split == 0 else "held out")
+    return await _collect(name, entries, asked, floor, vectors="QQP-anchored")
+
+
+def replay(stream: Stream, bound: float, seed: int, **settings: Any) -> Result:
     """The stream through a fresh policy with the error bound ``bound``."""
     policy = ErrorBoundPolicy(
-        ErrorBoundSettings(max_error_rate=bound), random_draw=random.Random(seed).random
+        ErrorBoundSettings(max_error_rate=bound, **settings),
+        random_draw=random.Random(seed).random,
     )
     result = Result(asked=len(stream.queries))
     for query in stream.queries:

@@ -223,7 +223,8 @@ class ErrorBoundSettings:
     explore: float = 0.1
     explore_floor: float = 0.01
     explore_scale: float = 200.0
-    prior: Prior = Prior()
+    #: None: a cold index serves nothing until real outcomes prove a similarity safe.
+    prior: Prior | None = None
 
     def __attrs_post_init__(self) -> None:
         _unit("max_error_rate", self.max_error_rate, 0.0, 0.5, open_low=True)
@@ -300,7 +301,8 @@ class ErrorBoundPolicy:
         self._draw = random_draw
         self._credit = {"serve": 0.0, "miss": 0.0}
         self._index = Evidence()
-        self.settings.prior.seed(self._index, self.settings.floor)
+        if self.settings.prior is not None:
+            self.settings.prior.seed(self._index, self.settings.floor)
         # Real outcomes only (the prior excluded): how much was learned, for exploration's decay.
         self._real = Evidence()
         self._partitions: dict[str, Evidence] = {}
@@ -326,15 +328,16 @@ class ErrorBoundPolicy:
         bound = self.settings.max_error_rate
         totals, wrongs = self._index.tails()
         real_totals, real_wrongs = self._real.tails()
-        vouched = _bin(self.settings.prior.threshold)
+        prior = self.settings.prior
+        vouched = BINS if prior is None else _bin(prior.threshold)
         # The prior is a claim ("from its threshold up, about error_above wrong"); while the
         # real outcomes there are wrong more often than the bound itself, it is set aside and
         # the index decides on real outcomes alone (a lower confidence limit above the claim,
         # tried first, let a stream with 13% wrong there be served for hundreds of requests).
         real_total, real_wrong = real_totals[vouched], real_wrongs[vouched]
-        if real_total and real_wrong / real_total > bound:
+        if prior is not None and real_total and real_wrong / real_total > bound:
             vouched = BINS
-        self.prior_refuted = vouched == BINS
+            self.prior_refuted = True
         found: float | None = None
         # The lowest bin whose tail is within the bound; the scan stops at the floor. Below the
         # prior's threshold only real outcomes count: the prior vouches for the static default's
