@@ -335,19 +335,22 @@ class ErrorBoundPolicy:
         # the index decides on real outcomes alone (a lower confidence limit above the claim,
         # tried first, let a stream with 13% wrong there be served for hundreds of requests).
         real_total, real_wrong = real_totals[vouched], real_wrongs[vouched]
-        if prior is not None and real_total and real_wrong / real_total > bound:
+        self.prior_refuted = bool(real_total and real_wrong / real_total > bound)
+        if prior is None or self.prior_refuted:
             vouched = BINS
-            self.prior_refuted = True
         found: float | None = None
         # The lowest bin whose tail is within the bound; the scan stops at the floor. Below the
         # prior's threshold only real outcomes count: the prior vouches for the static default's
-        # range, never for lower similarities.
+        # range, never for lower similarities. Only a bin that holds outcomes of its own can be
+        # the threshold: the tail of an empty bin is that of the next bin up, and serving from
+        # there would vouch for similarities nothing was ever judged at (133 right outcomes at
+        # 0.97 would otherwise open everything down to the floor).
         for index in range(BINS - 1, _bin(self.settings.floor) - 1, -1):
             if index >= vouched:
-                total, wrong = totals[index], wrongs[index]
+                total, wrong, above = totals[index], wrongs[index], totals[index + 1]
             else:
-                total, wrong = real_totals[index], real_wrongs[index]
-            if wilson_interval(wrong, total, self._z)[1] <= bound:
+                total, wrong, above = real_totals[index], real_wrongs[index], real_totals[index + 1]
+            if total > above and wilson_interval(wrong, total, self._z)[1] <= bound:
                 found = index / BINS
         return found
 
