@@ -60,18 +60,19 @@ def test_a_cold_index_serves_nothing_until_outcomes_prove_a_similarity(bound: fl
 
 
 def test_right_outcomes_prove_a_threshold_at_the_stated_confidence() -> None:
-    # 0 wrong of n: the one-sided 95% Wilson upper end is 2.706 / (n + 2.706); within 2% from
-    # n = 133 on.
+    # 0 wrong of n: the upper end of the two-sided 95% Wilson interval is 3.84 / (n + 3.84);
+    # within 2% from n = 189 on.
     assert policy(0.02).threshold is None
-    assert proven(policy(0.02), 0.97, 132).threshold is None
-    learner = proven(policy(0.02), 0.97, 133)
+    assert proven(policy(0.02), 0.97, 188).threshold is None
+    learner = proven(policy(0.02), 0.97, 189)
     assert learner.threshold == pytest.approx(0.97)
     assert learner.decide("p", "k", 0.98).action == "serve"
     assert learner.decide("p", "k", 0.96).action == "verify"  # below what was proven
 
 
 def test_wrong_outcomes_refute_an_optimistic_prior_and_stop_serving() -> None:
-    learner = policy(0.02, prior=Prior())  # opt-in: the old static default as pseudo-outcomes
+    # Opt-in: the old static default as pseudo-outcomes (600 at 0.91, 0.5% wrong).
+    learner = policy(0.02, prior=Prior(weight_above=600))
     assert learner.threshold is not None
     assert 0.9 <= learner.threshold <= 0.91
     for _ in range(40):
