@@ -1,25 +1,30 @@
 """Streams replayed with their labels as the judge: the error bound against static thresholds.
 
-``python -m benchmarks.semantic_eval --part replay [--quick]`` (part of ``nox -s eval_semantic``).
+``python -m benchmarks.semantic_eval --part replay [--quick]`` (part of ``nox -s eval_semantic``;
+``RGRUNTIME_REPLAY_MARKDOWN=file`` also writes the acceptance rows as a Markdown table).
 
-Two streams, each asked once in a fixed random order:
+Streams, tuning ones first (the policy's settings were chosen on them), then held-out ones:
 
 - **GPTCache** (``gptcache_mock_data.json``): every ``origin`` cached in one partition (one entry
   per text: byte-identical origins are one entry), every ``similar`` asked. The judge: the
-  matched entry's text is the query's own origin (the same-origin answer).
-- **GPTCache, odd rows**: the same, asking only the odd rows (the policy's settings were chosen
-  on the even rows and on QQP's tuning sample: this and QQP's confirmation sample are held out).
-- **QQP** (``qqp_pairs.jsonl.gz``, the evaluation's confirmation sample): each pair in its own
-  partition, ``a`` cached, ``b`` asked. The judge: the pair's ``duplicate`` label.
+  matched entry's text is the query's own origin. Even rows (tuning), odd rows (held out), all.
+- **QQP, single pass** (``qqp_pairs.jsonl.gz``): each pair in its own partition, ``a`` cached,
+  ``b`` asked; the judge: the pair's ``duplicate`` label. The evaluation's tuning sample and its
+  confirmation sample (held out).
+- **QQP, repeated origins**: questions that appear in at least :data:`ANCHOR_MIN_PAIRS` labelled
+  pairs, each cached in a partition of its own, every question paired with it asked there, all
+  shuffled into one stream: an entry is matched several times over the stream (the setting of
+  vCache's evaluation). Two disjoint sets of anchors: tuning and held out.
 
 For each query the cache's best lexically verified candidate at or above the policy's floor is
 found once (:class:`rgruntime.semantic.SemanticCache`, the default embedder and verifier), then
 :class:`~rgruntime.semantic.error_bound.ErrorBoundPolicy` replays the stream: *serve* counts a hit
 (right or wrong by the label, which the policy never sees), *verify* a miss whose label the policy
 learns, *miss* a miss. Each static threshold (verified, the candidate found at that threshold) is
-replayed on the same stream. The acceptance, per stream and bound:
+replayed on the same stream. The acceptance, per stream, bound and seed (:class:`Row`):
 
-- the served error rate's 95% Wilson upper end is at most the bound + 1 point;
+- the served error rate's 95% Wilson upper end is at most the bound + 1 point (nothing served:
+  no error rate, within);
 - the hit rate is at least that of the best static threshold whose error rate is no higher.
 """
 

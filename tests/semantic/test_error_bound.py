@@ -71,8 +71,8 @@ def test_right_outcomes_prove_a_threshold_at_the_stated_confidence() -> None:
 
 
 def test_wrong_outcomes_refute_an_optimistic_prior_and_stop_serving() -> None:
-    # Opt-in: the old static default as pseudo-outcomes (600 at 0.91, 0.5% wrong).
-    learner = policy(0.02, prior=Prior(weight_above=600))
+    # Opt-in: the old static default as pseudo-outcomes (340 at 0.91, 0.5% wrong).
+    learner = policy(0.02, prior=Prior())
     assert learner.threshold is not None
     assert 0.9 <= learner.threshold <= 0.91
     for _ in range(40):
