@@ -5,6 +5,8 @@ Real clocks and the real local model (embedding runs in worker threads).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 
 import rgruntime
@@ -18,13 +20,20 @@ RESET_AGAIN = "How can I reset my password?"  # 0.99 on all-MiniLM-L6-v2
 FAR = "Resetting my password: how does it work?"  # 0.81
 
 
-async def test_a_cold_index_runs_and_judges_even_a_close_paraphrase() -> None:
-    calls: list[str] = []
+def docs_tool(calls: list[str]) -> Callable[[str], Awaitable[str]]:
+    """A tool cached by meaning under the default error bound, recording what it ran."""
 
     @cache(strategy="semantic")
     async def lookup_docs(query: str) -> str:
         calls.append(query)
         return f"docs for {query}"
+
+    return lookup_docs
+
+
+async def test_a_cold_index_runs_and_judges_even_a_close_paraphrase() -> None:
+    calls: list[str] = []
+    lookup_docs = docs_tool(calls)
 
     async with rgruntime.open_runtime() as runtime:
         await lookup_docs(RESET)
@@ -40,11 +49,7 @@ async def test_a_cold_index_runs_and_judges_even_a_close_paraphrase() -> None:
 
 async def test_once_outcomes_prove_a_similarity_a_close_paraphrase_is_served() -> None:
     calls: list[str] = []
-
-    @cache(strategy="semantic")
-    async def lookup_docs(query: str) -> str:
-        calls.append(query)
-        return f"docs for {query}"
+    lookup_docs = docs_tool(calls)
 
     async with rgruntime.open_runtime() as runtime:
         first = await lookup_docs(RESET)
