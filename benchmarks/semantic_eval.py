@@ -313,10 +313,15 @@ async def _pairwise(
     return results
 
 
+def qqp_rows() -> list[dict[str, Any]]:
+    """Every labelled QQP pair, in the file's order."""
+    with gzip.open(data_dir() / "qqp_pairs.jsonl.gz", "rt") as file:
+        return [json.loads(line) for line in file]
+
+
 def qqp_samples(quick: bool) -> list[tuple[str, list[dict[str, Any]]]]:
     """The tuning sample and the confirmation sample (disjoint), with their names."""
-    with gzip.open(data_dir() / "qqp_pairs.jsonl.gz", "rt") as file:
-        rows = [json.loads(line) for line in file]
+    rows = qqp_rows()
     count = QQP_PAIRS_QUICK if quick else QQP_PAIRS
     numbers = range(len(rows))
     tuning = random.Random(QQP_SEED).sample(numbers, count)

@@ -4,7 +4,8 @@ Pure and synchronous (no I/O, no clock): the caller owns one :class:`ErrorBoundP
 semantic index and asks it, for each candidate match that passed the lexical check, what to do:
 
 - ``"serve"``: the evidence says that answers served at this similarity are wrong at most
-  ``max_error_rate`` of the time, at ``confidence`` (the upper end of a one-sided Wilson interval);
+  ``max_error_rate`` of the time: the upper end of their Wilson interval at ``confidence``
+  (two-sided, 95% by default: the interval the acceptance of issue 17 reads) is within it;
 - ``"verify"``: the evidence is not conclusive, or this is an exploration draw: the caller runs the
   request as a miss, returns the fresh answer, asks a judge whether the cached answer would have
   been right, and reports the outcome with :meth:`ErrorBoundPolicy.record`;
@@ -13,16 +14,23 @@ semantic index and asks it, for each candidate match that passed the lexical che
 **Evidence, three levels.** Each judged outcome (similarity, right or wrong) is counted for its
 cached entry, for its partition and for the whole index (every partition: the outcomes of other
 partitions teach how far this *embedder* and *verifier* can be trusted; no entry, text or answer
-crosses a partition). The whole index's counts start from a prior (:class:`Prior`, the static
-default threshold written as a few hundred pseudo-outcomes) so that a cold cache behaves like the
-static mode instead of serving nothing.
+crosses a partition).
+
+**A cold index serves nothing.** Until judged outcomes prove a similarity safe, every candidate
+at or above the floor is verified (it would be a miss anyway: judging it costs the judge, not a
+hit). With no wrong outcome, proving 2% takes 189 right ones at or above a similarity (the
+interval's upper end is z² / (n + z²)), 1% takes 381, 5% takes 73. Why not start from the old
+static default (an opt-in :class:`Prior`): on QQP every static threshold serves 5-24% wrong
+answers, and a prior vouching for 0.91 served 30-255 requests 9-16% wrong before exploration
+refuted it; no prior fits both a paraphrase stream and QQP, and only outcomes tell them apart.
 
 **The decision** (why a threshold is still learned, and why per level):
 
 1. *The index's threshold.* The promise is about the answers served: among all served at
    similarity ``s`` or more, at most ``max_error_rate`` wrong. So the index learns the lowest
-   similarity ``t`` whose tail (all outcomes at ``t`` or above) has an upper confidence bound
-   within the bound, and serves candidates at ``t`` or above. Outcomes below ``t`` are those
+   similarity ``t`` that holds judged outcomes and whose tail (all outcomes at ``t`` or above,
+   pooled over entries and partitions) has an upper confidence bound within the bound, and
+   serves candidates at ``t`` or above. Outcomes below ``t`` are those
    verified while uncertain; above ``t``, those of exploration draws: both are unbiased samples of
    their similarity, and the tail mixes in the lower, riskier ones first, so it errs safe.
 2. *The partition and the entry can only be stricter* (they hold too few outcomes to be trusted
@@ -79,7 +87,7 @@ def _bin(similarity: float) -> int:
 
 
 def _z(confidence: float) -> float:
-    """The one-sided standard normal quantile of ``confidence`` (e.g. 0.95 -> 1.645)."""
+    """The standard normal quantile of ``confidence`` (e.g. 0.95 -> 1.645, 0.975 -> 1.96)."""
     # Acklam's rational approximation is overkill here: bisection on erf is exact enough and
     # runs once per policy.
     low, high = 0.0, 10.0
@@ -165,7 +173,8 @@ class Evidence:
 
 @attrs.frozen(kw_only=True)
 class Prior:
-    """What a cold index believes: the static default written as pseudo-outcomes.
+    """An optimistic start (opt-in, ``ErrorBoundSettings(prior=Prior())``): the old static
+    default written as pseudo-outcomes, so that a cold index serves like the static mode.
 
     ``weight_above`` outcomes spread evenly from ``threshold`` to 1 with ``error_above`` of them
     wrong, ``weight_below`` from ``floor`` to ``threshold`` with ``error_below`` wrong. With the
@@ -175,7 +184,8 @@ class Prior:
     """
 
     threshold: float = 0.91
-    weight_above: float = 300.0
+    #: The least weight whose interval's upper end at 0.5% wrong is within 2% (1.98%).
+    weight_above: float = 340.0
     error_above: float = 0.005
     weight_below: float = 60.0
     error_below: float = 0.25
@@ -223,7 +233,8 @@ class ErrorBoundSettings:
     explore: float = 0.1
     explore_floor: float = 0.01
     explore_scale: float = 200.0
-    prior: Prior = Prior()
+    #: None: a cold index serves nothing until real outcomes prove a similarity safe.
+    prior: Prior | None = None
 
     def __attrs_post_init__(self) -> None:
         _unit("max_error_rate", self.max_error_rate, 0.0, 0.5, open_low=True)
@@ -296,11 +307,14 @@ class ErrorBoundPolicy:
         random_draw: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else ErrorBoundSettings()
-        self._z = _z(self.settings.confidence)
+        # Two-sided: the serving rule reads the same interval as the one a user (or the
+        # acceptance) would put around the served answers' error rate.
+        self._z = _z(1 - (1 - self.settings.confidence) / 2)
         self._draw = random_draw
         self._credit = {"serve": 0.0, "miss": 0.0}
         self._index = Evidence()
-        self.settings.prior.seed(self._index, self.settings.floor)
+        if self.settings.prior is not None:
+            self.settings.prior.seed(self._index, self.settings.floor)
         # Real outcomes only (the prior excluded): how much was learned, for exploration's decay.
         self._real = Evidence()
         self._partitions: dict[str, Evidence] = {}
@@ -326,25 +340,29 @@ class ErrorBoundPolicy:
         bound = self.settings.max_error_rate
         totals, wrongs = self._index.tails()
         real_totals, real_wrongs = self._real.tails()
-        vouched = _bin(self.settings.prior.threshold)
+        prior = self.settings.prior
+        vouched = BINS if prior is None else _bin(prior.threshold)
         # The prior is a claim ("from its threshold up, about error_above wrong"); while the
         # real outcomes there are wrong more often than the bound itself, it is set aside and
         # the index decides on real outcomes alone (a lower confidence limit above the claim,
         # tried first, let a stream with 13% wrong there be served for hundreds of requests).
         real_total, real_wrong = real_totals[vouched], real_wrongs[vouched]
-        if real_total and real_wrong / real_total > bound:
+        self.prior_refuted = bool(real_total and real_wrong / real_total > bound)
+        if prior is None or self.prior_refuted:
             vouched = BINS
-        self.prior_refuted = vouched == BINS
         found: float | None = None
         # The lowest bin whose tail is within the bound; the scan stops at the floor. Below the
         # prior's threshold only real outcomes count: the prior vouches for the static default's
-        # range, never for lower similarities.
+        # range, never for lower similarities. Only a bin that holds outcomes of its own can be
+        # the threshold: the tail of an empty bin is that of the next bin up, and serving from
+        # there would vouch for similarities nothing was ever judged at (133 right outcomes at
+        # 0.97 would otherwise open everything down to the floor).
         for index in range(BINS - 1, _bin(self.settings.floor) - 1, -1):
             if index >= vouched:
-                total, wrong = totals[index], wrongs[index]
+                total, wrong, above = totals[index], wrongs[index], totals[index + 1]
             else:
-                total, wrong = real_totals[index], real_wrongs[index]
-            if wilson_interval(wrong, total, self._z)[1] <= bound:
+                total, wrong, above = real_totals[index], real_wrongs[index], real_totals[index + 1]
+            if total > above and wilson_interval(wrong, total, self._z)[1] <= bound:
                 found = index / BINS
         return found
 

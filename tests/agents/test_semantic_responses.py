@@ -39,6 +39,16 @@ async def ask(client: ResonantGenesis, agent_id: str, goal: str) -> Any:
     return await client.sessions.execute(agent_id=agent_id, goal=goal)
 
 
+async def proven(client: ResonantGenesis, bound: float = 0.02) -> None:
+    """What earlier verified answers would have taught the error bound: a cold index serves
+    nothing by meaning, so 200 right judgements at 0.97 (in partitions of their own)."""
+    from rgruntime.semantic import semantic_index
+
+    policy = (await semantic_index(client.runtime, "response")).error_bound(bound)
+    for number in range(200):
+        policy.record(f"earlier-{number}", f"earlier-{number}", 0.97, True)
+
+
 async def test_a_paraphrase_is_answered_from_the_cache_with_its_similarity(
     client: ResonantGenesis, provider: SimulatedProvider
 ) -> None:
@@ -83,6 +93,7 @@ async def test_agents_and_models_never_share_answers(
     second = await client.agents.create(name="B", cache_config=config)
     other_model = await client.agents.create(name="C", model="sim-large", cache_config=config)
     await ask(client, first.id, RESET)
+    await proven(client)
     for agent in (second, other_model):
         # Not even for the identical text: another agent's or model's partition is not searched.
         # (Agent B's model call may hit the model layer: same model, same prompt.)
@@ -174,14 +185,13 @@ async def test_a_bad_embedder_is_refused() -> None:
         ResonantGenesis(embedder=42)  # type: ignore[arg-type]
 
 
-def test_the_error_bound_prior_starts_from_the_static_default() -> None:
+def test_the_error_bound_starts_strict() -> None:
     from rgruntime.agents.config import SemanticCacheConfig
-    from rgruntime.semantic import DEFAULT_THRESHOLD
     from rgruntime.semantic.error_bound import ErrorBoundSettings
 
     config = SemanticCacheConfig()
     assert (config.similarity_threshold, config.max_error_rate) == (None, None)
-    assert ErrorBoundSettings().prior.threshold == DEFAULT_THRESHOLD
+    assert ErrorBoundSettings().prior is None  # nothing served by meaning before outcomes
 
 
 # -- the error-bound mode (the default) ---------------------------------------------------------
@@ -194,6 +204,7 @@ async def test_the_default_mode_serves_a_close_paraphrase_under_the_bound(
         name="Support Bot", cache_config={"semantic_cache": {"enabled": True}}
     )
     await ask(client, agent.id, RESET)
+    await proven(client)
     second = await ask(client, agent.id, RESET_AGAIN)
     assert (second.cached, second.match, provider.calls) == (True, "semantic", 1)
     bounds = client.cache.get_semantic_stats()["response:minilm"].error_bound

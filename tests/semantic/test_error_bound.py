@@ -43,23 +43,38 @@ def test_evidence_counts_tails_and_bands() -> None:
     assert (totals[0], wrongs[0]) == (4.0, 1.0)
 
 
-def test_a_cold_index_serves_what_the_static_default_serves_at_two_percent() -> None:
-    cold = policy(0.02)
-    assert cold.threshold is not None
-    assert 0.9 <= cold.threshold <= 0.91
-    assert cold.decide("p", "k", 0.97).action == "serve"
-    assert cold.decide("p", "k", 0.85).action == "verify"  # uncertain: judged, not served
+def proven(learner: ErrorBoundPolicy, similarity: float, count: int) -> ErrorBoundPolicy:
+    """``count`` right judgements at ``similarity``, in entries of their own."""
+    for number in range(count):
+        learner.record("warm", f"warm-{similarity}-{number}", similarity, True)
+    return learner
+
+
+@pytest.mark.parametrize("bound", [0.01, 0.02, 0.05])
+def test_a_cold_index_serves_nothing_until_outcomes_prove_a_similarity(bound: float) -> None:
+    cold = policy(bound)
+    assert cold.threshold is None
+    assert cold.decide("p", "k", 0.999).action == "verify"  # judged, never served blind
+    assert cold.decide("p", "k", 0.85).action == "verify"
     assert cold.decide("p", "k", 0.5).action == "miss"  # below the floor: never judged
 
 
-def test_a_cold_index_serves_nothing_at_one_percent() -> None:
-    cold = policy(0.01)
-    assert cold.threshold is None
-    assert cold.decide("p", "k", 0.99).action == "verify"
+def test_right_outcomes_prove_a_threshold_at_the_stated_confidence() -> None:
+    # 0 wrong of n: the upper end of the two-sided 95% Wilson interval is 3.84 / (n + 3.84);
+    # within 2% from n = 189 on.
+    assert policy(0.02).threshold is None
+    assert proven(policy(0.02), 0.97, 188).threshold is None
+    learner = proven(policy(0.02), 0.97, 189)
+    assert learner.threshold == pytest.approx(0.97)
+    assert learner.decide("p", "k", 0.98).action == "serve"
+    assert learner.decide("p", "k", 0.96).action == "verify"  # below what was proven
 
 
-def test_wrong_outcomes_refute_the_prior_and_stop_serving() -> None:
-    learner = policy(0.02)
+def test_wrong_outcomes_refute_an_optimistic_prior_and_stop_serving() -> None:
+    # Opt-in: the old static default as pseudo-outcomes (340 at 0.91, 0.5% wrong).
+    learner = policy(0.02, prior=Prior())
+    assert learner.threshold is not None
+    assert 0.9 <= learner.threshold <= 0.91
     for _ in range(40):
         decision = learner.decide("p", "k", 0.95)
         learner.record("p", "k", decision, False)
@@ -68,12 +83,18 @@ def test_wrong_outcomes_refute_the_prior_and_stop_serving() -> None:
     assert learner.decide("p", "other", 0.99).action != "serve"
 
 
+def test_wrong_outcomes_keep_a_cold_index_from_serving() -> None:
+    learner = proven(policy(0.02), 0.97, 200)
+    for number in range(10):
+        learner.record("p", f"bad-{number}", 0.98, False)
+    assert learner.threshold is None  # 10 of 210 wrong: 4.8%, over the bound
+
+
 def test_right_outcomes_lower_the_threshold() -> None:
-    learner = policy(0.05)
+    learner = proven(policy(0.05), 0.95, 200)
     start = learner.threshold
     assert start is not None
-    for number in range(400):
-        learner.record("p", f"k{number}", 0.86, True)
+    proven(learner, 0.86, 400)
     assert learner.threshold is not None
     assert learner.threshold < start
     assert learner.decide("p", "new", 0.87).action in ("serve", "verify")
@@ -82,7 +103,7 @@ def test_right_outcomes_lower_the_threshold() -> None:
 def test_one_entry_judged_wrong_stops_serving_at_and_below_that_similarity() -> None:
     learner = policy(0.05)
     for number in range(600):
-        learner.record("p", f"k{number}", 0.97, True)
+        learner.record("p", f"k{number}", 0.93, True)
     learner.record("p", "bad", 0.96, False)
     assert all(learner.decide("p", "bad", 0.95).action != "serve" for _ in range(20))
     others = [learner.decide("p", "good", 0.95).action for _ in range(20)]
@@ -101,9 +122,10 @@ def test_forgetting_an_entry_drops_its_own_evidence() -> None:
 
 
 def test_exploration_is_bounded_and_decays() -> None:
-    learner = policy(0.02, explore=0.2, explore_floor=0.01, explore_scale=100)
+    learner = proven(policy(0.02, explore=0.2, explore_floor=0.01, explore_scale=100), 0.97, 300)
     early = [learner.decide("p", "k", 0.97).action for _ in range(100)]
-    assert early.count("verify") == 20  # the deterministic credit: exactly the rate
+    # The deterministic credit: 0.2 * sqrt(100 / 400) = 0.1 a candidate (9.99... in floats).
+    assert early.count("verify") in (9, 10)
     for number in range(10_000):
         learner.record("p", f"k{number}", 0.97, True)
     late = [learner.decide("p", "k", 0.97).action for _ in range(1000)]
@@ -120,13 +142,13 @@ def test_a_seeded_draw_replays_identically() -> None:
 
 
 def test_stats_report_the_decisions_and_the_explored_estimate() -> None:
-    learner = policy(0.02, explore=1.0, explore_floor=1.0)
+    learner = proven(policy(0.02, explore=1.0, explore_floor=1.0), 0.97, 200)
     decision = learner.decide("p", "k", 0.97)
     assert decision.exploring
     assert decision.action == "verify"
     learner.record("p", "k", decision, False)
     stats = learner.stats()
-    assert (stats.candidates, stats.verified, stats.judged, stats.judged_wrong) == (1, 1, 1, 1)
+    assert (stats.candidates, stats.verified, stats.judged, stats.judged_wrong) == (1, 1, 201, 1)
     assert (stats.explored, stats.explored_wrong) == (1, 1)
     assert stats.estimated_error_rate == 1.0
     assert stats.error_rate_interval is not None

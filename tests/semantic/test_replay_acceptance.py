@@ -1,0 +1,52 @@
+"""The replay's acceptance rows read the issue's wording exactly (benchmarks/semantic_replay.py)."""
+
+from __future__ import annotations
+
+from benchmarks.semantic_replay import (
+    BOUNDS,
+    SEEDS,
+    STATIC_THRESHOLDS,
+    Query,
+    Stream,
+    markdown,
+    rows,
+)
+
+
+def stream(similarity: float, correct: bool, count: int) -> Stream:
+    """``count`` asks of one entry each, every candidate at ``similarity``, all right or wrong."""
+    queries = []
+    for number in range(count):
+        query = Query(number, f"p{number}", f"k{number}", similarity, correct)
+        query.static = {
+            threshold: (correct if similarity >= threshold else None)
+            for threshold in STATIC_THRESHOLDS
+        }
+        queries.append(query)
+    return Stream("synthetic", queries)
+
+
+def test_serving_nothing_where_every_static_threshold_is_wrong_passes_both_checks() -> None:
+    found = rows(stream(0.97, False, 300))
+    assert len(found) == len(BOUNDS) * len(SEEDS)
+    for row in found:
+        assert row.ours.hits == 0
+        assert row.static is None  # no static threshold is as accurate as serving nothing
+        assert (row.within, row.enough) == (True, True)
+        assert "none served" in row.cells()[6]
+
+
+def test_a_learner_that_must_prove_its_bound_trails_a_perfect_static_threshold() -> None:
+    found = rows(stream(0.97, True, 600))
+    for row in found:
+        assert row.ours.wrong == 0
+        assert row.within
+        # The static 0.97 serves all 600 with no wrong answer; the learner first verified what
+        # proves its bound (73 right outcomes at 5%, 189 at 2%, 381 at 1%).
+        assert row.static_threshold is not None
+        assert row.static is not None
+        assert row.static.hit_rate == 1.0
+        assert not row.enough
+    proving = {0.01: 381, 0.02: 189, 0.05: 73}
+    assert all(row.ours.verified >= proving[row.bound] for row in found)
+    assert markdown(found).count("\n") == len(found) + 1
