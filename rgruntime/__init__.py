@@ -68,7 +68,7 @@ from rgruntime.observe import (
 from rgruntime.policies import EvictionPolicy, LRUPolicy, TTLPolicy
 from rgruntime.runtime import CacheStats, Layer, LayerStatistics, Lookup, Runtime, open_runtime
 from rgruntime.runtime.dependencies import DependencyGraph, record_read
-from rgruntime.runtime.runtime import current_runtime, use_runtime
+from rgruntime.runtime.runtime import current_runtime, install_api_serving, use_runtime
 from rgruntime.sizing import estimate_size
 from rgruntime.tools import NoRuntimeError, Tool, ToolCacheSettings, cache
 from rgruntime.units import parse_duration, parse_size
@@ -150,3 +150,15 @@ __all__ = [
     "record_read",
     "use_runtime",
 ]
+
+
+async def _serve_runtime_api(
+    runtime: Runtime, host: str, port: int, *, tokens: object = None
+) -> object:
+    # Imported when called: the api extra (starlette, hypercorn) is optional.
+    from rgruntime.api.server import serve_runtime_api
+
+    return await serve_runtime_api(runtime, host, port, tokens=tokens)
+
+
+install_api_serving(_serve_runtime_api)

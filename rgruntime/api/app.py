@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -21,6 +21,7 @@ from rgruntime.api.table import ROUTES, ApiRoute
 
 if TYPE_CHECKING:
     from rgruntime.agents.client import ResonantGenesis
+    from rgruntime.api.bare import BareRuntime
 
 __all__ = ["create_app"]
 
@@ -129,9 +130,12 @@ async def _server_error(request: Request, error: Exception) -> Response:
     return error_response(ApiError(500, "internal", "the server failed; see its log"))
 
 
-def create_app(client: ResonantGenesis, tokens: TokenSet | None = None) -> Starlette:
-    """The API over an open ``client``; ``tokens`` empty or None: no authentication."""
+def create_app(target: ResonantGenesis | BareRuntime, tokens: TokenSet | None = None) -> Starlette:
+    """The API over an open client (or a bare runtime's stand-in, ``rgruntime.api.bare``);
+    ``tokens`` empty or None: no authentication."""
     tokens = tokens if tokens is not None else TokenSet()
+    # The stand-in answers every call the routes make of a client (or says why not).
+    client = cast("ResonantGenesis", target)
     app = Starlette(
         routes=[
             Route(route.starlette_path, _endpoint(route, client), methods=[route.method])

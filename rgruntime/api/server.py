@@ -27,8 +27,10 @@ from rgruntime.errors import ConfigError
 
 if TYPE_CHECKING:
     from rgruntime.agents.client import ResonantGenesis
+    from rgruntime.api.bare import BareRuntime
+    from rgruntime.runtime.runtime import Runtime
 
-__all__ = ["ApiServer", "check_bind", "serve_api"]
+__all__ = ["ApiServer", "check_bind", "serve_api", "serve_runtime_api"]
 
 #: Seconds open connections get to finish when the server stops.
 GRACEFUL_SECONDS = 2.0
@@ -117,12 +119,13 @@ async def run_server(
 
 
 async def serve_api(
-    client: ResonantGenesis,
+    client: ResonantGenesis | BareRuntime,
     tokens: TokenSet,
     host: str = "127.0.0.1",
     port: int = 8000,
 ) -> ApiServer:
-    """Start the API over ``client`` in its runtime's task group; returns where it listens.
+    """Start the API over ``client`` (or a bare runtime's stand-in: ``rgruntime.api.bare``) in
+    its runtime's task group; returns where it listens.
 
     The address is bound here, so that a taken port raises ``OSError`` to the caller (and
     port 0 gives a free port, returned).
@@ -139,3 +142,12 @@ async def serve_api(
         sock.close()  # not yet detached when the service did not start
         raise
     return server
+
+
+async def serve_runtime_api(
+    runtime: Runtime, host: str = "127.0.0.1", port: int = 8000, *, tokens: Any = None
+) -> ApiServer:
+    """``runtime.serve_api(...)``: the API over a bare runtime (``rgruntime.api.bare``)."""
+    from rgruntime.api.bare import BareRuntime
+
+    return await serve_api(BareRuntime(runtime), TokenSet.of(tokens), host, port)

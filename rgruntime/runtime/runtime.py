@@ -43,7 +43,24 @@ from rgruntime.stores.base import RemoteStore
 from rgruntime.stores.config import make_store
 from rgruntime.stores.serialization import CodecRegistry, Serializer
 
-__all__ = ["Runtime", "current_runtime", "open_runtime", "use_runtime"]
+__all__ = [
+    "Runtime",
+    "current_runtime",
+    "install_api_serving",
+    "open_runtime",
+    "use_runtime",
+]
+
+#: What serves the HTTP API over a runtime: installed by the package root (rgruntime/__init__.py
+#: wires rgruntime.api in), so that the runtime imports nothing above it.
+ApiServing = Callable[..., Coroutine[Any, Any, Any]]
+_api_serving: list[ApiServing] = []
+
+
+def install_api_serving(serve: ApiServing) -> None:
+    """Make ``runtime.serve_api(...)`` call ``serve(runtime, host, port, tokens=...)``."""
+    _api_serving[:] = [serve]
+
 
 #: Seconds a closing runtime gives its remote layers' queued writes to reach their stores.
 FLUSH_ON_CLOSE: Final = 5.0
@@ -277,6 +294,22 @@ class Runtime:
         on.
         """
         await self._require_supervisor().start_service(function, name)
+
+    async def serve_api(
+        self, host: str = "127.0.0.1", port: int = 8000, *, tokens: Any = None
+    ) -> Any:
+        """Serve the HTTP API (``rgruntime.api``, the ``api`` extra) in the runtime's task group
+        until it closes; returns an :class:`~rgruntime.api.ApiServer` (``.url``).
+
+        A bare runtime answers stats, invalidation, entries, key listings, ``/metrics`` and
+        ``/healthz``; what needs the guide's client (warming agents, savings, metric series,
+        analysis, diagnosis, alerts) answers 404 or 501 saying so: use ``client.serve_api``
+        for those. ``tokens``: ``[Token(value, "read" | "admin")]`` or ``{value: scope}``;
+        without any, only a loopback host is accepted.
+        """
+        self._require_supervisor()
+        (serve,) = _api_serving
+        return await serve(self, host, port, tokens=tokens)
 
     def stats(self) -> CacheStats:
         """Counters summed over all layers; each layer's own record is in ``.layers``."""
