@@ -32,6 +32,7 @@ __all__ = [
     "running_memcached",
     "running_redis",
     "running_redis_cluster",
+    "started",
 ]
 
 _BINARIES: Final = ("redis-server", "redis-cli", "memcached")
@@ -266,8 +267,9 @@ class RedisClusterServers:
 
 
 @contextlib.contextmanager
-def _started(server: S) -> Iterator[S]:
-    """``server`` started, and stopped when the block ends."""
+def started(server: S) -> Iterator[S]:
+    """``server`` started (its binary installed if missing), and stopped when the block ends."""
+    ensure_server_binaries()
     try:
         server.start()
         yield server
@@ -280,7 +282,7 @@ def running_redis() -> Iterator[RedisServer]:
     ensure_server_binaries()
     with (
         tempfile.TemporaryDirectory(prefix="rg-redis-") as directory,
-        _started(RedisServer(Path(directory))) as server,
+        started(RedisServer(Path(directory))) as server,
     ):
         yield server
 
@@ -288,7 +290,7 @@ def running_redis() -> Iterator[RedisServer]:
 @contextlib.contextmanager
 def running_memcached() -> Iterator[MemcachedServer]:
     ensure_server_binaries()
-    with _started(MemcachedServer()) as server:
+    with started(MemcachedServer()) as server:
         yield server
 
 
@@ -297,6 +299,6 @@ def running_redis_cluster(size: int = 3) -> Iterator[RedisClusterServers]:
     ensure_server_binaries()
     with (
         tempfile.TemporaryDirectory(prefix="rg-cluster-") as directory,
-        _started(RedisClusterServers(Path(directory), size)) as cluster,
+        started(RedisClusterServers(Path(directory), size)) as cluster,
     ):
         yield cluster

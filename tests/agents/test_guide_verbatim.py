@@ -38,7 +38,7 @@ from rgruntime import ConfigError
 from rgruntime.config import parse_backend
 from rgruntime.stores import StoreUnavailableError
 from rgruntime.tools import cache_info
-from tests.servers import MemcachedServer, RedisClusterServers, RedisServer, ensure_server_binaries
+from tests.servers import MemcachedServer, RedisClusterServers, RedisServer, started
 
 GUIDE = Path(__file__).parent.parent.parent / "docs" / "caching-guide.md"
 
@@ -137,24 +137,14 @@ def guide(request: pytest.FixtureRequest) -> Iterator[GuideRun]:
 @pytest.fixture
 def default_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis server where the guide's snippet looks for it (the port must be free)."""
-    ensure_server_binaries()
-    server = RedisServer(tmp_path, port=6379)
-    server.start()
-    try:
+    with started(RedisServer(tmp_path, port=6379)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def default_memcached() -> Iterator[MemcachedServer]:
-    ensure_server_binaries()
-    server = MemcachedServer(port=11211)
-    server.start()
-    try:
+    with started(MemcachedServer(port=11211)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # -- what a user did before a snippet ------------------------------------------------------------

@@ -20,7 +20,7 @@ import rgruntime
 from rgruntime import MISSING, Layer, Runtime
 from rgruntime.stores import StoreUnavailableError, make_store
 from tests.remote.conftest import eventually
-from tests.servers import MemcachedServer, RedisServer, ensure_server_binaries
+from tests.servers import MemcachedServer, RedisServer, started
 
 pytestmark = pytest.mark.anyio
 
@@ -32,24 +32,15 @@ _TIMEOUT = 0.5
 
 @pytest.fixture(params=["redis", "memcached"])
 def private_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    ensure_server_binaries()
     server: Server = RedisServer(tmp_path) if request.param == "redis" else MemcachedServer()
-    server.start()
-    try:
+    with started(server):
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def redis_private(tmp_path: Path) -> Iterator[RedisServer]:
-    ensure_server_binaries()
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
+    with started(RedisServer(tmp_path)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _backend(server: Server) -> dict[str, Any]:

@@ -63,19 +63,24 @@ async def peer(server: RedisServer, prefix: str, backend: str) -> AsyncIterator[
                 process.kill()
 
 
-def _runtime_config(redis_server: RedisServer) -> tuple[str, dict[str, object]]:
+@asynccontextmanager
+async def runtime_and_peer(
+    redis_server: RedisServer, backend: str
+) -> AsyncIterator[tuple[rgruntime.Runtime, Peer]]:
+    """A runtime here and one in another process, on the same Redis and prefix."""
     prefix = f"p{next(_prefixes)}:"
-    return prefix, {"cache_backend": {"type": "redis", "url": redis_server.url, "prefix": prefix}}
+    config = {"cache_backend": {"type": "redis", "url": redis_server.url, "prefix": prefix}}
+    async with (
+        rgruntime.open_runtime(config) as runtime,
+        peer(redis_server, prefix, backend) as other,
+    ):
+        yield runtime, other
 
 
 async def test_changes_in_one_process_reach_the_other(
     redis_server: RedisServer, anyio_backend_name: str
 ) -> None:
-    prefix, config = _runtime_config(redis_server)
-    async with (
-        rgruntime.open_runtime(config) as runtime,
-        peer(redis_server, prefix, anyio_backend_name) as other,
-    ):
+    async with runtime_and_peer(redis_server, anyio_backend_name) as (runtime, other):
         layer: Layer = runtime.layer("response")
         await layer.set("overwritten", "v1")
         assert await other.ask("hold overwritten") == "v1"
@@ -96,11 +101,7 @@ async def test_changes_in_one_process_reach_the_other(
 async def test_one_process_loads_and_the_other_reads_its_result(
     redis_server: RedisServer, anyio_backend_name: str
 ) -> None:
-    prefix, config = _runtime_config(redis_server)
-    async with (
-        rgruntime.open_runtime(config) as runtime,
-        peer(redis_server, prefix, anyio_backend_name) as other,
-    ):
+    async with runtime_and_peer(redis_server, anyio_backend_name) as (runtime, other):
         calls = 0
 
         async def loader() -> str:
