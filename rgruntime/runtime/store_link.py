@@ -23,11 +23,10 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, NamedTuple, Protocol, TypeVar
 
 import anyio
 import anyio.abc
-import attrs
 
 from rgruntime.config import LayerConfig
 from rgruntime.runtime._actor import Mailbox, Request
@@ -71,9 +70,9 @@ _KNOWN_KEYS: Final = 100_000
 _DELETE_BATCH: Final = 500
 
 
-@attrs.frozen
-class Found:
-    """An entry read from the store: its value and what is left of it."""
+class Found(NamedTuple):
+    """An entry read from the store: its value and what is left of it (a tuple: this is made
+    on every read from the store)."""
 
     value: Any
     #: Seconds left (None: no deadline).

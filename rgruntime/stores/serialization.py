@@ -422,13 +422,14 @@ def _envelope_from_frame(frame: Any) -> Envelope:
     if len(frame) != _FRAME_LENGTH:
         raise UndecodableEntryError("corrupt", f"an envelope of {len(frame)} fields")
     _, _, value, created, ttl, tags, cost, metadata = frame
+    # Exact types (bool is not a number here); this runs on every read from a store.
     if not (
-        _is_number(created)
-        and (ttl is None or _is_number(ttl))
-        and _is_number(cost)
-        and isinstance(tags, list)
-        and all(isinstance(tag, str) for tag in tags)
-        and isinstance(metadata, dict)
+        type(created) in _NUMBERS
+        and (ttl is None or type(ttl) in _NUMBERS)
+        and type(cost) in _NUMBERS
+        and type(tags) is list
+        and (not tags or all(type(tag) is str for tag in tags))
+        and type(metadata) is dict
     ):
         raise UndecodableEntryError("corrupt", "envelope fields of the wrong types")
     return Envelope(
@@ -441,5 +442,4 @@ def _envelope_from_frame(frame: Any) -> Envelope:
     )
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+_NUMBERS: Final = (int, float)
