@@ -17,7 +17,7 @@ import attrs
 from rgruntime.errors import ConfigError
 from rgruntime.policies.tiered import Tier, parse_tiers
 from rgruntime.stores.base import RemoteStore
-from rgruntime.stores.config import StoreConfig, parse_store_config
+from rgruntime.stores.config import StoreConfig, parse_store_config, require_client
 from rgruntime.validation import (
     boolean,
     optional_count,
@@ -86,10 +86,12 @@ def parse_backend(value: object, field: str = "cache_backend") -> Backend:
                 )
         return None
     try:
-        return parse_store_config(value)
+        config = parse_store_config(value)
     except ConfigError as error:  # name the field from where it was given
         where = error.field.replace("cache_backend", field, 1)
         raise ConfigError(where, error.value, error.accepted) from None
+    require_client(config)  # a missing client library fails here, naming its extra
+    return config
 
 
 def _positive_seconds(value: object, field: str) -> float:

@@ -28,6 +28,9 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     ),
     # The Prometheus collector (rgruntime.observe.prometheus).
     "metrics": ("prometheus_client",),
+    # The remote stores behind the layers (cache_backend; rgruntime.stores).
+    "redis": ("glide", "msgpack"),
+    "memcached": ("pymemcache", "msgpack"),
 }
 
 

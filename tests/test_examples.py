@@ -4,6 +4,7 @@ says so at its top (issue 13, items 6 and 8)."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,11 @@ EXPECTED = {
     "guide_events.py": "after data.updated, answered from the response cache: False",
     "guide_warming.py": "first user request answered from the cache: True",
     "guide_apscheduler.py": "APScheduler warmed the cache; next request cached: True",
+    "distributed.py": "first worker after the second invalidated: cached=False",
 }
+
+# Examples that need a Redis server (REDIS_URL): given the session's (tests/conftest.py).
+NEEDS_REDIS = {"distributed.py"}
 
 # Examples of an asyncio-only library (APScheduler's AsyncIOScheduler): not run on trio.
 ASYNCIO_ONLY = {"guide_apscheduler.py"}
@@ -54,13 +59,17 @@ def test_every_example_is_checked() -> None:
         if not (backend == "trio" and example in ASYNCIO_ONLY)
     ],
 )
-def test_example_runs(example: str, backend: str) -> None:
+def test_example_runs(example: str, backend: str, request: pytest.FixtureRequest) -> None:
+    environment = dict(os.environ)
+    if example in NEEDS_REDIS:
+        environment["REDIS_URL"] = request.getfixturevalue("redis_server").url
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / example), backend],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env=environment,
     )
     assert result.returncode == 0, result.stderr
     assert EXPECTED[example] in result.stdout
@@ -85,7 +94,8 @@ runpy.run_path(path, run_name="__main__")
 """
 
 
-@pytest.mark.parametrize("example", sorted(EXPECTED))
+# (An example that needs a server says so at its top too; it is not run without one.)
+@pytest.mark.parametrize("example", sorted(set(EXPECTED) - NEEDS_REDIS))
 def test_an_example_that_needs_an_extra_says_so_at_its_top(example: str) -> None:
     """Run with the extras hidden (``pip install .`` alone): it runs, or its docstring says
     what to install and the error names it, never a bare ``No module named 'numpy'``."""

@@ -134,3 +134,33 @@ def test_a_local_embedder_name_is_refused_by_the_client_naming_the_extra(backend
     assert result.returncode == 0, result.stderr
     assert "refused: embedder |" in result.stdout
     assert HINT in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "backend_dict"),
+    [
+        ("redis", {"type": "redis", "url": "redis://localhost:6379"}),
+        ("redis", {"type": "redis_cluster", "nodes": ["redis://localhost:7000"]}),
+        ("memcached", {"type": "memcached", "servers": ["localhost:11211"]}),
+    ],
+)
+def test_a_remote_backend_without_its_client_names_the_extra(
+    extra: str, backend_dict: dict[str, object]
+) -> None:
+    # Refused when the client is built (nothing connects yet), naming the extra.
+    hide = HIDE_SEMANTIC.replace(repr(set(EXTRAS["semantic"])), repr({EXTRAS[extra][0]}))
+    script = hide + textwrap.dedent(
+        f"""
+        from rgruntime import ResonantGenesis
+        from rgruntime.extras import MissingExtraError
+        try:
+            ResonantGenesis(cache_backend={backend_dict!r})
+        except MissingExtraError as error:
+            print("refused:", error)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"pip install 'rgruntime[{extra}]'" in result.stdout

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from rgruntime.errors import ConfigError
+from rgruntime.extras import require_extra
 from rgruntime.stores.base import RemoteStore
 from rgruntime.validation import boolean, check_known_keys, positive_int
 
@@ -35,6 +36,7 @@ __all__ = [
     "ServerAddress",
     "make_store",
     "parse_store_config",
+    "require_client",
 ]
 
 DEFAULT_PREFIX: Final = "rg:"
@@ -328,9 +330,19 @@ def parse_store_config(options: object) -> StoreConfig:
     return parse(mapping)
 
 
+def require_client(config: StoreConfig) -> None:
+    """Raise :class:`~rgruntime.extras.MissingExtraError` (naming the extra to install) when
+    the client library of ``config``'s store is not installed."""
+    if isinstance(config, RedisStoreConfig | RedisClusterStoreConfig):
+        require_extra("redis", "a Redis cache_backend")
+    elif isinstance(config, MemcachedStoreConfig):
+        require_extra("memcached", "a Memcached cache_backend")
+
+
 def make_store(options: object) -> RemoteStore:
     """A store for ``options``, not yet connected: open it with ``async with store:``."""
     config = parse_store_config(options)
+    require_client(config)
     # Imported here: each store's client library is an optional extra (rgruntime[redis] /
     # rgruntime[memcached]); a dict naming another store must not need it.
     if isinstance(config, RedisStoreConfig | RedisClusterStoreConfig):
