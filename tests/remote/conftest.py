@@ -78,10 +78,12 @@ def coherent_backend(request: pytest.FixtureRequest) -> LayerBackend:
     return LayerBackend(request.param, request)
 
 
-async def eventually(condition: Callable[[], Awaitable[bool] | bool]) -> None:
+async def eventually(
+    condition: Callable[[], Awaitable[bool] | bool], *, limit: float = PROPAGATION_LIMIT
+) -> None:
     """Wait until ``condition()`` holds (awaited if it returns an awaitable); fail after
-    :data:`PROPAGATION_LIMIT`. Another runtime's state has no event to wait on: poll it."""
-    with anyio.fail_after(PROPAGATION_LIMIT):
+    ``limit`` seconds. Another runtime's state has no event to wait on: poll it."""
+    with anyio.fail_after(limit):
         while True:
             outcome = condition()
             if not isinstance(outcome, bool):

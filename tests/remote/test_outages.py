@@ -28,6 +28,9 @@ Server = RedisServer | MemcachedServer
 
 #: Seconds a call may take: short, so that a hung server costs the test little.
 _TIMEOUT = 0.5
+#: The longest a restarted server may take to be used again (client reconnection, breaker
+#: probes: at most 2 s apart) on a loaded machine.
+_RECOVERY = 30.0
 
 
 @pytest.fixture(params=["redis", "memcached"])
@@ -112,7 +115,7 @@ async def test_a_server_killed_under_10000_operations_from_50_tasks(
             await layer.set("after", "restart")
             return await _on_the_server(private_server, "tool", "after") == "restart"
 
-        await eventually(writes_reach_the_server)
+        await eventually(writes_reach_the_server, limit=_RECOVERY)
         async with _runtime(private_server) as other:
             await other.layer("tool").set("from-other", 42)
         assert await layer.get("from-other") == 42  # a hit served by the server
@@ -132,7 +135,7 @@ async def test_session_state_written_during_an_outage_is_written_back(
         assert await sessions.get("s:during") == {"turns": 2}  # served here meanwhile
         health = sessions.statistics().store
         assert health is not None
-        assert health.state == "down"
+        assert health.state in ("down", "probing")  # probing: a retry is on its way
         assert health.pending_writes == 2
         assert health.kept_during_outage >= 1
         await anyio.to_thread.run_sync(private_server.start)
@@ -140,7 +143,7 @@ async def test_session_state_written_during_an_outage_is_written_back(
         async def written_back() -> bool:
             return sessions.statistics().store.pending_writes == 0  # type: ignore[union-attr]
 
-        await eventually(written_back)
+        await eventually(written_back, limit=_RECOVERY)
         assert await _on_the_server(private_server, "session", "s:during") == {"turns": 2}
         assert await _on_the_server(private_server, "session", "s:queued") == {"turns": 9}
         assert sessions.statistics().store.write_back_dropped == 0  # type: ignore[union-attr]
@@ -158,7 +161,10 @@ async def test_writes_kept_beyond_the_limit_drop_the_oldest_and_say_so(
         assert health is not None
         assert (health.pending_writes, health.write_back_dropped) == (3, 2)
         await anyio.to_thread.run_sync(redis_private.start)
-        await eventually(lambda: layer.statistics().store.pending_writes == 0)  # type: ignore[union-attr]
+        await eventually(
+            lambda: layer.statistics().store.pending_writes == 0,  # type: ignore[union-attr]
+            limit=_RECOVERY,
+        )
         assert await _on_the_server(redis_private, "tool", "k0") is MISSING  # dropped
         assert await _on_the_server(redis_private, "tool", "k4") == 4
 
@@ -202,7 +208,10 @@ async def test_a_hung_server_costs_callers_a_timeout_not_an_error(
             assert calls == 1
         finally:
             await anyio.to_thread.run_sync(private_server.resume)
-        await eventually(lambda: layer.statistics().store.pending_writes == 0)  # type: ignore[union-attr]
+        await eventually(
+            lambda: layer.statistics().store.pending_writes == 0,  # type: ignore[union-attr]
+            limit=_RECOVERY,
+        )
 
 
 async def test_an_undecodable_entry_is_a_counted_miss(redis_private: RedisServer) -> None:
