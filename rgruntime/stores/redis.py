@@ -38,6 +38,7 @@ from glide import (
     Script,
     ServerCredentials,
 )
+from glide import TimeoutError as GlideTimeoutError
 
 from rgruntime.stores.base import CAPABILITIES, Invalidation
 from rgruntime.stores.channel import decode_invalidation, encode_invalidation
@@ -207,8 +208,8 @@ class RedisStore(OpenedOnce):
             if config.password is not None
             else None
         )
-        # The client's own deadline is a backstop; anyio.fail_after is what bounds each call.
-        request_timeout = math.ceil(self._timeout * 1000) + 100
+        # The client's own deadline is what bounds each command (see _call).
+        request_timeout = math.ceil(self._timeout * 1000)
         channels = set(subscribe)
         if isinstance(config, RedisClusterStoreConfig):
             return GlideClusterClientConfiguration(
@@ -232,9 +233,14 @@ class RedisStore(OpenedOnce):
 
     async def _create_client(self, subscribe: Iterable[str] = ()) -> Client:
         config = self._client_config(subscribe)
-        if isinstance(config, GlideClusterClientConfiguration):
-            return await self._call("open", lambda: GlideClusterClient.create(config))
-        return await self._call("open", lambda: GlideClient.create(config))
+        # Connecting is not a command: glide's request timeout does not bound it, fail_after does.
+        try:
+            with anyio.fail_after(self._timeout):
+                if isinstance(config, GlideClusterClientConfiguration):
+                    return await self._call("open", lambda: GlideClusterClient.create(config))
+                return await self._call("open", lambda: GlideClient.create(config))
+        except TimeoutError as error:
+            raise self._no_answer("open") from error
 
     async def __aenter__(self) -> Self:
         self._open_once()
@@ -249,15 +255,24 @@ class RedisStore(OpenedOnce):
 
     # -- calls ---------------------------------------------------------------------------------
 
+    def _no_answer(self, operation: str) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            self._description, operation, f"no answer within {self._timeout:g} s"
+        )
+
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        """``call()`` bounded by the timeout, with every failure to reach Redis made one error."""
+        """``call()``, with every failure to reach Redis made one error.
+
+        What bounds a command is glide's own ``request_timeout`` (the store's ``timeout``): it
+        answers a frozen (SIGSTOPped) or dead server with its ``TimeoutError`` or
+        ``ConnectionError``, both ``GlideError``s (tests/stores/test_failures.py). A per-call
+        ``anyio.fail_after`` bounded it too, but cost a third of a GET's time with 100 tasks
+        (``python -m benchmarks stores``, docs/stores.md).
+        """
         try:
-            with anyio.fail_after(self._timeout):
-                return await call()
-        except TimeoutError as error:
-            raise StoreUnavailableError(
-                self._description, operation, f"no answer within {self._timeout:g} s"
-            ) from error
+            return await call()
+        except GlideTimeoutError as error:
+            raise self._no_answer(operation) from error
         except ConfigurationError as error:
             raise StoreError(f"{self._description}: {operation}: {error}") from error
         except (GlideError, OSError) as error:
