@@ -24,7 +24,14 @@ from rich.table import Table
 from rgruntime.errors import RGRuntimeError
 from rgruntime.remote import DEFAULT_URL, RemoteAPI, RemoteError
 
-__all__ = ["EXIT_CODES", "add_commands", "run_command"]
+__all__ = [
+    "EXIT_CODES",
+    "STORE_FORMS",
+    "HelpFormatter",
+    "add_commands",
+    "run_command",
+    "store_backend",
+]
 
 #: Exit codes (also in ``rgruntime --help``).
 EXIT_OK: Final = 0
@@ -45,6 +52,43 @@ TOKEN_ENV: Final = "RGRUNTIME_TOKEN"
 READ_TOKEN_ENV: Final = "RGRUNTIME_READ_TOKEN"
 URL_ENV: Final = "RGRUNTIME_URL"
 REMOTE_COMMANDS: Final = ("stats", "invalidate", "warm", "get", "delete", "analyze", "diagnose")
+
+
+#: The --store forms (demo and serve).
+STORE_FORMS: Final = (
+    "memory (the embedded cache), redis://HOST:PORT[/DB] (rediss:// for TLS), "
+    "redis+cluster://HOST:PORT,HOST:PORT,... or memcached://HOST:PORT[,HOST:PORT...]"
+)
+
+
+def store_backend(url: str, *, prefix: str | None = None) -> dict[str, Any] | None:
+    """The caching guide's ``cache_backend`` dict for a --store URL; None for ``memory``.
+
+    Raises :class:`~rgruntime.ConfigError` naming ``--store`` when the URL is not one of
+    :data:`STORE_FORMS` or its parts are not acceptable (a bad port, a db that is not a number).
+    """
+    from rgruntime.errors import ConfigError
+    from rgruntime.stores import parse_store_config
+
+    if url == "memory":
+        return None
+    scheme, _, rest = url.partition("://")
+    backend: dict[str, Any]
+    if scheme in ("redis", "rediss"):
+        backend = {"type": "redis", "url": url}
+    elif scheme == "redis+cluster":
+        backend = {"type": "redis_cluster", "nodes": [f"redis://{n}" for n in rest.split(",")]}
+    elif scheme == "memcached":
+        backend = {"type": "memcached", "servers": rest.split(",")}
+    else:
+        raise ConfigError("--store", url, STORE_FORMS)
+    if prefix is not None:
+        backend["prefix"] = prefix
+    try:
+        parse_store_config(backend)
+    except ConfigError as error:
+        raise ConfigError("--store", url, f"{STORE_FORMS} ({error.accepted})") from None
+    return backend
 
 
 def _exit_code(status: int) -> int:
@@ -71,7 +115,7 @@ def _port(text: str) -> int:
     return value
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's help ends with its default, said the way a person reads it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -91,7 +135,7 @@ def _command(commands: Any, name: str, help_text: str, description: str) -> argp
         help=help_text,
         description=description,
         epilog=EXIT_CODES,
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     return parser
 
