@@ -22,13 +22,7 @@ from rich.table import Table
 from rgruntime import cli_ops
 from rgruntime._version import __version__
 from rgruntime.demo import DemoReport, WorkloadSettings, run_workload
-from rgruntime.demo.workers import (
-    WorkersReport,
-    check_store,
-    clear_store,
-    quiet_client_logs,
-    run_workers,
-)
+from rgruntime.demo.workers import WorkersReport, clear_store, run_workers
 from rgruntime.errors import ConfigError, RGRuntimeError
 from rgruntime.stores.errors import StoreUnavailableError
 from rgruntime.units import parse_size
@@ -173,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(
                 "--workers", arguments.workers, "1 unless --store names a server the workers share"
             )
-        quiet_client_logs(settings.cache_backend)
+        cli_ops.quiet_client_logs(settings.cache_backend)
         report = anyio.run(_demo, settings, arguments, console, backend=arguments.backend)
     except StoreUnavailableError as error:
         print(f"rgruntime demo: cannot reach --store {arguments.store}: {error}", file=sys.stderr)
@@ -213,7 +207,7 @@ async def _demo(
     backend = settings.cache_backend
     if backend is None:
         return await _demo_in_process(settings, console)
-    await check_store(backend)
+    await cli_ops.check_store(dict(backend))
     try:
         if arguments.workers == 1:
             return await _demo_in_process(settings, console)

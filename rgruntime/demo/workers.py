@@ -22,6 +22,7 @@ import anyio
 import attrs
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from rgruntime.cli_ops import quiet_client_logs
 from rgruntime.demo.workload import DemoReport, WorkloadSettings, run_workload
 from rgruntime.errors import RGRuntimeError
 
@@ -29,9 +30,7 @@ __all__ = [
     "DemoWorkerError",
     "WorkerReport",
     "WorkersReport",
-    "check_store",
     "clear_store",
-    "quiet_client_logs",
     "run_workers",
 ]
 
@@ -71,24 +70,6 @@ class WorkersReport:
         if self.independent is None:
             return None
         return sum(worker.model_calls for worker in self.independent)
-
-
-def quiet_client_logs(cache_backend: Mapping[str, Any] | None) -> None:
-    """Keep valkey-glide's warnings (a failed connection attempt, a slow command) off the demo's
-    screen: what matters reaches the demo as an error or a miss. Process-wide, so the demo (which
-    owns its process) does it, never the library."""
-    if cache_backend is not None and str(cache_backend.get("type", "")).startswith("redis"):
-        from glide import Logger, LogLevel
-
-        Logger.set_logger_config(LogLevel.ERROR)
-
-
-async def check_store(cache_backend: Mapping[str, Any]) -> None:
-    """Raise (StoreUnavailableError, ConfigError) unless the store answers a ping."""
-    from rgruntime.stores import make_store
-
-    async with make_store(dict(cache_backend)) as store:
-        await store.ping()
 
 
 async def clear_store(cache_backend: Mapping[str, Any]) -> None:
