@@ -16,6 +16,8 @@ import attrs
 
 from rgruntime.errors import ConfigError
 from rgruntime.policies.tiered import Tier, parse_tiers
+from rgruntime.stores.base import RemoteStore
+from rgruntime.stores.config import StoreConfig, parse_store_config
 from rgruntime.validation import (
     boolean,
     optional_count,
@@ -27,9 +29,15 @@ from rgruntime.validation import (
 __all__ = [
     "BUILTIN_LAYERS",
     "STRATEGIES",
+    "Backend",
     "LayerConfig",
     "RuntimeConfig",
+    "parse_backend",
 ]
+
+#: Where a layer keeps its entries: ``None`` in this process only (the embedded default), else
+#: the settings of a remote store (or a store object) with the layer's own map as a near cache.
+Backend = StoreConfig | RemoteStore | None
 
 #: Eviction strategies (see docs/policies.md): exact-ish LRU, W-TinyLFU, nearest deadline first,
 #: the guide's hot/warm/cold tiers, and GreedyDual-Size-Frequency.
@@ -64,6 +72,33 @@ def _tiers(value: object, field: str) -> tuple[Tier, ...] | None:
     return None if value is None else parse_tiers(value, field=field)
 
 
+def parse_backend(value: object, field: str = "cache_backend") -> Backend:
+    """The guide's ``cache_backend`` dict: ``{"type": "memory"}`` (or None) is the embedded
+    default; ``redis``, ``redis_cluster`` and ``memcached`` dicts name a remote store (see
+    :mod:`rgruntime.stores.config`); an unopened store object is used as it is."""
+    if value is None or isinstance(value, RemoteStore):
+        return value
+    if isinstance(value, Mapping) and value.get("type") == "memory":
+        for key, setting in value.items():
+            if key != "type":
+                raise ConfigError(
+                    f"{field}.{key}", setting, "no other setting for the embedded 'memory' backend"
+                )
+        return None
+    try:
+        return parse_store_config(value)
+    except ConfigError as error:  # name the field from where it was given
+        where = error.field.replace("cache_backend", field, 1)
+        raise ConfigError(where, error.value, error.accepted) from None
+
+
+def _positive_seconds(value: object, field: str) -> float:
+    seconds = optional_duration(value, field)
+    if seconds is None or seconds <= 0:
+        raise ConfigError(field, value, "a duration above zero, such as 30 or '30s'")
+    return seconds
+
+
 _LAYER_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "ttl": optional_duration,
     "default_ttl": optional_duration,
@@ -79,6 +114,12 @@ _LAYER_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "write_buffer_size": positive_int,
     "evictable": boolean,
     "stale_if_error": optional_duration,
+    "cache_backend": parse_backend,
+    "near_cache": boolean,
+    "near_ttl": optional_duration,
+    "strict": boolean,
+    "lease_ttl": _positive_seconds,
+    "write_back_limit": positive_int,
 }
 
 
@@ -94,6 +135,15 @@ class LayerConfig:
     default: session state is data, not a copy of something recomputable) never evicts for
     space: only a TTL, an invalidation or a delete removes an entry, and a write of a new value
     that does not fit raises :class:`~rgruntime.CapacityError` instead.
+
+    With a remote ``cache_backend`` (docs/stores.md), the layer's own map is a near cache in
+    front of the store: ``near_cache=False`` sends every read to the server; ``near_ttl`` bounds
+    how long a near copy is served without asking the server (default: as long as the entry
+    lives where the store publishes invalidations, 1 s on Memcached); ``strict=True`` raises
+    :class:`~rgruntime.stores.StoreUnavailableError` when the server is away instead of serving
+    from the near cache and running loaders; ``lease_ttl`` bounds how long other processes wait
+    for one process's load of a key; ``write_back_limit`` bounds the writes kept in process
+    while the server is away (the oldest beyond it are dropped and counted).
     """
 
     name: str
@@ -117,6 +167,17 @@ class LayerConfig:
     #: Seconds an expired entry is kept to answer a load of its key whose loader fails
     #: (stale-if-error; None: off). See rgruntime.runtime.stale.
     stale_if_error: float | None = None
+    cache_backend: Backend = attrs.field(default=None, eq=False)
+    near_cache: bool = True
+    near_ttl: float | None = None
+    strict: bool = False
+    lease_ttl: float = 30.0
+    write_back_limit: int = 10_000
+
+    @property
+    def remote(self) -> bool:
+        """Whether the layer keeps its entries in a remote store (its map is a near cache)."""
+        return self.cache_backend is not None
 
     def __attrs_post_init__(self) -> None:
         where = f"layers.{self.name}"
@@ -129,6 +190,11 @@ class LayerConfig:
                 object.__setattr__(self, field.name, parsed)
         if self.ttl is not None and self.max_ttl is not None and self.ttl > self.max_ttl:
             raise ConfigError(f"{where}.ttl", self.ttl, f"at most max_ttl ({self.max_ttl:g} s)")
+        if self.sliding_ttl and self.remote:
+            # A hit would have to move the server's deadline too: a write per read.
+            raise ConfigError(
+                f"{where}.sliding_ttl", True, "False on a layer with a remote cache_backend"
+            )
 
     @classmethod
     def parse_overrides(cls, name: str, options: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -165,6 +231,7 @@ _RUNTIME_KEYS: Final = (
     "rebalance_interval",
     "cascade_on_expiry",
     "persist",
+    "cache_backend",
     "layers",
 )
 
@@ -185,7 +252,9 @@ class RuntimeConfig:
       only known changes do; see :mod:`rgruntime.runtime.dependencies`);
     - ``persist``: a file path: the runtime loads its entries from it when it opens (if it
       exists) and saves them to it when it closes (warm restarts; :mod:`rgruntime.runtime.
-      snapshot`).
+      snapshot`);
+    - ``cache_backend``: the guide's backend dict (``{"type": "redis", "url": ...}``,
+      ``memcached``, ``redis_cluster``; ``memory`` or None: embedded), every layer's default.
     """
 
     enabled: bool = True
@@ -201,6 +270,8 @@ class RuntimeConfig:
     cascade_on_expiry: bool = False
     #: A file the runtime's entries are loaded from on open and saved to on close (None: off).
     persist: str | None = None
+    #: The layers' default backend (None: embedded); a layer's own ``cache_backend`` overrides it.
+    cache_backend: Backend = attrs.field(default=None, eq=False)
     layers: Mapping[str, LayerConfig] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -249,6 +320,7 @@ class RuntimeConfig:
             options.get("cascade_on_expiry", False), f"{where}.cascade_on_expiry"
         )
         persist = _persist_path(options.get("persist"), f"{where}.persist")
+        backend = parse_backend(options.get("cache_backend"), f"{where}.cache_backend")
         if strategy == "tiered" and tiers is not None and max_size is None:
             # The guide's tiered config sizes the tiers and sets no max_size: they are the budget.
             max_size = sum(tier.size for tier in tiers)
@@ -264,7 +336,9 @@ class RuntimeConfig:
             else:
                 overrides[name] = LayerConfig.parse_overrides(name, layer, layer_where)
 
-        defaults = _layer_defaults(enabled, default_ttl, max_entries, strategy, sliding, tiers)
+        defaults = _layer_defaults(
+            enabled, default_ttl, max_entries, strategy, sliding, tiers, backend
+        )
         layers = {
             name: _layer_config(name, given, defaults, where) for name, given in overrides.items()
         }
@@ -279,6 +353,7 @@ class RuntimeConfig:
             rebalance_interval=rebalance,
             cascade_on_expiry=cascade_on_expiry,
             persist=persist,
+            cache_backend=backend,
             layers=_split_budget(layers, max_size),
         )
 
@@ -295,6 +370,7 @@ class RuntimeConfig:
             self.strategy,
             self.sliding_ttl,
             self.tiers,
+            self.cache_backend,
         )
         given = LayerConfig.parse_overrides(name, options, where)
         return _layer_config(name, given, defaults, "cache_config")
@@ -324,6 +400,7 @@ def _layer_defaults(
     strategy: str,
     sliding_ttl: bool,
     tiers: tuple[Tier, ...] | None,
+    backend: Backend,
 ) -> dict[str, Any]:
     """The runtime-wide settings every layer inherits, under LayerConfig's field names."""
     return {
@@ -333,6 +410,7 @@ def _layer_defaults(
         "strategy": strategy,
         "sliding_ttl": sliding_ttl,
         "tiers": tiers,
+        "cache_backend": backend,
     }
 
 

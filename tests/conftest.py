@@ -8,8 +8,18 @@ exercised too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from tests.servers import (
+    MemcachedServer,
+    RedisClusterServers,
+    RedisServer,
+    running_memcached,
+    running_redis,
+    running_redis_cluster,
+)
 from tests.support import BACKENDS, virtual_time_backend
 
 
@@ -27,3 +37,24 @@ def anyio_backend(request: pytest.FixtureRequest) -> object:
     if request.node.get_closest_marker("virtual_time") is not None:
         return virtual_time_backend(request.param)
     return request.param
+
+
+# -- real servers, started once per test session when a test asks for one (tests/servers.py) --
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    with running_redis_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[MemcachedServer]:
+    with running_memcached() as server:
+        yield server

@@ -34,7 +34,7 @@ from rgruntime.agents.services import ServiceGroup
 from rgruntime.agents.sessions import Session, SessionStore
 from rgruntime.agents.tools import RegisteredTool, ToolRegistry
 from rgruntime.agents.warming import Warmer, WarmingMethods
-from rgruntime.config import RuntimeConfig
+from rgruntime.config import RuntimeConfig, parse_backend
 from rgruntime.errors import ConfigError, InvalidArgumentError, RuntimeClosedError
 from rgruntime.keys import digest
 from rgruntime.observe.alerts import Alerts
@@ -56,29 +56,25 @@ __all__ = ["CacheAPI", "ResonantGenesis", "SessionsAPI"]
 
 T = TypeVar("T")
 
-#: Cache backends this version can run. Redis and Memcached come with the distributed stores.
-_BACKENDS = ("memory",)
-
 #: Layers whose entries a request may share with other agents' requests.
 _SHARED_LAYERS = frozenset({"model", "tool"})
 
 
-def _check_backend(cache_backend: Mapping[str, Any] | None) -> None:
-    if cache_backend is None:
-        return
-    if not isinstance(cache_backend, Mapping):
-        raise ConfigError("cache_backend", cache_backend, "a dict such as {'type': 'memory'}")
-    kind = cache_backend.get("type")
-    if kind not in _BACKENDS:
+def _with_backend(
+    cache_config: RuntimeConfig | Mapping[str, Any] | None, cache_backend: object
+) -> RuntimeConfig | Mapping[str, Any] | None:
+    """The runtime settings with the guide's ``cache_backend`` (checked here, so that an error
+    names ``cache_backend.url`` as the guide writes it) as every layer's default backend."""
+    backend = parse_backend(cache_backend, "cache_backend")
+    if backend is None:
+        return cache_config
+    if isinstance(cache_config, RuntimeConfig):
         raise ConfigError(
-            "cache_backend.type",
-            kind,
-            f"one of {', '.join(map(repr, _BACKENDS))} (redis and memcached are not available "
-            "in this version)",
+            "cache_backend",
+            cache_backend,
+            "None when cache_config is a RuntimeConfig (give the RuntimeConfig a cache_backend)",
         )
-    for key, value in cache_backend.items():
-        if key != "type":
-            raise ConfigError(f"cache_backend.{key}", value, "no other setting for 'memory'")
+    return {**(cache_config or {}), "cache_backend": backend}
 
 
 def _is_embedder(candidate: object) -> bool:
@@ -384,7 +380,7 @@ class ResonantGenesis:
         embedder: Embedder | str | None = None,
         memory_search: MemorySearch | None = None,
     ) -> None:
-        _check_backend(cache_backend)
+        cache_config = _with_backend(cache_config, cache_backend)
         if memory_search is not None and not callable(memory_search):
             raise ConfigError(
                 "memory_search", memory_search, "an async function (agent_id, query, k) -> results"

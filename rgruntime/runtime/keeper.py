@@ -277,10 +277,14 @@ class Keeper:
                 live += entry.expires_at > now
                 self._remove(entry, reason)
             if count % _CHECK_EVERY == 0 and time.perf_counter() > until:
-                state.invalidations += live
+                self._count_removed(reason, live)
                 return live, False
-        state.invalidations += live
+        self._count_removed(reason, live)
         return live, True
+
+    def _count_removed(self, reason: RemovalReason, live: int) -> None:
+        if reason != "dropped":  # a near copy forgotten is no change to the entry
+            self._state.invalidations += live
 
     def _remove(self, entry: Entry, reason: RemovalReason) -> None:
         state = self._state

@@ -47,7 +47,7 @@ from rgruntime.runtime.entry import NEVER, Entry
 from rgruntime.runtime.layer_actor import LayerActor
 from rgruntime.runtime.layer_state import AccessObserver, LayerState
 from rgruntime.runtime.loads import Load, current_load
-from rgruntime.runtime.removals import RemovalListener
+from rgruntime.runtime.removals import RemovalListener, RemovalReason
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
 from rgruntime.sizing import estimate_size, weigh
 from rgruntime.units import parse_duration
@@ -219,6 +219,9 @@ class Layer:
         value = await load.wait()
         if load.stale_error is not None:
             return Lookup(value, "stale", load.stale_error)
+        if load.found_elsewhere:
+            self._state.found_elsewhere()
+            return Lookup(value, "hit")
         return Lookup(value, "loaded")
 
     def __contains__(self, key: object) -> bool:
@@ -367,7 +370,11 @@ class Layer:
         self._check_open()
         if reason not in ("deleted", "trimmed"):
             raise InvalidArgumentError("reason", reason, "'deleted' or 'trimmed'")
-        key = check_key(key)
+        return self._remove_local(check_key(key), reason)
+
+    def _remove_local(self, key: str, reason: RemovalReason) -> bool:
+        """Remove ``key`` from this process's map (and keep a load in flight out of it); True if
+        it held a live entry. A remote layer's store is not told: its callers are."""
         self._discard_load(key)
         state = self._state
         if state.stale is not None:
@@ -423,6 +430,12 @@ class Layer:
         """Remove every entry; return how many live entries went."""
         self._check_open()
         return await self._actor.clear()
+
+    async def _forget_all(self, reason: RemovalReason) -> int:
+        """Remove every entry of this process's map for ``reason`` (a remote layer's store is
+        not told)."""
+        self._check_open()
+        return await self._actor.clear(reason)
 
     async def cleanup(self) -> None:
         """Run a maintenance pass now: replay accesses and writes, expire, evict to the bounds."""
@@ -511,7 +524,7 @@ class Layer:
         if max_size is not None and weight > max_size:
             # It could never fit: storing it would evict everything else first, then itself.
             self._state.oversize_rejections += 1
-            self.delete_nowait(key)
+            self._remove_local(key, "deleted")
             return None
         expires_at = NEVER if seconds is None else self._now() + seconds
         return Entry(key, value, expires_at, seconds, weight, tags, price)
@@ -587,7 +600,10 @@ class Layer:
         load = self._join(key, loader, ttl, tags, size, cost)
         if load is None:  # a disabled layer: nothing is stored, the loader runs here
             return await await_loader(loader)
-        return await load.wait()
+        value = await load.wait()
+        if load.found_elsewhere:
+            self._state.found_elsewhere()
+        return value
 
     def _join(
         self,
@@ -632,7 +648,7 @@ class Layer:
         try:
             with load.scope:
                 try:
-                    value = await await_loader(load.loader)
+                    value, price = await self._produce(load, cost)
                 except anyio.get_cancelled_exc_class():
                     if anyio.current_effective_deadline() == -math.inf:
                         raise  # ours: its last waiter left, or the runtime is closing
@@ -640,20 +656,15 @@ class Layer:
                     # future someone else cancelled): this load failed, the layer goes on.
                     self._load_failed(load, started, LoadInterruptedError(self.name, load.key))
                     return
+                except Unstorable as unstorable:  # loaded, but the value cannot be kept
+                    load.finish(error=unstorable.error)
+                    return
                 except BaseException as error:  # every failure goes to its waiters only
                     self._load_failed(load, started, error)
                     return
-                elapsed = self._now() - started
-                state.record_load(elapsed, failed=False)
-                if self._keeper.evicted_recently(load.key):
-                    self._keeper.record_ghost_load(elapsed)  # what a larger budget would save
                 if not load.discarded and state.service is not None:
-                    # Unless told otherwise, what the load took is what recomputing will cost.
-                    price = cost if cost is not None else max(elapsed, _MIN_COST)
                     try:
-                        entry = self._new_entry(load.key, value, load.ttl, load.tags, size, price)
-                        if entry is not None:
-                            self._install(entry)
+                        self._keep_loaded(load, value, size, price)
                     except Exception as error:  # a value that cannot be sized or stored
                         load.finish(error=error)
                         return
@@ -662,6 +673,23 @@ class Layer:
             if not load.done.is_set():
                 # Cancelled: by its last waiter leaving (nobody is told) or by the runtime closing.
                 load.finish(error=RuntimeClosedError(f"layer {self.name!r} closed during a load"))
+
+    async def _produce(self, load: Load, cost: float | None) -> tuple[Any, float]:
+        """Run the load's loader: its value, and what recomputing it costs (``cost``, else the
+        time it took). A remote layer looks in its store first (and takes the key's lease)."""
+        started = self._now()
+        value = await await_loader(load.loader)
+        elapsed = self._now() - started
+        self._state.record_load(elapsed, failed=False)
+        if self._keeper.evicted_recently(load.key):
+            self._keeper.record_ghost_load(elapsed)  # what a larger budget would save
+        return value, cost if cost is not None else max(elapsed, _MIN_COST)
+
+    def _keep_loaded(self, load: Load, value: Any, size: int | None, cost: float) -> None:
+        """Cache what a load produced (it may raise: the load's waiters get the error)."""
+        entry = self._new_entry(load.key, value, load.ttl, load.tags, size, cost)
+        if entry is not None:
+            self._install(entry)
 
     def _load_failed(self, load: Load, started: float, error: BaseException) -> None:
         state = self._state
@@ -682,6 +710,16 @@ class Layer:
         state.stale_served += 1
         load.stale_error = error
         load.finish(stale.value)
+
+
+class Unstorable(Exception):
+    """Raised by :meth:`Layer._produce` when the loader succeeded but its value cannot be kept
+    (a remote layer cannot encode it): ``error`` goes to the waiters as it is, and the load does
+    not count as failed (nor is it answered with a stale copy)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class SlidingLayer(Layer):

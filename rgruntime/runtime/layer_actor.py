@@ -60,11 +60,12 @@ class _Invalidate(Request[int]):
 
 
 class _Clear(Request[int]):
-    __slots__ = ("before",)
+    __slots__ = ("before", "reason")
 
-    def __init__(self) -> None:
+    def __init__(self, reason: RemovalReason) -> None:
         super().__init__()
         self.before = next_sequence()
+        self.reason: RemovalReason = reason
 
 
 _LayerRequest = _Maintain | _Invalidate | _Clear
@@ -91,8 +92,8 @@ class LayerActor:
     async def invalidate(self, selection: Selection) -> int:
         return await self._mailbox.ask(_Invalidate(selection))
 
-    async def clear(self) -> int:
-        return await self._mailbox.ask(_Clear())
+    async def clear(self, reason: RemovalReason = "cleared") -> int:
+        return await self._mailbox.ask(_Clear(reason))
 
     def inbox_depth(self) -> int:
         return self._mailbox.depth()
@@ -146,7 +147,7 @@ class LayerActor:
             self._discard_loads(None)
             self.keeper.drop_stale(None)
             keys = self.keeper.all_keys()
-            request.answer(await self._remove_all(keys, "cleared", request.before))
+            request.answer(await self._remove_all(keys, request.reason, request.before))
         else:
             request.answer(None)
 

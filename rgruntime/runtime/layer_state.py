@@ -89,6 +89,7 @@ class LayerState:
         "misses",
         "name",
         "oversize_rejections",
+        "remote_hits",
         "retired_hits",
         "service",
         "size_bytes",
@@ -131,6 +132,8 @@ class LayerState:
         # total would cost one more attribute write per hit; entries that leave hand their count
         # to ``retired_hits``.
         self.retired_hits = 0
+        #: Near-cache misses answered by the remote store (a remote layer's hits on the server).
+        self.remote_hits = 0
         self.misses = 0
         self.load_successes = 0
         self.load_failures = 0
@@ -147,15 +150,23 @@ class LayerState:
         return self.service is not None
 
     def hits(self) -> int:
-        """Every hit so far: the live entries' counts plus those of entries that left."""
-        return self.retired_hits + sum(
-            entry.hits + entry.fresh_hits for entry in self.entries.values()
+        """Every hit so far: the live entries' counts plus those of entries that left, plus
+        what a remote layer's store answered."""
+        return (
+            self.retired_hits
+            + self.remote_hits
+            + sum(entry.hits + entry.fresh_hits for entry in self.entries.values())
         )
 
     def retire(self, entry: Entry) -> None:
         """``entry`` left the map: keep its hits and stop counting its bytes."""
         self.retired_hits += entry.hits + entry.fresh_hits
         self.size_bytes -= entry.size
+
+    def found_elsewhere(self) -> None:
+        """A lookup counted as a miss of the near cache was answered by the remote store."""
+        self.misses -= 1
+        self.remote_hits += 1
 
     def record_load(self, seconds: float, *, failed: bool) -> None:
         """A load finished after ``seconds`` (on the miss path only: never on a hit)."""
@@ -173,7 +184,7 @@ class LayerState:
 
     def close(self) -> None:
         """The layer stopped: its entries go (their hit counts stay, for ``stats()``)."""
-        self.retired_hits = self.hits()
+        self.retired_hits = self.hits() - self.remote_hits
         if self.stale is not None:
             self.stale.clear()
         self.entries.clear()

@@ -38,6 +38,7 @@ class Load:
         "discarded",
         "done",
         "error",
+        "found_elsewhere",
         "key",
         "layer_name",
         "loader",
@@ -76,6 +77,8 @@ class Load:
         self.waiting_on: set[Load] = set()
         #: The loader's error when the load was answered with a stale copy instead.
         self.stale_error: BaseException | None = None
+        #: Set when the value was found in the layer's remote store: a hit, not a load.
+        self.found_elsewhere = False
         registry[key] = self
 
     def detach(self) -> None:

@@ -33,13 +33,15 @@ logger = logging.getLogger("rgruntime.runtime")
 #: - ``trimmed``: the owner of a group of keys dropped the oldest to keep the group within its
 #:   own bound (``delete_nowait(key, reason="trimmed")``: an agent's ``max_entries`` of answers or
 #:   memory lookups). Capacity pressure, like ``evicted``: the value did not change;
-#: - ``replaced``: a write put a new value under the same key (the key stays; what it held went).
+#: - ``replaced``: a write put a new value under the same key (the key stays; what it held went);
+#: - ``dropped``: a remote layer forgot its near copy while the store's entry lives on unchanged
+#:   (after its invalidation channel was interrupted, it cannot know which copies are current).
 #:
 #: Known changes (``invalidated``, ``cleared``, ``deleted``, ``replaced``) take what was computed
 #: from the value along (the dependency graph); ``evicted``, ``trimmed`` and, by default,
 #: ``expired`` do not.
 RemovalReason: TypeAlias = Literal[
-    "expired", "evicted", "invalidated", "cleared", "deleted", "trimmed", "replaced"
+    "expired", "evicted", "invalidated", "cleared", "deleted", "trimmed", "replaced", "dropped"
 ]
 
 #: ``listener(layer_name, key, reason)``: synchronous, quick, never suspends.

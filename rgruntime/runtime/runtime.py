@@ -16,28 +16,37 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.abc
 
 from rgruntime._taskgroups import close_cancelled
-from rgruntime.config import RuntimeConfig
+from rgruntime.config import Backend, LayerConfig, RuntimeConfig
 from rgruntime.errors import (
+    ConfigError,
     InvalidArgumentError,
     LayerNotFoundError,
     RuntimeClosedError,
 )
 from rgruntime.runtime.arguments import Selection
-from rgruntime.runtime.clock import backend_clock
+from rgruntime.runtime.clock import LoopClock, backend_clock
+from rgruntime.runtime.coherence import follow_invalidations
 from rgruntime.runtime.dependencies import DependencyGraph
 from rgruntime.runtime.layer import Layer
+from rgruntime.runtime.remote_layer import RemoteLayer
 from rgruntime.runtime.snapshot import SnapshotReport, load_snapshot, save_snapshot
 from rgruntime.runtime.stats import CacheStats, LayerStatistics
+from rgruntime.runtime.store_link import SharedStore, StoreLink
 from rgruntime.runtime.supervisor import Supervisor
+from rgruntime.stores.base import RemoteStore
+from rgruntime.stores.config import make_store
 from rgruntime.stores.serialization import CodecRegistry, Serializer
 
 __all__ = ["Runtime", "current_runtime", "open_runtime", "use_runtime"]
+
+#: Seconds a closing runtime gives its remote layers' queued writes to reach their stores.
+FLUSH_ON_CLOSE: Final = 5.0
 
 
 class _State(enum.Enum):
@@ -62,8 +71,12 @@ class Runtime:
         self._current_token: Token[Runtime | None] | None = None
         #: What the ``persist`` file put back when the runtime opened (None: no file yet).
         self.last_restore: SnapshotReport | None = None
-        #: How values that are not JSON-like are saved (warm restarts): register your classes.
+        #: How values that are not JSON-like are saved (warm restarts) and sent to remote
+        #: stores: register your classes.
         self.codecs = CodecRegistry()
+        # The remote stores, opened with the runtime (by backend) and closed after its tasks.
+        self._stores: dict[object, SharedStore] = {}
+        self._store_stack = contextlib.AsyncExitStack()
 
     def __repr__(self) -> str:
         return f"<Runtime {self._state.value} layers={list(self.config.layers)}>"
@@ -72,13 +85,30 @@ class Runtime:
         if self._state is not _State.NEW:
             raise RuntimeError(f"this Runtime is {self._state.value}; a Runtime opens only once")
         self._state = _State.OPEN
+        clock = backend_clock()
+        try:
+            await self._open_stores(clock)
+        except BaseException:
+            self._state = _State.CLOSED
+            with anyio.CancelScope(shield=True):
+                await self._store_stack.aclose()
+            raise
         self._supervisor = Supervisor(
-            dict(self.config.layers), backend_clock(), self.config.rebalance_interval
+            dict(self.config.layers),
+            clock,
+            self.config.rebalance_interval,
+            link_for=self._link_for,
         )
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         try:
             await task_group.start(self._supervisor.run, name="rgruntime supervisor")
+            for shared in self._stores.values():
+                if shared.has_channel:
+                    await self._supervisor.start_service(
+                        functools.partial(follow_invalidations, shared, self._layer_map),
+                        f"rgruntime coherence {shared.description}",
+                    )
             # The dependency graph lives in the supervisor's task group, with the layers.
             await self._supervisor.start_service(
                 functools.partial(
@@ -91,7 +121,11 @@ class Runtime:
         except BaseException as error:
             self._state = _State.CLOSED
             task_group.cancel_scope.cancel()
-            await task_group.__aexit__(type(error), error, error.__traceback__)
+            try:
+                await task_group.__aexit__(type(error), error, error.__traceback__)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._store_stack.aclose()
             raise
         self._task_group = task_group
         self._current_token = _opened(self)
@@ -110,14 +144,60 @@ class Runtime:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
-        if self.config.persist is not None and self._state is _State.OPEN:
-            # Saved before anything stops, shielded: a cancelled close still keeps the entries.
+        if self._state is _State.OPEN:
+            # Shielded: a cancelled close still keeps the entries and delivers queued writes.
             with anyio.CancelScope(shield=True):
-                await self.save(self.config.persist)
+                if self.config.persist is not None:
+                    await self.save(self.config.persist)
+                await self._flush_stores()
         self._state = _State.CLOSED
         _closed(self, self._current_token)
         assert self._task_group is not None
-        return await close_cancelled(self._task_group, exc_type, exc, traceback)
+        try:
+            return await close_cancelled(self._task_group, exc_type, exc, traceback)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._store_stack.aclose()
+
+    # -- remote stores -------------------------------------------------------------------------
+
+    async def _open_stores(self, clock: LoopClock) -> None:
+        """Open every store a layer (or the runtime's default) names, once per backend."""
+        backends: list[Backend] = [self.config.cache_backend]
+        backends += [layer.cache_backend for layer in self.config.layers.values()]
+        serializer = Serializer(self.codecs)
+        for backend in backends:
+            if backend is None or backend in self._stores:
+                continue
+            store = backend if isinstance(backend, RemoteStore) else make_store(backend)
+            await self._store_stack.enter_async_context(store)
+            self._stores[backend] = SharedStore(store, serializer, clock)
+
+    def _link_for(self, config: LayerConfig) -> StoreLink | None:
+        backend = config.cache_backend
+        if backend is None:
+            return None
+        shared = self._stores.get(backend)
+        if shared is None:
+            raise ConfigError(
+                f"layers.{config.name}.cache_backend",
+                backend,
+                "a backend the runtime opened with (its own cache_backend or a layer's)",
+            )
+        return StoreLink(shared, config)
+
+    def _layer_map(self) -> Mapping[str, Layer]:
+        return self._require_supervisor().layers
+
+    async def _flush_stores(self) -> None:
+        """Give queued writes a bounded time to reach their stores before the runtime stops."""
+        if self._supervisor is None:
+            return
+        with anyio.move_on_after(FLUSH_ON_CLOSE):
+            for layer in list(self._supervisor.layers.values()):
+                if isinstance(layer, RemoteLayer):
+                    with contextlib.suppress(RuntimeClosedError):
+                        await layer.link.flush()
 
     @property
     def is_open(self) -> bool:

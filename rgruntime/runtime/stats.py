@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-__all__ = ["CacheStats", "LayerStatistics"]
+__all__ = ["CacheStats", "LayerStatistics", "StoreHealth"]
 
 
 @attrs.frozen(kw_only=True)
@@ -127,3 +127,32 @@ class LayerStatistics:
     #: Loads by duration: one count per bucket of ``LOAD_DURATION_BOUNDS`` (seconds,
     #: rgruntime.runtime.layer_state), then the longer ones.
     load_durations: tuple[int, ...] = ()
+    #: A remote layer's store: its health and the writes waiting for it (None: in-process).
+    store: StoreHealth | None = None
+
+
+@attrs.frozen(kw_only=True)
+class StoreHealth:
+    """How a remote layer's store is doing (``layer.statistics().store``)."""
+
+    #: ``"redis"``, ``"redis_cluster"``, ``"memcached"`` or ``"memory"``.
+    kind: str
+    #: ``"ok"``, or ``"down"`` while the breaker refuses calls (``"probing"``: one is trying).
+    state: Literal["ok", "down", "probing"]
+    #: Whether other processes' invalidations reach this one (the store's channel is live).
+    coherent: bool
+    #: Calls that failed, and the last failure's message.
+    errors: int
+    last_error: str
+    #: Times the breaker opened.
+    outages: int
+    #: Near-cache misses the server answered.
+    remote_hits: int
+    #: Payloads read from the server that could not be trusted (counted as misses).
+    undecodable: int
+    #: Writes waiting for the server now; kept because it was away; written back since; dropped
+    #: because more than ``write_back_limit`` were waiting.
+    pending_writes: int
+    kept_during_outage: int
+    written_back: int
+    write_back_dropped: int

@@ -24,6 +24,8 @@ from rgruntime.runtime.budgets import rebalance
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.layer import Layer, new_layer
 from rgruntime.runtime.layer_actor import LayerActor
+from rgruntime.runtime.remote_layer import new_remote_layer
+from rgruntime.runtime.store_link import StoreLink
 from rgruntime.sizing import estimate_size
 
 __all__ = ["Supervisor"]
@@ -32,6 +34,8 @@ _INBOX_SIZE: Final = 16
 
 Service = Callable[..., Coroutine[Any, Any, Any]]
 Sizer = Callable[[Any], int]
+#: The store link of a layer with a remote backend (None: an in-process layer).
+LinkFor = Callable[[LayerConfig], StoreLink | None]
 
 
 class _AddLayer(Request[Layer]):
@@ -71,8 +75,10 @@ class Supervisor:
         configs: dict[str, LayerConfig],
         clock: LoopClock,
         rebalance_interval: float | None = None,
+        link_for: LinkFor | None = None,
     ) -> None:
         self._clock = clock
+        self._link_for = link_for
         self._configs = configs
         self._rebalance_interval = rebalance_interval
         #: Rebalancing periods that moved budget between layers.
@@ -150,8 +156,14 @@ class Supervisor:
     async def _start_layer(
         self, group: anyio.abc.TaskGroup, config: LayerConfig, sizer: Sizer | None = None
     ) -> Layer:
-        layer, actor = new_layer(config, self._clock, sizer or estimate_size)
+        link = None if self._link_for is None else self._link_for(config)
+        if link is None:
+            layer, actor = new_layer(config, self._clock, sizer or estimate_size)
+        else:
+            layer, actor = new_remote_layer(config, self._clock, sizer or estimate_size, link)
         await group.start(actor.run, name=f"rgruntime layer {config.name}")
+        if link is not None:
+            await group.start(link.run, name=f"rgruntime store writer {config.name}")
         self.layers[config.name] = layer
         self._actors[config.name] = actor
         return layer

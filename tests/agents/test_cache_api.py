@@ -183,13 +183,27 @@ async def test_a_kept_model_gateway_fails_once_closed() -> None:
     [
         {"type": "redis", "url": "redis://localhost:6379", "db": 0, "prefix": "rg:"},
         {"type": "memcached", "servers": ["localhost:11211"], "prefix": "rg:"},
-        {"type": "redis_cluster", "nodes": ["redis://node1:6379"]},
+        {
+            "type": "redis_cluster",
+            "nodes": ["redis://node1:6379", "redis://node2:6379", "redis://node3:6379"],
+            "read_from_replicas": True,
+        },
     ],
 )
-def test_distributed_backends_are_not_available_yet(cache_backend: dict[str, Any]) -> None:
-    with pytest.raises(ConfigError, match="not available in this version") as raised:
-        ResonantGenesis(api_key="your_key", cache_backend=cache_backend)
+def test_the_guides_backends_are_accepted_as_written(cache_backend: dict[str, Any]) -> None:
+    # Nothing connects before the client opens: building it checks the settings only.
+    client = ResonantGenesis(api_key="your_key", cache_backend=cache_backend)
+    assert client.runtime.config.cache_backend is not None
+    assert all(layer.remote for layer in client.runtime.config.layers.values())
+
+
+def test_a_bad_backend_is_named() -> None:
+    with pytest.raises(ConfigError) as raised:
+        ResonantGenesis(cache_backend={"type": "cassandra"})
     assert raised.value.field == "cache_backend.type"
+    with pytest.raises(ConfigError) as raised:
+        ResonantGenesis(cache_backend={"type": "redis", "url": "http://x"})
+    assert raised.value.field == "cache_backend.url"
 
 
 async def test_the_memory_backend_works() -> None:

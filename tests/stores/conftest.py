@@ -1,51 +1,27 @@
 """Fixtures of the store tests: real servers (session-wide) and a store of each kind per test.
 
 The servers are child processes on free loopback ports (tests/servers.py), started once per test
-session and stopped at its end. A missing binary is installed, or the session fails: these tests
-never skip. Each test gets its own key prefix, so tests sharing a server cannot see each other's
-keys (and clear() is tested not to reach beyond its prefix).
+session and stopped at its end (their fixtures are in tests/conftest.py). A missing binary is
+installed, or the session fails: these tests never skip. Each test gets its own key prefix, so
+tests sharing a server cannot see each other's keys (and clear() is tested not to reach beyond
+its prefix).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import pytest
 
 from rgruntime.stores import MemoryServer, MemoryStore, RemoteStore, make_store
-from tests.servers import (
-    MemcachedServer,
-    RedisClusterServers,
-    RedisServer,
-    running_memcached,
-    running_redis,
-    running_redis_cluster,
-)
+from tests.servers import MemcachedServer, RedisClusterServers, RedisServer
 
 #: Every kind of store the contract suite runs against.
 STORE_KINDS: Final = ("memory", "redis", "redis_cluster", "memcached")
 
 _prefixes = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisClusterServers]:
-    with running_redis_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="session")
-def memcached_server() -> Iterator[MemcachedServer]:
-    with running_memcached() as server:
-        yield server
 
 
 class StoreFactory:

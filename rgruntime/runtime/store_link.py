@@ -1,0 +1,598 @@
+"""What a remote layer says to its store: names, envelopes, the breaker, and writes kept for later.
+
+A runtime opens each remote store once and wraps it in a :class:`SharedStore` (the breaker, the
+serializer, the wall clock and the health every layer on that store shares). Each remote layer
+talks to it through its own :class:`StoreLink`:
+
+- **names**: the layer ``response``'s key ``k`` is ``response:k`` in the store (layer names are
+  identifiers, so the first ``:`` ends them), its tag ``t`` is ``response:t``, and every entry also
+  carries the tag ``response``, so that clearing a layer is one tag invalidation;
+- **envelopes**: values leave through the runtime's :class:`~rgruntime.stores.Serializer` (its
+  codecs); what comes back is checked against the wall clock, so an entry whose TTL ran out is a
+  miss whatever the server still holds, and a corrupt or foreign payload is a counted miss;
+- **faults**: every call goes through the shared :class:`~rgruntime.runtime.breaker.Breaker`. A
+  server that is away fails reads as misses and keeps writes in process (at most
+  ``write_back_limit``, oldest dropped first and counted), written back in order by the link's
+  writer task once the server answers again. With ``strict=True`` the layer raises instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Final, Literal, TypeVar
+
+import anyio
+import anyio.abc
+import attrs
+
+from rgruntime.config import LayerConfig
+from rgruntime.runtime._actor import Mailbox, Request
+from rgruntime.runtime.arguments import Selection
+from rgruntime.runtime.breaker import Breaker
+from rgruntime.runtime.clock import LoopClock
+from rgruntime.runtime.stats import StoreHealth
+from rgruntime.stores.base import EXACT_TAGS, INVALIDATION_CHANNEL, SCAN, RemoteStore
+from rgruntime.stores.errors import (
+    StoreUnavailableError,
+    UndecodableEntryError,
+    UnsupportedOperationError,
+)
+from rgruntime.stores.lease import wait_for_release
+from rgruntime.stores.serialization import Envelope, Serializer
+
+__all__ = ["FALLBACK_NEAR_TTL", "Found", "SharedStore", "StoreLink"]
+
+log = logging.getLogger("rgruntime.stores")
+
+T = TypeVar("T")
+
+#: Seconds a near copy is served without asking the server when no invalidation reaches this
+#: process (Memcached, or a Redis subscription that is down): the staleness other processes'
+#: writes can cause here.
+FALLBACK_NEAR_TTL: Final = 1.0
+
+_HEALTH: Final[dict[str, Literal["ok", "down", "probing"]]] = {
+    "closed": "ok",
+    "open": "down",
+    "half_open": "probing",
+}
+
+#: Changes a store remembers for the reads in flight (beyond them, a read takes all as changed).
+_CHANGES_KEPT: Final = 4096
+
+#: Keys remembered for pattern invalidations where the store cannot list its keys.
+_KNOWN_KEYS: Final = 100_000
+
+#: Keys a pattern invalidation deletes per round trip.
+_DELETE_BATCH: Final = 500
+
+
+@attrs.frozen
+class Found:
+    """An entry read from the store: its value and what is left of it."""
+
+    value: Any
+    #: Seconds left (None: no deadline).
+    ttl: float | None
+    tags: frozenset[str]
+    cost: float
+
+
+class SharedStore:
+    """One opened store and what every layer on it shares (see the module documentation)."""
+
+    __slots__ = (
+        "_clock",
+        "_recent",
+        "_wall_offset",
+        "breaker",
+        "changes",
+        "description",
+        "errors",
+        "last_error",
+        "serializer",
+        "store",
+        "subscribed",
+    )
+
+    def __init__(self, store: RemoteStore, serializer: Serializer, clock: LoopClock) -> None:
+        self.store = store
+        self.serializer = serializer
+        self.description = f"{store.kind} store (prefix {store.prefix!r})"
+        self._clock = clock
+        # Wall-clock time on the loop's clock: envelopes carry wall time (other processes compare
+        # it), and tests in virtual time see entries expire with their clock.
+        self._wall_offset = time.time() - clock.now()
+        self.breaker = Breaker(clock.now)
+        #: Whether the invalidation channel is live (set by the coherence task).
+        self.subscribed = False
+        #: Counts the changes that may make a read in flight stale; the latest are in _recent.
+        self.changes = 0
+        self._recent: deque[tuple[int, str | None]] = deque(maxlen=_CHANGES_KEPT)
+        self.errors = 0
+        self.last_error = ""
+
+    @property
+    def has_channel(self) -> bool:
+        return INVALIDATION_CHANNEL in self.store.capabilities
+
+    def wall(self) -> float:
+        return self._clock.now() + self._wall_offset
+
+    def changed(self, names: Iterable[str] | None = None) -> None:
+        """Entries changed: those under the store ``names``, or any (None: a tag invalidation,
+        a clear, a resync). A read in flight must not install what it read of them."""
+        recent = self._recent
+        if names is None:
+            self.changes += 1
+            recent.append((self.changes, None))
+            return
+        for name in names:
+            self.changes += 1
+            recent.append((self.changes, name))
+
+    def changed_since(self, mark: int, name: str) -> bool:
+        """Whether the entry under the store ``name`` may have changed since ``changes`` was
+        ``mark``: a change of it, or of anything, or more changes than the record keeps."""
+        if self.changes == mark:
+            return False
+        recent = self._recent
+        if not recent or recent[0][0] > mark + 1:
+            return True  # the record no longer reaches back to the mark
+        for number, changed in reversed(recent):
+            if number <= mark:
+                return False
+            if changed is None or changed == name:
+                return True
+        return False
+
+    async def call(self, operation: str, function: Callable[[], Awaitable[T]]) -> T:
+        """``await function()`` through the breaker; :class:`StoreUnavailableError` when the
+        server is away (or known to be: then at once)."""
+        breaker = self.breaker
+        if not breaker.allow():
+            raise StoreUnavailableError(
+                self.description,
+                operation,
+                f"the server failed repeatedly; next try in {breaker.retry_in():.2f} s",
+            )
+        try:
+            result = await function()
+        except StoreUnavailableError as error:
+            self._failed(error)
+            raise
+        except BaseExceptionGroup as group:
+            # A store call that fans out (one task per cluster bucket) may report several.
+            unavailable, others = group.split(StoreUnavailableError)
+            if unavailable is None or others is not None:
+                breaker.abandoned()
+                raise
+            first = _first(unavailable)
+            self._failed(first)
+            raise first from group
+        except BaseException:
+            breaker.abandoned()  # cancelled, or a bug of ours: the server said nothing
+            raise
+        breaker.succeeded()
+        return result
+
+    def _failed(self, error: StoreUnavailableError) -> None:
+        self.breaker.failed()
+        self.errors += 1
+        self.last_error = str(error)
+
+
+def _first(group: BaseExceptionGroup[StoreUnavailableError]) -> StoreUnavailableError:
+    first = group.exceptions[0]
+    return first if isinstance(first, StoreUnavailableError) else _first(first)
+
+
+# A write waiting for the server: the envelope, its TTL and its store tags; None: a delete.
+_Write = tuple[bytes, float | None, tuple[str, ...]] | None
+
+
+class _Flush(Request[None]):
+    __slots__ = ()
+
+
+class StoreLink:
+    """One remote layer's side of its store (see the module documentation)."""
+
+    def __init__(self, shared: SharedStore, config: LayerConfig) -> None:
+        self.shared = shared
+        self.layer = config.name
+        self.strict = config.strict
+        self.near_cache = config.near_cache
+        self.lease_ttl = config.lease_ttl
+        self._near_ttl = config.near_ttl
+        self._limit = config.write_back_limit
+        self._prefix = f"{config.name}:"
+        #: Writes not yet on the server, oldest first, by key (a newer write replaces an older).
+        self._pending: OrderedDict[str, _Write] = OrderedDict()
+        self._mailbox: Mailbox[_Flush] = Mailbox(f"the store writer of layer {config.name!r}", 16)
+        # Keys this process wrote or read, where the store cannot list its keys (pattern
+        # invalidations reach these); bounded, least recently used out first.
+        self._known: OrderedDict[str, None] | None = (
+            None if SCAN in shared.store.capabilities else OrderedDict()
+        )
+        self.undecodable = 0
+        self.kept_during_outage = 0
+        self.written_back = 0
+        self.write_back_dropped = 0
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def name(self, key: str) -> str:
+        return self._prefix + key
+
+    def key_of(self, name: str) -> str | None:
+        """The layer key a store name stands for, or None if it is another layer's."""
+        return name[len(self._prefix) :] if name.startswith(self._prefix) else None
+
+    def _remember(self, key: str) -> None:
+        known = self._known
+        if known is not None:
+            known[key] = None
+            known.move_to_end(key)
+            if len(known) > _KNOWN_KEYS:
+                known.popitem(last=False)
+
+    def store_tags(self, tags: Iterable[str]) -> tuple[str, ...]:
+        return (self.layer, *(self._prefix + tag for tag in tags))
+
+    def tag_of(self, tag: str) -> str | None:
+        """The layer tag a store tag stands for ('' for the layer's own tag: everything)."""
+        if tag == self.layer:
+            return ""
+        return tag[len(self._prefix) :] if tag.startswith(self._prefix) else None
+
+    def near_ttl(self) -> float | None:
+        """The longest a near copy may be served without asking the server."""
+        if self._near_ttl is not None:
+            return self._near_ttl
+        shared = self.shared
+        return None if shared.has_channel and shared.subscribed else FALLBACK_NEAR_TTL
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def encode(self, value: Any, ttl: float | None, tags: frozenset[str], cost: float) -> bytes:
+        """The envelope of a write (``InvalidArgumentError`` naming where a value cannot go)."""
+        envelope = Envelope(value=value, created=self.shared.wall(), ttl=ttl, tags=tags, cost=cost)
+        return self.shared.serializer.encode(envelope)
+
+    def _decode(self, data: bytes) -> Found | None:
+        try:
+            envelope = self.shared.serializer.decode(data)
+        except UndecodableEntryError as error:
+            self.undecodable += 1
+            log.warning("layer %r: an entry read from the store is a miss: %s", self.layer, error)
+            return None
+        now = self.shared.wall()
+        if envelope.expired(now):
+            return None
+        ttl = None if envelope.ttl is None else envelope.created + envelope.ttl - now
+        return Found(envelope.value, ttl, envelope.tags, envelope.cost)
+
+    async def read(self, key: str) -> Found | None:
+        """The live entry under ``key`` in the store, or None (missing, expired, undecodable,
+        or the server is away: then, with ``strict``, :class:`StoreUnavailableError`)."""
+        if key in self._pending:  # written here while the server was away: that is the truth
+            write = self._pending[key]
+            return None if write is None else self._decode(write[0])
+        shared = self.shared
+        name = self._prefix + key
+        try:
+            data = await shared.call("get", lambda: shared.store.get(name))
+        except StoreUnavailableError:
+            if self.strict:
+                raise
+            return None
+        if data is None:
+            return None
+        self._remember(key)
+        return self._decode(data)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def write(self, key: str, data: bytes, ttl: float | None, tags: frozenset[str]) -> None:
+        """Write through, then tell other processes; kept for later if the server is away."""
+        write: _Write = (data, ttl, self.store_tags(tags))
+        self._remember(key)
+        self._pending.pop(key, None)  # an older write still waiting must not land after this one
+        if not await self._apply(key, write):
+            self._keep(key, write)
+
+    def write_soon(self, key: str, data: bytes, ttl: float | None, tags: frozenset[str]) -> None:
+        """Queue a write for the writer task (never suspends)."""
+        self._queue(key, (data, ttl, self.store_tags(tags)))
+
+    async def delete(self, key: str) -> bool:
+        """Delete ``key`` in the store; whether it was there (False when the server is away:
+        then the delete waits for it)."""
+        self._pending.pop(key, None)
+        shared = self.shared
+        name = self._prefix + key
+        try:
+            removed = await shared.call("delete", lambda: shared.store.delete([name]))
+        except StoreUnavailableError:
+            if self.strict:
+                raise
+            self._keep(key, None)
+            return False
+        await self.publish(keys=[name])
+        return removed > 0
+
+    def delete_soon(self, key: str) -> None:
+        self._queue(key, None)
+
+    def _queue(self, key: str, write: _Write) -> None:
+        self._remember(key)
+        self._pending[key] = write
+        self._pending.move_to_end(key)
+        self._bound()
+        self._mailbox.wake()
+
+    def _keep(self, key: str, write: _Write) -> None:
+        """The server is away: keep ``write`` for the writer task."""
+        self.kept_during_outage += 1
+        self._queue(key, write)
+
+    def _bound(self) -> None:
+        while len(self._pending) > self._limit:
+            key, _ = self._pending.popitem(last=False)
+            self.write_back_dropped += 1
+            log.warning(
+                "layer %r: more than %d writes wait for the store; the oldest (key %r) is dropped",
+                self.layer,
+                self._limit,
+                key[:200],
+            )
+
+    async def _apply(self, key: str, write: _Write) -> bool:
+        """Send one write to the server and publish it; False if the server is away."""
+        shared = self.shared
+        store = shared.store
+        name = self._prefix + key
+        try:
+            if write is None:
+                await shared.call("delete", lambda: store.delete([name]))
+            else:
+                data, ttl, tags = write
+                await shared.call("set", lambda: store.set(name, data, ttl=ttl, tags=tags))
+        except StoreUnavailableError:
+            if self.strict:
+                raise
+            return False
+        await self.publish(keys=[name])
+        return True
+
+    # -- invalidation --------------------------------------------------------------------------
+
+    async def invalidate(self, selection: Selection) -> int | None:
+        """Remove what ``selection`` names from the store and tell other processes; the number
+        of entries removed when the store can count them (None otherwise)."""
+        shared = self.shared
+        store = shared.store
+        removed: set[str] = set()
+        counted: int | None = 0
+        try:
+            if selection.keys:
+                names = [self._prefix + key for key in selection.keys]
+                for key in selection.keys:
+                    self._pending.pop(key, None)
+                counted = await shared.call("delete", lambda: store.delete(names))
+                removed.update(names)
+            if selection.tags:
+                tags = [self._prefix + tag for tag in selection.tags]
+                gone = await shared.call("invalidate_tags", lambda: store.invalidate_tags(tags))
+                if gone is None or counted is None:
+                    counted = None
+                else:
+                    counted += len(set(gone) - removed)
+                    removed.update(gone)
+            if selection.pattern is not None:
+                found = await self._delete_matching(selection, removed)
+                counted = None if found is None or counted is None else counted + found
+        except StoreUnavailableError:
+            if self.strict:
+                raise
+            return None
+        finally:  # a read that began before the server removed them must not install them
+            shared.changed(None if selection.tags or selection.pattern else removed)
+        await self.publish(keys=removed, tags=[self._prefix + tag for tag in selection.tags])
+        return counted
+
+    async def _delete_matching(self, selection: Selection, removed: set[str]) -> int | None:
+        """Delete the keys matching the selection's pattern (a scan bounded by the layer's
+        prefix); how many. A store that cannot list keys (Memcached) deletes the matching keys
+        this process wrote or read (documented); how many is then unknown (None)."""
+        store = self.shared.store
+        pattern = selection.pattern
+        assert pattern is not None
+        if SCAN in store.capabilities:
+            names = await self.shared.call("scan", lambda: _scan(store, self._prefix + pattern))
+        else:
+            known = [key for key in self._known or () if selection.matches(key, frozenset())]
+            names = [self._prefix + key for key in known]
+        count = 0
+        for start in range(0, len(names), _DELETE_BATCH):
+            batch = [name for name in names[start : start + _DELETE_BATCH] if name not in removed]
+            if batch:
+                count += await self._delete_names(batch)
+                removed.update(batch)
+        return count if SCAN in store.capabilities else None
+
+    async def _delete_names(self, names: list[str]) -> int:
+        store = self.shared.store
+        return await self.shared.call("delete", lambda: store.delete(names))
+
+    async def clear(self) -> None:
+        """Remove every entry of this layer from the store (and from other processes)."""
+        shared = self.shared
+        self._pending.clear()
+        try:
+            await shared.call("clear", lambda: shared.store.invalidate_tags([self.layer]))
+        except StoreUnavailableError:
+            if self.strict:
+                raise
+        finally:
+            shared.changed()
+        await self.publish(tags=[self.layer])
+
+    async def publish(self, *, keys: Iterable[str] = (), tags: Iterable[str] = ()) -> None:
+        """Tell other processes' near caches what to drop (store names and store tags)."""
+        shared = self.shared
+        if not shared.has_channel:
+            return  # Memcached: near copies live at most near_ttl (documented)
+        keys, tags = list(keys), list(tags)
+        if not keys and not tags:
+            return
+        try:
+            await shared.call(
+                "publish", lambda: shared.store.publish_invalidation(keys=keys, tags=tags)
+            )
+        except StoreUnavailableError:
+            # Subscribers resync when the server is back (their connection changed).
+            if self.strict:
+                raise
+
+    async def scan(self, pattern: str = "*") -> AsyncIterator[str]:
+        """The layer's keys in the store matching ``pattern`` (UnsupportedOperationError on
+        Memcached)."""
+        store = self.shared.store
+        if SCAN not in store.capabilities:
+            raise UnsupportedOperationError(
+                self.shared.description, "listing keys", "keep a list of your keys yourself"
+            )
+        for name in await self.shared.call("scan", lambda: _scan(store, self._prefix + pattern)):
+            key = self.key_of(name)
+            if key is not None:
+                yield key
+
+    @property
+    def exact_tags(self) -> bool:
+        return EXACT_TAGS in self.shared.store.capabilities
+
+    # -- single flight across processes --------------------------------------------------------
+
+    async def take_lease(self, key: str) -> str | None:
+        """The load lease of ``key``: a token; None if another process holds it; ``""`` when
+        the server is away (load without one)."""
+        shared = self.shared
+        name = self._prefix + key
+        try:
+            token = await shared.call(
+                "acquire_lease", lambda: shared.store.acquire_lease(name, self.lease_ttl)
+            )
+        except StoreUnavailableError:
+            if self.strict:
+                raise
+            return ""
+        return token
+
+    async def release_lease(self, key: str, token: str) -> None:
+        if not token:
+            return
+        shared = self.shared
+        name = self._prefix + key
+        with contextlib.suppress(StoreUnavailableError):  # else it expires after lease_ttl
+            await shared.call("release_lease", lambda: shared.store.release_lease(name, token))
+
+    async def wait_for_release(self, key: str) -> None:
+        """Wait (at most ``lease_ttl``) for the process holding ``key``'s lease to finish."""
+        name = self._prefix + key
+        with contextlib.suppress(StoreUnavailableError):  # away: the caller loads by itself
+            await wait_for_release(self.shared.store, name, within=self.lease_ttl)
+
+    # -- the writer task -----------------------------------------------------------------------
+
+    @property
+    def pending_writes(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        """Return once every write queued before the call reached the server (or it is away)."""
+        await self._mailbox.ask(_Flush())
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Write queued writes in order; while the server is away, retry as the breaker
+        allows. Runs in the layers' task group and ends with it."""
+        task_status.started()
+        waiting: list[_Flush] = []
+        try:
+            while True:
+                if not self._pending:
+                    for request in waiting:
+                        request.answer(None)
+                    waiting.clear()
+                    message = await self._mailbox.receive()
+                    if message is not None:
+                        waiting.append(message)
+                    continue
+                if await self._write_oldest():
+                    continue
+                # The server is away: answer flushes (nothing more can be done now), and try
+                # again when the breaker lets a probe through.
+                for request in waiting:
+                    request.answer(None)
+                waiting.clear()
+                deadline = anyio.current_time() + max(self.shared.breaker.retry_in(), 0.01)
+                message = await self._mailbox.receive(deadline)
+                if message is not None:
+                    waiting.append(message)
+        finally:
+            self._mailbox.close()
+            for request in waiting:
+                request.answer(None)
+
+    async def _write_oldest(self) -> bool:
+        key, write = next(iter(self._pending.items()))
+        try:
+            written = await self._apply(key, write)
+        except StoreUnavailableError:  # strict: nobody waits here to hear it
+            written = False
+        if not written:
+            return False
+        if self._pending.get(key, ...) is write:  # not replaced by a newer write meanwhile
+            del self._pending[key]
+        self.written_back += 1
+        return True
+
+    def health(self, remote_hits: int) -> StoreHealth:
+        shared = self.shared
+        breaker = shared.breaker
+        state = _HEALTH[breaker.state]
+        return StoreHealth(
+            kind=shared.store.kind,
+            state=state,
+            coherent=shared.has_channel and shared.subscribed,
+            errors=shared.errors,
+            last_error=shared.last_error,
+            outages=breaker.opened,
+            remote_hits=remote_hits,
+            undecodable=self.undecodable,
+            pending_writes=len(self._pending),
+            kept_during_outage=self.kept_during_outage,
+            written_back=self.written_back,
+            write_back_dropped=self.write_back_dropped,
+        )
+
+
+async def _scan(store: RemoteStore, pattern: str) -> list[str]:
+    """Every store name matching ``pattern``, each once (the scan closed in this task)."""
+    found = store.scan(pattern)
+    names: dict[str, None] = {}
+    try:
+        async for name in found:
+            names[name] = None
+    finally:
+        close = getattr(found, "aclose", None)
+        if close is not None:
+            await close()
+    return list(names)

@@ -1,0 +1,229 @@
+"""Remote layers when their server dies, hangs and comes back.
+
+Each test runs a server of its own (Redis, and Memcached where it applies). Callers never see the
+outage (``strict=False``, the default): reads fall back to the near cache or to their loaders,
+writes are kept in process and written back when the server returns; with ``strict=True`` they
+raise :class:`StoreUnavailableError` instead. Recovery needs no restart of the runtime.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import rgruntime
+from rgruntime import MISSING, Layer, Runtime
+from rgruntime.stores import StoreUnavailableError, make_store
+from tests.remote.conftest import eventually
+from tests.servers import MemcachedServer, RedisServer, ensure_server_binaries
+
+pytestmark = pytest.mark.anyio
+
+Server = RedisServer | MemcachedServer
+
+#: Seconds a call may take: short, so that a hung server costs the test little.
+_TIMEOUT = 0.5
+
+
+@pytest.fixture(params=["redis", "memcached"])
+def private_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    ensure_server_binaries()
+    server: Server = RedisServer(tmp_path) if request.param == "redis" else MemcachedServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_private(tmp_path: Path) -> Iterator[RedisServer]:
+    ensure_server_binaries()
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _backend(server: Server) -> dict[str, Any]:
+    if isinstance(server, RedisServer):
+        return {"type": "redis", "url": server.url, "prefix": "o:", "timeout": _TIMEOUT}
+    return {"type": "memcached", "servers": [server.address], "prefix": "o:", "timeout": _TIMEOUT}
+
+
+def _runtime(server: Server, **layer: Any) -> Runtime:
+    settings = {"tool": layer, "session": layer} if layer else {}
+    return rgruntime.open_runtime({"cache_backend": _backend(server), "layers": settings})
+
+
+async def _on_the_server(server: Server, layer: str, key: str) -> Any:
+    """What a fresh runtime reads from the server (no near cache of its own)."""
+    async with _runtime(server, near_cache=False) as fresh:
+        return await fresh.layer(layer).get(key, MISSING)
+
+
+async def test_a_server_killed_under_10000_operations_from_50_tasks(
+    private_server: Server,
+) -> None:
+    async with _runtime(private_server) as runtime:
+        layer = runtime.layer("tool")
+        done = itertools.count()
+        errors: list[BaseException] = []
+        half_way = anyio.Event()
+
+        async def loader() -> str:
+            return "loaded"
+
+        async def worker(task: int) -> None:
+            for step in range(200):
+                key = f"k{(task * 7 + step) % 100}"
+                try:
+                    match step % 5:
+                        case 0 | 1:
+                            await layer.get_or_load(key, loader, tags=[f"group:{step % 3}"])
+                        case 2:
+                            await layer.get(key)
+                        case 3:
+                            await layer.set(key, step, tags=["group:written"])
+                        case _:
+                            if step % 20 == 4:
+                                await layer.invalidate(tags=["group:1"])
+                            else:
+                                await layer.delete(key)
+                except Exception as error:  # every exception is a failure of the test
+                    errors.append(error)
+                if next(done) == 2_000:
+                    half_way.set()
+
+        async with anyio.create_task_group() as group:
+            for task in range(50):
+                group.start_soon(worker, task)
+            await half_way.wait()
+            await anyio.to_thread.run_sync(private_server.kill)
+        assert next(done) == 10_000
+        assert errors == []
+        health = layer.statistics().store
+        assert health is not None
+        assert health.errors > 0
+        assert health.outages >= 1
+
+        # The server comes back: the same runtime writes to it and reads from it again.
+        await anyio.to_thread.run_sync(private_server.start)
+
+        async def writes_reach_the_server() -> bool:
+            await layer.set("after", "restart")
+            return await _on_the_server(private_server, "tool", "after") == "restart"
+
+        await eventually(writes_reach_the_server)
+        async with _runtime(private_server) as other:
+            await other.layer("tool").set("from-other", 42)
+        assert await layer.get("from-other") == 42  # a hit served by the server
+        assert layer.statistics().store.state == "ok"  # type: ignore[union-attr]
+
+
+async def test_session_state_written_during_an_outage_is_written_back(
+    private_server: Server,
+) -> None:
+    async with _runtime(private_server) as runtime:
+        sessions = runtime.layer("session")
+        await sessions.set("s:before", {"turns": 1})
+        await anyio.to_thread.run_sync(private_server.kill)
+        for turn in range(3):  # the first calls find out; the breaker answers the rest
+            await sessions.set("s:during", {"turns": turn})
+        sessions.set_nowait("s:queued", {"turns": 9})
+        assert await sessions.get("s:during") == {"turns": 2}  # served here meanwhile
+        health = sessions.statistics().store
+        assert health is not None
+        assert health.state == "down"
+        assert health.pending_writes == 2
+        assert health.kept_during_outage >= 1
+        await anyio.to_thread.run_sync(private_server.start)
+
+        async def written_back() -> bool:
+            return sessions.statistics().store.pending_writes == 0  # type: ignore[union-attr]
+
+        await eventually(written_back)
+        assert await _on_the_server(private_server, "session", "s:during") == {"turns": 2}
+        assert await _on_the_server(private_server, "session", "s:queued") == {"turns": 9}
+        assert sessions.statistics().store.write_back_dropped == 0  # type: ignore[union-attr]
+
+
+async def test_writes_kept_beyond_the_limit_drop_the_oldest_and_say_so(
+    redis_private: RedisServer,
+) -> None:
+    async with _runtime(redis_private, write_back_limit=3) as runtime:
+        layer = runtime.layer("tool")
+        await anyio.to_thread.run_sync(redis_private.kill)
+        for n in range(5):
+            await layer.set(f"k{n}", n)
+        health = layer.statistics().store
+        assert health is not None
+        assert (health.pending_writes, health.write_back_dropped) == (3, 2)
+        await anyio.to_thread.run_sync(redis_private.start)
+        await eventually(lambda: layer.statistics().store.pending_writes == 0)  # type: ignore[union-attr]
+        assert await _on_the_server(redis_private, "tool", "k0") is MISSING  # dropped
+        assert await _on_the_server(redis_private, "tool", "k4") == 4
+
+
+async def test_strict_layers_raise_while_the_server_is_away(private_server: Server) -> None:
+    async with _runtime(private_server, strict=True) as runtime:
+        layer = runtime.layer("tool")
+        await layer.set("k", 1)
+        await anyio.to_thread.run_sync(private_server.kill)
+        with pytest.raises(StoreUnavailableError):
+            await layer.set("k", 2)
+        with pytest.raises(StoreUnavailableError):
+            await layer.get("absent")
+
+        async def loader() -> int:
+            return 3
+
+        with pytest.raises(StoreUnavailableError):
+            await layer.get_or_load("other", loader)
+
+
+async def test_a_hung_server_costs_callers_a_timeout_not_an_error(
+    private_server: Server,
+) -> None:
+    async with _runtime(private_server) as runtime:
+        layer = runtime.layer("tool")
+        await layer.set("k", "near")
+        await anyio.to_thread.run_sync(private_server.pause)
+        try:
+            calls = 0
+
+            async def loader() -> str:
+                nonlocal calls
+                calls += 1
+                return "loaded"
+
+            with anyio.fail_after(10 * _TIMEOUT + 5):
+                assert await layer.get_or_load("absent", loader) == "loaded"
+                assert await layer.get("k") == "near"  # the near copy answers
+                await layer.set("other", 1)  # kept for later
+            assert calls == 1
+        finally:
+            await anyio.to_thread.run_sync(private_server.resume)
+        await eventually(lambda: layer.statistics().store.pending_writes == 0)  # type: ignore[union-attr]
+
+
+async def test_an_undecodable_entry_is_a_counted_miss(redis_private: RedisServer) -> None:
+    async with make_store(_backend(redis_private)) as store:
+        await store.set("tool:forged", b"\x93not an envelope")
+        async with _runtime(redis_private) as runtime:
+            layer: Layer = runtime.layer("tool")
+            assert await layer.get("forged", MISSING) is MISSING
+            assert layer.statistics().store.undecodable == 1  # type: ignore[union-attr]
+
+            async def loader() -> str:
+                return "fresh"
+
+            assert await layer.get_or_load("forged", loader) == "fresh"  # and is replaced
+        assert await _on_the_server(redis_private, "tool", "forged") == "fresh"
