@@ -127,9 +127,13 @@ async def _raw_glide(port: int) -> Any:
 
 async def _stored_envelope(client: Any, prefix: str) -> bytes:
     """The bytes a layer stored for one of KEYS: what the raw client writes and reads."""
+    from glide import ObjectType
+
     cursor: Any = "0"
     while True:
-        cursor, names = await client.scan(cursor, match=f"{prefix}*", count=1000)
+        cursor, names = await client.scan(
+            cursor, match=f"{prefix}*", count=1000, type=ObjectType.STRING
+        )
         for name in names:
             value = await client.get(name)
             if isinstance(value, bytes) and VALUE in value:
@@ -142,10 +146,14 @@ async def _stored_envelope(client: Any, prefix: str) -> bytes:
 class Throughput:
     layer: list[float] = field(default_factory=list)
     raw: list[float] = field(default_factory=list)
+    #: The same mix on the layer's store directly: get, and set + publish_invalidation (what a
+    #: layer write must do), envelopes encoded beforehand: the floor the store protocol sets.
+    store: list[float] = field(default_factory=list)
 
 
 async def _throughput(url: str, port: int, plan: Plan) -> Throughput:
     from rgruntime import open_runtime
+    from rgruntime.stores import make_store
 
     plans = [_operations(seed, plan.per_task) for seed in range(TASKS)]
     prefix = f"tp{random.randrange(1 << 30)}:"
@@ -170,17 +178,31 @@ async def _throughput(url: str, port: int, plan: Plan) -> Throughput:
             async def raw_set(key: str) -> Any:
                 return await client.set(raw_names[key], envelope)
 
-            contenders = [
-                (figures.layer, layer.get, layer_set),
-                (figures.raw, raw_get, raw_set),
-            ]
-            await _mixed(layer.get, layer_set, plans)  # warm-up of both paths
-            await _mixed(raw_get, raw_set, plans)
-            for round_number in range(plan.rounds):
-                # Alternate who goes first, so that slow spells of the machine hit both.
-                order = contenders if round_number % 2 == 0 else contenders[::-1]
-                for samples, get, set_ in order:
-                    samples.append(await _mixed(get, set_, plans))
+            async with make_store({"type": "redis", "url": url, "prefix": f"s{prefix}"}) as store:
+                store_names = {key: f"store:{key}" for key in KEYS}
+                for name in store_names.values():
+                    await store.set(name, envelope)
+
+                async def store_get(key: str) -> Any:
+                    return await store.get(store_names[key])
+
+                async def store_set(key: str) -> None:
+                    name = store_names[key]
+                    await store.set(name, envelope)
+                    await store.publish_invalidation(keys=[name])
+
+                contenders = [
+                    (figures.layer, layer.get, layer_set),
+                    (figures.raw, raw_get, raw_set),
+                    (figures.store, store_get, store_set),
+                ]
+                for _, get, set_ in contenders:
+                    await _mixed(get, set_, plans)  # warm-up
+                for round_number in range(plan.rounds):
+                    # Rotate who goes first, so that slow spells of the machine hit all of them.
+                    shift = round_number % len(contenders)
+                    for samples, get, set_ in contenders[shift:] + contenders[:shift]:
+                        samples.append(await _mixed(get, set_, plans))
     finally:
         await client.close()
     return figures
@@ -377,6 +399,7 @@ def _throughput_table(backend: str, figures: Throughput) -> tuple[Table, bool]:
     for name, samples in (
         ("rgruntime layer, near_cache False (await get / set)", figures.layer),
         ("valkey-glide GET / SET, same bytes", figures.raw),
+        ("(floor) RedisStore get / set + publish_invalidation", figures.store),
     ):
         table.add_row(name, f"{max(samples):,.0f}", f"{statistics.median(samples):,.0f}")
     ratio = max(figures.layer) / max(figures.raw)
@@ -411,10 +434,10 @@ def _coherence_table(backend: str, figures: Coherence) -> tuple[Table, bool]:
     )
     for column in ("change", "trials", "p50 ms", "p99 ms", "max ms", "min ms"):
         table.add_column(column, justify="left" if column == "change" else "right")
-    groups: dict[str, list[float]] = {}
+    groups: dict[str, list[float]] = {change: [] for change in CHANGES}
     for change, latency in figures.trials:
-        groups.setdefault(change, []).append(latency * 1000)
-        groups.setdefault("all", []).append(latency * 1000)
+        groups[change].append(latency * 1000)
+    groups["all"] = [latency * 1000 for _, latency in figures.trials]
     for change, values in groups.items():
         table.add_row(
             change,

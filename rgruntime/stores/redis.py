@@ -167,6 +167,25 @@ async def _connection_ids(client: Client, call: _Caller) -> object:
     return connection, run_id(info)
 
 
+class _Publication:
+    """Invalidations waiting to go out as one message (see ``RedisStore.publish_invalidation``)."""
+
+    __slots__ = ("clear", "failure", "keys", "sent", "tags")
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.tags: set[str] = set()
+        self.clear = False
+        self.sent = anyio.Event()
+        #: Why sending failed (None: sent, or not yet).
+        self.failure: str | None = None
+
+    def add(self, keys: Iterable[str], tags: Iterable[str], clear: bool) -> None:
+        self.keys.update(keys)
+        self.tags.update(tags)
+        self.clear = self.clear or clear
+
+
 class RedisStore(OpenedOnce):
     """A :class:`~rgruntime.stores.RemoteStore` on Redis (standalone) or a Redis Cluster."""
 
@@ -181,6 +200,9 @@ class RedisStore(OpenedOnce):
         self._keys = Keyspace(config.prefix, config.buckets)
         self._timeout = config.timeout
         self._client: Client | None = None
+        # Publication coalescing (publish_invalidation): the one being filled, the one sending.
+        self._next_publication: _Publication | None = None
+        self._sending: anyio.Lock | None = None
         self._scripts = {
             name: Script(code)  # type: ignore[no-untyped-call,unused-ignore]
             for name, code in (
@@ -248,6 +270,7 @@ class RedisStore(OpenedOnce):
     async def __aenter__(self) -> Self:
         self._open_once()
         self._client = await self._create_client()
+        self._sending = anyio.Lock()
         return self
 
     async def aclose(self) -> None:
@@ -451,17 +474,52 @@ class RedisStore(OpenedOnce):
     async def publish_invalidation(
         self, *, keys: Iterable[str] = (), tags: Iterable[str] = (), clear: bool = False
     ) -> None:
-        message = encode_invalidation(
-            Invalidation(
-                keys=frozenset(check_keys(keys)),
-                tags=frozenset(check_tag_list(tags)),
-                clear=clear,
-                origin=self.instance_id,
-            )
-        )
-        client = self._connected
-        channel = self._keys.channel
-        await self._call("publish_invalidation", lambda: client.publish(message, channel))
+        """Publish, coalesced: while one message is in flight, the invalidations of every caller
+        that arrives are gathered into the next one, sent by the first of them when the one in
+        flight is answered. Each caller returns once a message holding its invalidation was
+        published (or raises if that failed), as if it had published alone; under load a write
+        then costs one round trip (its ``set``) instead of two, and subscribers drop the same
+        keys and tags. The sender's wait and send are shielded from its own cancellation
+        (bounded by two request timeouts): the others' invalidations depend on it.
+        """
+        checked_keys, checked_tags = check_keys(keys), check_tag_list(tags)
+        client, sending = self._connected, self._sending
+        assert sending is not None  # set with the client
+        waiting = self._next_publication
+        if waiting is not None:
+            waiting.add(checked_keys, checked_tags, clear)
+            await waiting.sent.wait()
+            if waiting.failure is not None:
+                raise StoreUnavailableError(
+                    self._description, "publish_invalidation", waiting.failure
+                )
+            return
+        publication = self._next_publication = _Publication()
+        publication.add(checked_keys, checked_tags, clear)
+        try:
+            with anyio.CancelScope(shield=True):
+                async with sending:
+                    # From here on, later callers gather into a new publication.
+                    self._next_publication = None
+                    message = encode_invalidation(
+                        Invalidation(
+                            keys=frozenset(publication.keys),
+                            tags=frozenset(publication.tags),
+                            clear=publication.clear,
+                            origin=self.instance_id,
+                        )
+                    )
+                    channel = self._keys.channel
+                    await self._call(
+                        "publish_invalidation", lambda: client.publish(message, channel)
+                    )
+        except BaseException as error:
+            publication.failure = getattr(error, "reason", None) or repr(error)[:200]
+            raise
+        finally:
+            if self._next_publication is publication:  # failed before it was closed
+                self._next_publication = None
+            publication.sent.set()
 
     def invalidations(self) -> AbstractAsyncContextManager[AsyncIterator[Invalidation]]:
         return self._subscription()

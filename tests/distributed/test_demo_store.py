@@ -98,10 +98,10 @@ def test_demo_with_an_unreachable_server_says_one_line(scheme: str) -> None:
 def test_demo_workers_serve_each_other_answers(
     kind: str,
     backend: str,
-    shared_redis: RedisServer,
-    shared_memcached: MemcachedServer,
+    redis_server: RedisServer,
+    memcached_server: MemcachedServer,
 ) -> None:
-    url = shared_redis.url if kind == "redis" else f"memcached://{shared_memcached.address}"
+    url = redis_server.url if kind == "redis" else f"memcached://{memcached_server.address}"
     result = _demo(
         "--store", url, "--workers", "2", "--backend", backend,
         "--requests", "150", "--latency-scale", "0.02",
@@ -118,4 +118,4 @@ def test_demo_workers_serve_each_other_answers(
     assert shared < alone
     # The demo removed what it wrote: its prefix is empty on the server afterwards.
     if kind == "redis":
-        assert shared_redis.cli("--scan", "--pattern", "rgdemo-*") == ""
+        assert redis_server.cli("--scan", "--pattern", "rgdemo-*") == ""

@@ -42,8 +42,8 @@ def test_serve_with_an_unreachable_store_says_one_line() -> None:
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_two_servers_on_one_store_share_answers(backend: str, shared_redis: RedisServer) -> None:
-    store = ("--store", shared_redis.url, "--store-prefix", f"serve-{backend}:")
+def test_two_servers_on_one_store_share_answers(backend: str, redis_server: RedisServer) -> None:
+    store = ("--store", redis_server.url, "--store-prefix", f"serve-{backend}:")
     goal = "What is your return policy?"
     with rgruntime_serve(backend, *store) as first, rgruntime_serve(backend, *store) as second:
         warmed = _rgruntime("warm", AGENT, goal, "--url", first)
