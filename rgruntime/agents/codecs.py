@@ -6,9 +6,11 @@ The names are part of saved files and shared servers: keep them stable across re
 
 from __future__ import annotations
 
+from rgruntime.agents.config import SessionCacheConfig
 from rgruntime.agents.execution import CachedResponse
 from rgruntime.agents.memory import MemoryRecord, MemoryResult
 from rgruntime.agents.models import CachedCompletion
+from rgruntime.agents.sessions import Session
 from rgruntime.providers import Completion, Message, ToolCall, Usage
 from rgruntime.stores.serialization import CodecRegistry
 
@@ -23,6 +25,8 @@ _CLIENT_TYPES: dict[str, type] = {
     "rgruntime.message": Message,
     "rgruntime.memory.result": MemoryResult,
     "rgruntime.memory.record": MemoryRecord,
+    "rgruntime.session": Session,
+    "rgruntime.session.config": SessionCacheConfig,
 }
 
 

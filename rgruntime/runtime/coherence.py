@@ -13,13 +13,15 @@ published meanwhile is lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 import anyio
 import anyio.abc
 
+from rgruntime.errors import RuntimeClosedError
 from rgruntime.runtime.layer import Layer
 from rgruntime.runtime.remote_layer import RemoteLayer
 from rgruntime.runtime.store_link import SharedStore
@@ -36,12 +38,12 @@ _LAST_RETRY: Final = 2.0
 
 async def follow_invalidations(
     shared: SharedStore,
-    layers: Callable[[], Mapping[str, Layer]],
+    layers: Mapping[str, Layer],
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Subscribe to ``shared``'s channel and drop what it names in ``layers()`` (read at each
-    message, so that layers added later are followed too); resubscribe after failures.
+    """Subscribe to ``shared``'s channel and drop what it names in ``layers`` (a live view: layers
+    added later are followed too); resubscribe after failures.
 
     Reports itself started once subscribed, or after the first failed attempt: a runtime opens
     with its server away, and its near copies are then bounded by the fallback TTL.
@@ -54,12 +56,12 @@ async def follow_invalidations(
                 shared.subscribed = True
                 retry = _FIRST_RETRY
                 if started:  # changes published while we were away were lost
-                    await _route(shared, layers(), Invalidation(resync=True))
+                    await _route(shared, layers, Invalidation(resync=True))
                 else:
                     started = True
                     task_status.started()
                 async for message in messages:
-                    await _route(shared, layers(), message)
+                    await _route(shared, layers, message)
         except StoreError as error:
             log.warning("%s: the invalidation channel failed: %s", shared.description, error)
         finally:
@@ -77,15 +79,20 @@ async def _route(shared: SharedStore, layers: Mapping[str, Layer], message: Inva
     # Reads in flight must not install what they read of these entries.
     shared.changed(None if message.drops_everything or message.tags else message.keys)
     for layer in list(layers.values()):
-        if not isinstance(layer, RemoteLayer) or layer.link.shared is not shared:
-            continue
-        if message.drops_everything:
-            await layer.drop_near(cleared=message.clear, resync=message.resync)
-            continue
-        link = layer.link
-        keys = [key for key in map(link.key_of, message.keys) if key is not None]
-        tags = [tag for tag in map(link.tag_of, message.tags) if tag is not None]
-        if "" in tags:  # the layer's own tag: the layer was cleared
-            await layer.drop_near(cleared=True)
-        elif keys or tags:
-            await layer.drop_near(keys, tags)
+        if isinstance(layer, RemoteLayer) and layer.link.shared is shared:
+            # A layer that stopped (the runtime is closing) has nothing left to drop.
+            with contextlib.suppress(RuntimeClosedError):
+                await _drop(layer, message)
+
+
+async def _drop(layer: RemoteLayer, message: Invalidation) -> None:
+    if message.drops_everything:
+        await layer.drop_near(cleared=message.clear, resync=message.resync)
+        return
+    link = layer.link
+    keys = [key for key in map(link.key_of, message.keys) if key is not None]
+    tags = [tag for tag in map(link.tag_of, message.tags) if tag is not None]
+    if "" in tags:  # the layer's own tag: the layer was cleared
+        await layer.drop_near(cleared=True)
+    elif keys or tags:
+        await layer.drop_near(keys, tags)

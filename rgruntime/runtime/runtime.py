@@ -106,7 +106,7 @@ class Runtime:
             for shared in self._stores.values():
                 if shared.has_channel:
                     await self._supervisor.start_service(
-                        functools.partial(follow_invalidations, shared, self._layer_map),
+                        functools.partial(follow_invalidations, shared, self._supervisor.layers),
                         f"rgruntime coherence {shared.description}",
                     )
             # The dependency graph lives in the supervisor's task group, with the layers.
@@ -171,6 +171,7 @@ class Runtime:
                 continue
             store = backend if isinstance(backend, RemoteStore) else make_store(backend)
             await self._store_stack.enter_async_context(store)
+            await store.ping()  # a server that is not there fails the open, not a later call
             self._stores[backend] = SharedStore(store, serializer, clock)
 
     def _link_for(self, config: LayerConfig) -> StoreLink | None:
@@ -185,9 +186,6 @@ class Runtime:
                 "a backend the runtime opened with (its own cache_backend or a layer's)",
             )
         return StoreLink(shared, config)
-
-    def _layer_map(self) -> Mapping[str, Layer]:
-        return self._require_supervisor().layers
 
     async def _flush_stores(self) -> None:
         """Give queued writes a bounded time to reach their stores before the runtime stops."""

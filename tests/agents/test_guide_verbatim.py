@@ -11,10 +11,13 @@ snippet, a check says the guide's promise held.
 Snippets with a top-level ``await`` (and the APScheduler one, which needs the loop running) run
 on the client's event loop through ``client.run(...)``, where the client's methods are awaited.
 
-Not covered here, each by its own issue (marked expected-to-fail, so they flip when it lands):
-the Redis, Memcached and cluster backends (distributed stores). The cache key snippet is
-pseudo-code. The operations snippets (metrics, alerts, analysis, diagnosis: issue 15) run here;
-their figures are checked against planted workloads in tests/observe/.
+The Redis and Memcached snippets connect to ``localhost:6379`` and ``localhost:11211``: real
+servers are started there for them (the ports must be free), and they run in a namespace of their
+own (the client they build would otherwise replace the one the later snippets use). The cluster
+snippet's hosts (``node1``...) do not exist here: its dict is checked, and used with the test
+cluster's addresses. The cache key snippet is pseudo-code. The operations snippets (metrics,
+alerts, analysis, diagnosis: issue 15) run here; their figures are checked against planted
+workloads in tests/observe/.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ import attrs
 import pytest
 
 from rgruntime import ConfigError
+from rgruntime.config import parse_backend
+from rgruntime.stores import StoreUnavailableError
 from rgruntime.tools import cache_info
+from tests.servers import MemcachedServer, RedisClusterServers, RedisServer, ensure_server_binaries
 
 GUIDE = Path(__file__).parent.parent.parent / "docs" / "caching-guide.md"
 
@@ -63,14 +69,12 @@ def _snippets() -> list[Snippet]:
 
 SNIPPETS = _snippets()
 
-ELSEWHERE = "covered by its own issue, not by issue 13"
 #: Snippets expected to fail here, and why.
 EXPECTED_FAILURES: dict[str, tuple[type[BaseException], str]] = {
     "Cache Key Generation": (NameError, "pseudo-code: its names are placeholders"),
-    "Redis Backend": (ConfigError, f"the Redis backend: {ELSEWHERE} (distributed stores)"),
-    "Memcached Backend": (ConfigError, f"the Memcached backend: {ELSEWHERE} (distributed stores)"),
-    "Cluster Configuration": (ConfigError, f"the Redis cluster: {ELSEWHERE} (distributed stores)"),
 }
+#: Snippets that build a client of their own on a server at its default port.
+OWN_CLIENT = {"Redis Backend": "redis", "Memcached Backend": "memcached"}
 #: Snippets whose library runs on asyncio only.
 ASYNCIO_ONLY = {
     "Scheduled Cache Warming": "APScheduler's AsyncIOScheduler needs an asyncio event loop"
@@ -85,6 +89,8 @@ class GuideRun:
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self.namespace: dict[str, Any] = {"__name__": "guide"}
+        #: The running test's request (fixtures a check needs).
+        self.request: Any = None
 
     @property
     def client(self) -> Any:
@@ -92,6 +98,18 @@ class GuideRun:
 
     def run(self, snippet: Snippet) -> None:
         code = compile(snippet.code, snippet.title, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        if snippet.title in OWN_CLIENT:
+            own = dict(self.namespace)
+            exec(code, own)
+            self.namespace["own_client"] = own["client"]
+            # The snippet's cache_backend, as it passed it (read back from its source).
+            call = next(
+                node
+                for node in ast.walk(ast.parse(snippet.code))
+                if isinstance(node, ast.keyword) and node.arg == "cache_backend"
+            )
+            self.namespace["own_backend"] = ast.literal_eval(call.value)
+            return
         if not (code.co_flags & inspect.CO_COROUTINE or snippet.title in ON_LOOP):
             exec(code, self.namespace)
             return
@@ -114,6 +132,29 @@ def guide(request: pytest.FixtureRequest) -> Iterator[GuideRun]:
     run = GuideRun(str(request.param))
     yield run
     run.close()
+
+
+@pytest.fixture
+def default_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server where the guide's snippet looks for it (the port must be free)."""
+    ensure_server_binaries()
+    server = RedisServer(tmp_path, port=6379)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def default_memcached() -> Iterator[MemcachedServer]:
+    ensure_server_binaries()
+    server = MemcachedServer(port=11211)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # -- what a user did before a snippet ------------------------------------------------------------
@@ -378,10 +419,41 @@ CHECKS: dict[str, Callable[[GuideRun, str], None]] = {
 }
 
 
+def _own_client(run: GuideRun, out: str) -> None:
+    from resonantgenesis import ResonantGenesis
+
+    client = run.namespace.pop("own_client")
+    try:
+        agent = client.agents.create(name="Bot")
+        assert client.sessions.execute(agent_id=agent.id, goal="Hi").cached is False
+        # Another client on the same server (another process would do the same) is served
+        # the answer the first one computed: it lives in the server.
+        snippet_backend = run.namespace["own_backend"]
+        with ResonantGenesis(api_key="your_key", cache_backend=snippet_backend) as other:
+            twin = other.agents.create(name="Bot")
+            assert other.sessions.execute(agent_id=twin.id, goal="Hi").cached is True
+    finally:
+        client.close()
+
+
+CHECKS["Redis Backend"] = _own_client
+CHECKS["Memcached Backend"] = _own_client
+
+
 def _cluster(run: GuideRun, out: str) -> None:
     from resonantgenesis import ResonantGenesis
 
-    ResonantGenesis(cache_backend=run.namespace["cache_backend"]).close()
+    backend = run.namespace["cache_backend"]
+    assert parse_backend(backend) is not None  # the guide's dict is accepted as written
+    # Its hosts do not exist here: the client says so when it opens.
+    with pytest.raises(StoreUnavailableError, match=r"node1|node2|node3"):
+        ResonantGenesis(cache_backend={**backend, "timeout": 1})
+    # The same dict with the test cluster's nodes.
+    cluster: RedisClusterServers = run.request.getfixturevalue("redis_cluster")
+    with ResonantGenesis(cache_backend={**backend, "nodes": cluster.urls}) as client:
+        agent = client.agents.create(name="Bot")
+        client.sessions.execute(agent_id=agent.id, goal="Hi")
+        assert client.sessions.execute(agent_id=agent.id, goal="Hi").cached is True
 
 
 CHECKS["Cluster Configuration"] = _cluster
@@ -414,6 +486,9 @@ def test_guide_snippet(
         request.applymarker(
             pytest.mark.xfail(raises=RuntimeError, reason=ASYNCIO_ONLY[snippet.title], strict=True)
         )
+    guide.request = request
+    if snippet.title in OWN_CLIENT:
+        request.getfixturevalue(f"default_{OWN_CLIENT[snippet.title]}")
     _before(guide, snippet.title)
     guide.run(snippet)
     check = CHECKS.get(snippet.title)

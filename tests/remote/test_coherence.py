@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from rgruntime import MISSING, Layer
+from rgruntime.runtime.dependencies import record_read, recording
 from rgruntime.stores import RemoteStore
 from tests.remote.conftest import LayerBackend, eventually
 
@@ -126,3 +127,28 @@ async def test_memcached_near_copies_live_near_ttl(memcached_backend: LayerBacke
         await writer.set("k", "new")
         await eventually(lambda: reader.get_nowait("k", MISSING) != "old")
         assert await reader.get("k") == "new"
+
+
+async def test_an_invalidation_elsewhere_takes_what_was_computed_from_it(
+    coherent_backend: LayerBackend,
+) -> None:
+    # The answer was computed here from a tool result; another process invalidates the tool
+    # result: this runtime hears of it, its dependency graph removes the answer, and the removal
+    # reaches the store and every other runtime.
+    async with coherent_backend.runtime() as here, coherent_backend.runtime() as elsewhere:
+        await here.layer("tool").set("weather", {"temp": 17})
+        with recording(here.dependencies) as reads:
+            await here.layer("tool").get("weather")
+            record_read("tool", "weather")
+        assert here.dependencies.depend(("response", "answer"), reads)
+        await here.layer("response").set("answer", "17 degrees")
+        await _held_near(elsewhere.layer("response"), "answer")
+
+        await elsewhere.layer("tool").invalidate(key="weather")
+
+        async def answer_gone() -> bool:
+            gone_here = await here.layer("response").get("answer", MISSING) is MISSING
+            gone_there = await elsewhere.layer("response").get("answer", MISSING) is MISSING
+            return gone_here and gone_there
+
+        await eventually(answer_gone)
