@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -92,11 +93,16 @@ async def run_workers(
 
     ``progress(phase, requests)`` hears of requests done, phase ``"shared"`` or ``"independent"``.
     """
-    shared = await _run_group(settings, workers, backend, "shared", progress)
-    independent = None
-    if baseline:
-        alone = attrs.evolve(settings, cache_backend=None)
-        independent = await _run_group(alone, workers, backend, "independent", progress)
+    try:
+        shared = await _run_group(settings, workers, backend, "shared", progress)
+        independent = None
+        if baseline:
+            alone = attrs.evolve(settings, cache_backend=None)
+            independent = await _run_group(alone, workers, backend, "independent", progress)
+    except* DemoWorkerError as failed:
+        # One line for the command, not a group: the first worker that failed says why.
+        first = failed.exceptions[0]
+        raise DemoWorkerError(str(first)) from first
     return WorkersReport(backend=backend, shared=shared, independent=independent)
 
 
@@ -130,6 +136,7 @@ async def _run_worker(
     payload = json.dumps({"settings": attrs.asdict(settings), "backend": backend})
     command = [sys.executable, "-m", "rgruntime.demo.workers", payload]
     errors = bytearray()
+    failure = ""
     async with await anyio.open_process(command, stderr=subprocess.PIPE) as process:
         assert process.stdout is not None
         assert process.stderr is not None
@@ -156,10 +163,12 @@ async def _run_worker(
                     advance(int(data))
                 elif kind == "report":
                     reports[index] = WorkerReport(worker=index, **json.loads(data))
+                elif kind == "failed":
+                    failure = data
         await process.wait()
     if process.returncode != 0 or index not in reports:
         tail = errors.decode(errors="replace").strip().splitlines()
-        reason = tail[-1] if tail else f"exit status {process.returncode}"
+        reason = failure or (tail[-1] if tail else f"exit status {process.returncode}")
         raise DemoWorkerError(f"worker {index} failed: {reason}")
 
 
@@ -190,7 +199,15 @@ def _worker_main(payload: str) -> None:
     given = json.loads(payload)
     settings = WorkloadSettings(**given["settings"])
     quiet_client_logs(settings.cache_backend)
-    report = anyio.run(_work, settings, backend=given["backend"])
+    try:
+        report = anyio.run(_work, settings, backend=given["backend"])
+    except BaseException as error:
+        # The whole traceback on stderr; one line for the parent to show.
+        traceback.print_exc()
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        _say("failed", f"{type(error).__name__}: {error}".replace("\n", " ")[:500])
+        raise SystemExit(1) from None
     figures = {
         "requests": report.requests,
         "answered_from_cache": report.answered_from_cache,
