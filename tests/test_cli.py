@@ -92,6 +92,9 @@ def test_help_is_plain_text_and_documents_every_demo_option(
         ("--seed", "random seed"),
         ("--latency-scale", "simulated model and tool latency"),
         ("--max-size", "byte budget"),
+        ("--store", "where the cache lives"),
+        ("--workers", "OS processes sharing --store"),
+        ("--baseline", "each on its own embedded cache"),
     ):
         assert option in demo
         assert words in demo, option
