@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, Final, Self, TypeVar
 
 import anyio
@@ -165,6 +166,17 @@ async def _connection_ids(client: Client, call: _Caller) -> object:
     connection = await call("invalidations", standalone.client_id)
     info = await call("invalidations", lambda: standalone.custom_command(["INFO", "server"]))
     return connection, run_id(info)
+
+
+#: The key whose invalidation this task's last write already published (inside the write's own
+#: script), with the ``instance_id`` of the store that wrote it; None after any other change. A
+#: context variable: the write and the ``publish_invalidation`` that follows it run in the same
+#: task, and another task's changes in between never clear (or claim) this one. (A task started
+#: after the write inherits it: its publish of that key would be as redundant.) Every change is
+#: still announced after it reaches the server: a write by its script, anything else by a publish.
+_published_by_write: ContextVar[tuple[str, str] | None] = ContextVar(
+    "rgruntime_published_by_write", default=None
+)
 
 
 class _Publication:
@@ -343,13 +355,28 @@ class RedisStore(OpenedOnce):
     async def set(
         self, key: str, envelope: bytes, *, ttl: float | None = None, tags: Iterable[str] = ()
     ) -> None:
+        """Write the entry, and publish its key's invalidation in the same script: other
+        processes hear of the write once it is there, and a ``publish_invalidation(keys=[key])``
+        that follows in the same task (what a layer does after every write) has nothing left to
+        send. A write then costs one round trip instead of two."""
         key, envelope, ttl, tag_list = check_write(key, envelope, ttl, tags)
+        _published_by_write.set(None)
         bucket = self._keys.bucket_of(key)
+        message = encode_invalidation(Invalidation(keys=frozenset((key,)), origin=self.instance_id))
         await self._script(
             "set",
             [self._keys.entry(key), self._keys.tag_index(bucket)],
-            [self._keys.bucket_tag(bucket), key, envelope, str(_ms(ttl)), *tag_list],
+            [
+                self._keys.bucket_tag(bucket),
+                key,
+                envelope,
+                str(_ms(ttl)),
+                self._keys.channel,
+                message,
+                *tag_list,
+            ],
         )
+        _published_by_write.set((self.instance_id, key))
 
     def _by_bucket(self, items: Iterable[str], of: Callable[[str], int]) -> dict[int, list[str]]:
         grouped: defaultdict[int, list[str]] = defaultdict(list)
@@ -359,6 +386,7 @@ class RedisStore(OpenedOnce):
 
     async def delete(self, keys: Iterable[str]) -> int:
         checked = check_keys(keys)
+        _published_by_write.set(None)
         removed = 0
         for bucket, bucket_keys in self._by_bucket(
             dict.fromkeys(checked), self._keys.bucket_of
@@ -374,6 +402,7 @@ class RedisStore(OpenedOnce):
 
     async def invalidate_tags(self, tags: Iterable[str]) -> Sequence[str] | None:
         tag_list = check_tag_list(tags)
+        _published_by_write.set(None)
         if not tag_list:
             return []
         removed: list[str] = []
@@ -425,6 +454,7 @@ class RedisStore(OpenedOnce):
 
     async def clear(self) -> None:
         client = self._connected
+        _published_by_write.set(None)
         batch: list[str | bytes] = []
         async for name in self._scan_names(self._keys.own_keys_match()):
             if self._keys.cleared_by_clear(name.decode(errors="surrogateescape")):
@@ -474,16 +504,28 @@ class RedisStore(OpenedOnce):
     async def publish_invalidation(
         self, *, keys: Iterable[str] = (), tags: Iterable[str] = (), clear: bool = False
     ) -> None:
-        """Publish, coalesced: while one message is in flight, the invalidations of every caller
-        that arrives are gathered into the next one, sent by the first of them when the one in
-        flight is answered. Each caller returns once a message holding its invalidation was
-        published (or raises if that failed), as if it had published alone; under load a write
-        then costs one round trip (its ``set``) instead of two, and subscribers drop the same
-        keys and tags. The sender's wait and send are shielded from its own cancellation
-        (bounded by two request timeouts): the others' invalidations depend on it.
+        """Publish, unless this task's last change was a ``set`` of the one key named (its
+        script published it already), coalesced with concurrent callers: while one message is in
+        flight, the invalidations of every caller that arrives are gathered into the next one,
+        sent by the first of them when the one in flight is answered. Each caller returns once a
+        message holding its invalidation was published (or raises if that failed), as if it had
+        published alone, and subscribers drop the same keys and tags. The sender's wait and send
+        are shielded from its own cancellation (bounded by two request timeouts): the others'
+        invalidations depend on it.
         """
         checked_keys, checked_tags = check_keys(keys), check_tag_list(tags)
         client, sending = self._connected, self._sending
+        published = _published_by_write.get()
+        _published_by_write.set(None)
+        if (
+            published is not None
+            and published[0] == self.instance_id
+            and not checked_tags
+            and not clear
+            and checked_keys
+            and all(key == published[1] for key in checked_keys)
+        ):
+            return  # this task's write of that key published it already
         assert sending is not None  # set with the client
         waiting = self._next_publication
         if waiting is not None:

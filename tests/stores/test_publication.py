@@ -5,6 +5,7 @@ whose invalidation it carried."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -82,3 +83,57 @@ async def test_a_failed_publication_fails_every_caller_it_carried(tmp_path: Path
             assert all("publish_invalidation" in str(failure) for failure in failures)
     finally:
         server.stop()
+
+
+async def _messages_until_clear(stream: Any) -> list[Invalidation]:
+    received: list[Invalidation] = []
+    with anyio.fail_after(10):
+        async for message in stream:
+            if message.clear:
+                return received
+            received.append(message)
+    raise AssertionError("the stream ended")
+
+
+async def test_a_write_publishes_its_key_and_the_publish_after_it_sends_nothing_more(
+    redis_server: RedisServer,
+) -> None:
+    config = {"type": "redis", "url": redis_server.url, "prefix": "pubw:"}
+    async with (
+        make_store(config) as writer,
+        make_store(config) as subscriber,
+        subscriber.invalidations() as stream,
+    ):
+        # What a layer does: write, then publish the key; one message, from the write itself.
+        await writer.set("a", b"1", tags=["t"])
+        await writer.publish_invalidation(keys=["a"])
+        # A change in between (here a delete) makes the publish after it a message of its own.
+        await writer.set("b", b"1")
+        await writer.delete(["b"])
+        await writer.publish_invalidation(keys=["b"])
+        # Another task's publish of a key this task wrote is never skipped.
+        written = anyio.Event()
+
+        async def publish_c() -> None:
+            await written.wait()
+            await writer.publish_invalidation(keys=["c"])
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(publish_c)
+            await writer.set("c", b"1")
+            written.set()
+        # Nor one naming more than the key written.
+        await writer.set("d", b"1")
+        await writer.publish_invalidation(keys=["d", "e"])
+        await writer.publish_invalidation(clear=True)
+        received = await _messages_until_clear(stream)
+    assert [set(message.keys) for message in received] == [
+        {"a"},
+        {"b"},
+        {"b"},
+        {"c"},
+        {"c"},
+        {"d"},
+        {"d", "e"},
+    ]
+    assert all(message.origin == writer.instance_id for message in received)
