@@ -405,8 +405,9 @@ def _throughput_table(backend: str, figures: Throughput) -> tuple[Table, bool]:
     ratio = max(figures.layer) / max(figures.raw)
     passed = ratio >= THROUGHPUT_LIMIT
     medians = statistics.median(figures.layer) / statistics.median(figures.raw)
+    floor = max(figures.store) / max(figures.raw)
     table.caption = (
-        f"layer ÷ raw {ratio:.2f} (medians {medians:.2f}); "
+        f"layer ÷ raw {ratio:.2f} (medians {medians:.2f}); store floor ÷ raw {floor:.2f}; "
         f"acceptance ≥ {THROUGHPUT_LIMIT}: {'PASS' if passed else 'FAIL'}"
     )
     return table, passed
