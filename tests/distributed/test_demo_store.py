@@ -5,24 +5,13 @@ unreachable server is one plain line and an exit code."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
 from rgruntime.cli_ops import EXIT_UNREACHABLE, EXIT_USAGE, store_backend
 from rgruntime.errors import ConfigError
 from tests.servers import MemcachedServer, RedisServer, free_port
-
-
-def _demo(*options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rgruntime", "demo", *options],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+from tests.test_cli import run_demo
 
 
 def _figure(pattern: str, text: str) -> int:
@@ -67,7 +56,7 @@ def test_a_bad_store_url_names_the_option_and_the_forms(url: str) -> None:
 
 
 def test_demo_with_a_bad_url_says_one_line() -> None:
-    result = _demo("--store", "mysql://db:3306", "--requests", "10")
+    result = run_demo("--store", "mysql://db:3306", "--requests", "10")
     assert result.returncode == EXIT_USAGE
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
@@ -75,7 +64,7 @@ def test_demo_with_a_bad_url_says_one_line() -> None:
 
 
 def test_demo_workers_need_a_shared_store() -> None:
-    result = _demo("--workers", "2", "--requests", "10")
+    result = run_demo("--workers", "2", "--requests", "10")
     assert result.returncode == EXIT_USAGE
     assert len(result.stderr.strip().splitlines()) == 1
     assert "--workers" in result.stderr
@@ -85,7 +74,7 @@ def test_demo_workers_need_a_shared_store() -> None:
 @pytest.mark.parametrize("scheme", ["redis", "memcached"])
 def test_demo_with_an_unreachable_server_says_one_line(scheme: str) -> None:
     url = f"{scheme}://127.0.0.1:{free_port()}"  # nothing listens there
-    result = _demo("--store", url, "--requests", "10", "--workers", "2")
+    result = run_demo("--store", url, "--requests", "10", "--workers", "2")
     assert result.returncode == EXIT_UNREACHABLE
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -102,7 +91,7 @@ def test_demo_workers_serve_each_other_answers(
     memcached_server: MemcachedServer,
 ) -> None:
     url = redis_server.url if kind == "redis" else f"memcached://{memcached_server.address}"
-    result = _demo(
+    result = run_demo(
         "--store", url, "--workers", "2", "--backend", backend,
         "--requests", "150", "--latency-scale", "0.02",
     )  # fmt: skip

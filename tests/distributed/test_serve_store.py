@@ -3,31 +3,17 @@ URL or an unreachable server is one plain line and an exit code."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from rgruntime.cli_ops import EXIT_UNREACHABLE, EXIT_USAGE
-from tests.api.conftest import ADMIN, AGENT
+from tests.api.conftest import AGENT
 from tests.api.served import rgruntime_serve
+from tests.api.test_cli_ops import rgruntime
 from tests.servers import RedisServer, free_port
 
 
-def _rgruntime(*arguments: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("RGRUNTIME_")}
-    environment["RGRUNTIME_TOKEN"] = ADMIN
-    result = subprocess.run(
-        [sys.executable, "-m", "rgruntime", *arguments],
-        capture_output=True, text=True, timeout=120, check=False, env=environment,
-    )  # fmt: skip
-    assert "Traceback" not in result.stderr
-    return result
-
-
 def test_serve_with_a_bad_store_url_says_one_line() -> None:
-    result = _rgruntime("serve", "--port", "0", "--store", "redis://host:99999")
+    result = rgruntime("serve", "--port", "0", "--store", "redis://host:99999")
     assert result.returncode == EXIT_USAGE
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("rgruntime serve: --store: 'redis://host:99999'")
@@ -35,7 +21,7 @@ def test_serve_with_a_bad_store_url_says_one_line() -> None:
 
 def test_serve_with_an_unreachable_store_says_one_line() -> None:
     url = f"redis://127.0.0.1:{free_port()}"
-    result = _rgruntime("serve", "--port", "0", "--store", url)
+    result = rgruntime("serve", "--port", "0", "--store", url)
     assert result.returncode == EXIT_UNREACHABLE
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("rgruntime serve: cannot reach --store: ")
@@ -46,10 +32,10 @@ def test_two_servers_on_one_store_share_answers(backend: str, redis_server: Redi
     store = ("--store", redis_server.url, "--store-prefix", f"serve-{backend}:")
     goal = "What is your return policy?"
     with rgruntime_serve(backend, *store) as first, rgruntime_serve(backend, *store) as second:
-        warmed = _rgruntime("warm", AGENT, goal, "--url", first)
+        warmed = rgruntime("warm", AGENT, goal, "--url", first)
         assert warmed.returncode == 0, warmed.stderr
         assert "1 warmed, 0 already cached" in warmed.stdout
         # The second server never ran the goal: the answer the first computed is in the store.
-        again = _rgruntime("warm", AGENT, goal, "--url", second)
+        again = rgruntime("warm", AGENT, goal, "--url", second)
         assert again.returncode == 0, again.stderr
         assert "0 warmed, 1 already cached" in again.stdout
