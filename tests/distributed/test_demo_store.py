@@ -10,7 +10,7 @@ import pytest
 
 from rgruntime.cli_ops import EXIT_UNREACHABLE, EXIT_USAGE, store_backend
 from rgruntime.errors import ConfigError
-from tests.servers import MemcachedServer, RedisServer, free_port
+from tests.servers import MemcachedServer, RedisClusterServers, RedisServer, free_port
 from tests.test_cli import run_demo
 
 
@@ -82,15 +82,24 @@ def test_demo_with_an_unreachable_server_says_one_line(scheme: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+def _store_url(kind: str, request: pytest.FixtureRequest) -> str:
+    """The --store URL of the session's server of ``kind`` (started on first use)."""
+    if kind == "redis":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        return redis.url
+    if kind == "redis_cluster":
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        return "redis+cluster://" + ",".join(str(node.address) for node in cluster.nodes)
+    memcached: MemcachedServer = request.getfixturevalue("memcached_server")
+    return f"memcached://{memcached.address}"
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-@pytest.mark.parametrize("kind", ["redis", "memcached"])
+@pytest.mark.parametrize("kind", ["redis", "redis_cluster", "memcached"])
 def test_demo_workers_serve_each_other_answers(
-    kind: str,
-    backend: str,
-    redis_server: RedisServer,
-    memcached_server: MemcachedServer,
+    kind: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    url = redis_server.url if kind == "redis" else f"memcached://{memcached_server.address}"
+    url = _store_url(kind, request)
     result = run_demo(
         "--store", url, "--workers", "2", "--backend", backend,
         "--requests", "150", "--latency-scale", "0.02",
@@ -107,4 +116,5 @@ def test_demo_workers_serve_each_other_answers(
     assert shared < alone
     # The demo removed what it wrote: its prefix is empty on the server afterwards.
     if kind == "redis":
-        assert redis_server.cli("--scan", "--pattern", "rgdemo-*") == ""
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        assert redis.cli("--scan", "--pattern", "rgdemo-*") == ""
