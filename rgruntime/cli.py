@@ -154,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if arguments.command != "demo":
         return cli_ops.run_command(arguments)
+    return _run_demo(arguments)
+
+
+def _run_demo(arguments: argparse.Namespace) -> int:
+    """``rgruntime demo``: its errors are one line on stderr and an exit code."""
     console = Console()
     try:
         settings = WorkloadSettings(
@@ -172,22 +177,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreUnavailableError as error:
         print(f"rgruntime demo: cannot reach --store {arguments.store}: {error}", file=sys.stderr)
         return cli_ops.EXIT_UNREACHABLE
+    except ImportError as error:  # the store's client library (an extra) is not installed
+        print(f"rgruntime demo: {error}; {cli_ops.STORE_EXTRAS}", file=sys.stderr)
+        return cli_ops.EXIT_USAGE
     except (RGRuntimeError, LookupError) as error:  # LookupError: an event loop not installed
         print(f"rgruntime demo: {error}", file=sys.stderr)
         return cli_ops.EXIT_USAGE
     if isinstance(report, WorkersReport):
         console.print(_workers_table(report, arguments.store))
-        for line in _workers_notes(report):
-            console.print(line)
-        return 0
-    console.print(_report_table(report))
-    for line in _report_notes(report):
+        lines = _workers_notes(report)
+    else:
+        console.print(_report_table(report))
+        lines = _report_notes(report)
+        if settings.cache_backend is not None:
+            lines.append(
+                f"Store: {arguments.store} ({report.answered_from_cache:,} requests answered "
+                "from the cache)."
+            )
+    for line in lines:
         console.print(line)
-    if settings.cache_backend is not None:
-        console.print(
-            f"Store: {arguments.store} ({report.answered_from_cache:,} requests answered from "
-            "the cache)."
-        )
     return 0
 
 

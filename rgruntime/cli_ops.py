@@ -27,6 +27,7 @@ from rgruntime.stores.errors import StoreUnavailableError
 
 __all__ = [
     "EXIT_CODES",
+    "STORE_EXTRAS",
     "STORE_FORMS",
     "HelpFormatter",
     "add_commands",
@@ -64,6 +65,13 @@ STORE_FORMS: Final = (
 )
 
 
+#: What a --store URL other than memory needs installed.
+STORE_EXTRAS: Final = (
+    "a --store server needs its client: pip install 'rgruntime[redis]' (redis, redis+cluster) "
+    "or 'rgruntime[memcached]'"
+)
+
+
 def store_backend(url: str, *, prefix: str | None = None) -> dict[str, Any] | None:
     """The caching guide's ``cache_backend`` dict for a --store URL; None for ``memory``.
 
@@ -98,10 +106,13 @@ def quiet_client_logs(cache_backend: Mapping[str, Any] | None) -> None:
     """Keep valkey-glide's warnings (a failed connection attempt, a slow command) off the
     command's output: what matters reaches it as an error (one line) or a miss. Process-wide, so
     the commands (which own their process) do it, never the library."""
-    if cache_backend is not None and str(cache_backend.get("type", "")).startswith("redis"):
+    if cache_backend is None or not str(cache_backend.get("type", "")).startswith("redis"):
+        return
+    try:
         from glide import Logger, LogLevel
-
-        Logger.set_logger_config(LogLevel.ERROR)
+    except ImportError:
+        return  # the redis extra is missing: opening the store says so
+    Logger.set_logger_config(LogLevel.ERROR)
 
 
 async def check_store(cache_backend: dict[str, Any]) -> None:
@@ -288,6 +299,9 @@ def run_command(arguments: argparse.Namespace) -> int:
     except StoreUnavailableError as error:
         print(f"rgruntime {arguments.command}: cannot reach --store: {error}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except ImportError as error:  # a store's client library (an extra) is not installed
+        print(f"rgruntime {arguments.command}: {error}; {STORE_EXTRAS}", file=sys.stderr)
+        return EXIT_USAGE
     except (RGRuntimeError, OSError, ValueError) as error:
         print(f"rgruntime {arguments.command}: {error}", file=sys.stderr)
         return EXIT_USAGE

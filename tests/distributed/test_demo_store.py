@@ -5,6 +5,8 @@ unreachable server is one plain line and an exit code."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -118,3 +120,19 @@ def test_demo_workers_serve_each_other_answers(
     if kind == "redis":
         redis: RedisServer = request.getfixturevalue("redis_server")
         assert redis.cli("--scan", "--pattern", "rgdemo-*") == ""
+
+
+@pytest.mark.parametrize("command", ["demo", "serve"])
+def test_a_store_without_its_client_library_says_which_extra(command: str) -> None:
+    # As if valkey-glide were not installed: importing it fails.
+    code = (
+        "import sys; sys.modules['glide'] = None; from rgruntime.cli import main; "
+        f"sys.exit(main([{command!r}, '--store', 'redis://127.0.0.1:6379']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == EXIT_USAGE, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "pip install 'rgruntime[redis]'" in lines[0]
