@@ -86,6 +86,12 @@ SUITES: Final[Mapping[str, Suite]] = {
             ("coredis", "valkey-glide", "pymemcache", "msgpack"),
         ),
         Suite(
+            "distributed",
+            "benchmarks.distributed",
+            "Redis layers: throughput vs raw glide, near vs in-process hits, 2-process coherence",
+            ("valkey-glide", "msgpack"),
+        ),
+        Suite(
             "analysis",
             "benchmarks.analysis",
             "sampled LRU miss-ratio curves (SHARDS) vs libCacheSim's exact LRU on six traces",

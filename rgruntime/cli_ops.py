@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,8 +23,19 @@ from rich.table import Table
 
 from rgruntime.errors import RGRuntimeError
 from rgruntime.remote import DEFAULT_URL, RemoteAPI, RemoteError
+from rgruntime.stores.errors import StoreUnavailableError
 
-__all__ = ["EXIT_CODES", "add_commands", "run_command"]
+__all__ = [
+    "EXIT_CODES",
+    "STORE_EXTRAS",
+    "STORE_FORMS",
+    "HelpFormatter",
+    "add_commands",
+    "check_store",
+    "quiet_client_logs",
+    "run_command",
+    "store_backend",
+]
 
 #: Exit codes (also in ``rgruntime --help``).
 EXIT_OK: Final = 0
@@ -45,6 +56,75 @@ TOKEN_ENV: Final = "RGRUNTIME_TOKEN"
 READ_TOKEN_ENV: Final = "RGRUNTIME_READ_TOKEN"
 URL_ENV: Final = "RGRUNTIME_URL"
 REMOTE_COMMANDS: Final = ("stats", "invalidate", "warm", "get", "delete", "analyze", "diagnose")
+
+
+#: The --store forms (demo and serve).
+STORE_FORMS: Final = (
+    "memory (the embedded cache), redis://HOST:PORT[/DB] (rediss:// for TLS), "
+    "redis+cluster://HOST:PORT,HOST:PORT,... or memcached://HOST:PORT[,HOST:PORT...]"
+)
+
+
+#: What a --store URL other than memory needs installed.
+STORE_EXTRAS: Final = (
+    "a --store server needs its client: pip install 'rgruntime[redis]' (redis, redis+cluster) "
+    "or 'rgruntime[memcached]'"
+)
+
+
+def store_backend(url: str, *, prefix: str | None = None) -> dict[str, Any] | None:
+    """The caching guide's ``cache_backend`` dict for a --store URL; None for ``memory``.
+
+    Raises :class:`~rgruntime.ConfigError` naming ``--store`` when the URL is not one of
+    :data:`STORE_FORMS` or its parts are not acceptable (a bad port, a db that is not a number).
+    """
+    from rgruntime.errors import ConfigError
+    from rgruntime.stores import parse_store_config
+
+    if url == "memory":
+        return None
+    scheme, _, rest = url.partition("://")
+    backend: dict[str, Any]
+    if scheme in ("redis", "rediss"):
+        backend = {"type": "redis", "url": url}
+    elif scheme == "redis+cluster":
+        backend = {"type": "redis_cluster", "nodes": [f"redis://{n}" for n in rest.split(",")]}
+    elif scheme == "memcached":
+        backend = {"type": "memcached", "servers": rest.split(",")}
+    else:
+        raise ConfigError("--store", url, STORE_FORMS)
+    if prefix is not None:
+        backend["prefix"] = prefix
+    try:
+        parse_store_config(backend)
+    except ConfigError as error:
+        raise ConfigError("--store", url, f"{STORE_FORMS} ({error.accepted})") from None
+    return backend
+
+
+def quiet_client_logs(cache_backend: Mapping[str, Any] | None) -> None:
+    """Keep valkey-glide's warnings (a failed connection attempt, a slow command) off the
+    command's output: what matters reaches it as an error (one line) or a miss. Process-wide, so
+    the commands (which own their process) do it, never the library."""
+    if cache_backend is None or not str(cache_backend.get("type", "")).startswith("redis"):
+        return
+    try:
+        from glide import Logger, LogLevel
+    except ImportError:
+        return  # the redis extra is missing: opening the store says so
+    Logger.set_logger_config(LogLevel.ERROR)
+
+
+async def check_store(cache_backend: dict[str, Any]) -> None:
+    """Raise :class:`~rgruntime.stores.StoreUnavailableError` unless the store answers a ping.
+
+    A runtime opens on a store that is down (its layers run their loaders until it is back):
+    the commands check first, so that a mistyped address is an error, not a slow cache.
+    """
+    from rgruntime.stores import make_store
+
+    async with make_store(cache_backend) as store:
+        await store.ping()
 
 
 def _exit_code(status: int) -> int:
@@ -71,7 +151,7 @@ def _port(text: str) -> int:
     return value
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's help ends with its default, said the way a person reads it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -91,7 +171,7 @@ def _command(commands: Any, name: str, help_text: str, description: str) -> argp
         help=help_text,
         description=description,
         epilog=EXIT_CODES,
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     return parser
 
@@ -133,10 +213,13 @@ def add_commands(commands: Any) -> None:
         "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop"
     )
     serve.add_argument(
-        "--store",
-        choices=("memory",),
-        default="memory",
-        help="the cache store (remote stores are not in this version)",
+        "--store", default="memory", metavar="URL", help=f"where the cache lives: {STORE_FORMS}"
+    )
+    serve.add_argument(
+        "--store-prefix",
+        default="rg:",
+        help="what every key written to --store starts with (servers with the same prefix "
+        "share their entries)",
     )
     serve.add_argument("--max-size", default="100MB", help="the cache's byte budget")
     serve.add_argument(
@@ -213,6 +296,12 @@ def run_command(arguments: argparse.Namespace) -> int:
     except RemoteError as error:
         print(f"rgruntime {arguments.command}: {error}", file=sys.stderr)
         return _exit_code(error.status)
+    except StoreUnavailableError as error:
+        print(f"rgruntime {arguments.command}: cannot reach --store: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ImportError as error:  # a store's client library (an extra) is not installed
+        print(f"rgruntime {arguments.command}: {error}; {STORE_EXTRAS}", file=sys.stderr)
+        return EXIT_USAGE
     except (RGRuntimeError, OSError, ValueError) as error:
         print(f"rgruntime {arguments.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -243,11 +332,15 @@ def _serve(arguments: argparse.Namespace) -> int:
     )
     tokens: dict[str, Scope] = {value: scope for value, scope in given if value}
     TokenSet.of(tokens)  # checked before anything opens
-    anyio.run(_serve_until_stopped, arguments, tokens, backend=arguments.backend)
+    backend = store_backend(arguments.store, prefix=arguments.store_prefix)
+    quiet_client_logs(backend)
+    anyio.run(_serve_until_stopped, arguments, tokens, backend, backend=arguments.backend)
     return EXIT_OK
 
 
-async def _serve_until_stopped(arguments: argparse.Namespace, tokens: dict[str, Any]) -> None:
+async def _serve_until_stopped(
+    arguments: argparse.Namespace, tokens: dict[str, Any], backend: dict[str, Any] | None
+) -> None:
     from rgruntime.agents.client import ResonantGenesis
     from rgruntime.providers import OpenAICompatibleProvider, SimulatedProvider
 
@@ -256,15 +349,19 @@ async def _serve_until_stopped(arguments: argparse.Namespace, tokens: dict[str, 
         if arguments.model_url
         else SimulatedProvider(latency=arguments.model_latency)
     )
+    if backend is not None:
+        await check_store(backend)
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with ResonantGenesis(
-            cache_config={"max_size": arguments.max_size}, provider=provider
+            cache_config={"max_size": arguments.max_size},
+            provider=provider,
+            cache_backend=backend,
         ) as client:
             for agent_id in arguments.agent:
                 await client.agents.create(agent_id, agent_id=agent_id)
             server = await client.serve_api(arguments.host, arguments.port, tokens=tokens)
             print(
-                f"rgruntime API on {server.url} ({arguments.backend}; "
+                f"rgruntime API on {server.url} ({arguments.backend}; store {arguments.store}; "
                 f"{'tokens required' if tokens else 'no tokens: loopback only'}). Ctrl-C stops.",
                 flush=True,
             )

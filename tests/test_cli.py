@@ -11,7 +11,7 @@ import pytest
 from rgruntime.cli import main
 
 
-def _demo(*options: str) -> subprocess.CompletedProcess[str]:
+def run_demo(*options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rgruntime", "demo", *options],
         capture_output=True,
@@ -23,7 +23,7 @@ def _demo(*options: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_demo_reports_every_layer(backend: str) -> None:
-    result = _demo("--backend", backend, "--requests", "300", "--latency-scale", "0.01")
+    result = run_demo("--backend", backend, "--requests", "300", "--latency-scale", "0.01")
     assert result.returncode == 0, result.stderr
     assert f"300 requests on {backend}" in result.stdout
     for layer in ("response", "model", "tool", "memory", "session"):
@@ -35,7 +35,7 @@ def test_demo_reports_every_layer(backend: str) -> None:
 
 
 def test_no_time_is_claimed_without_latency() -> None:
-    result = _demo("--requests", "100", "--latency-scale", "0")
+    result = run_demo("--requests", "100", "--latency-scale", "0")
     assert result.returncode == 0, result.stderr
     assert "simulated latencies are off, so no time is saved" in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
@@ -45,7 +45,7 @@ def test_no_time_is_claimed_without_latency() -> None:
 
 @pytest.mark.parametrize("max_size", ["1KB", "10KB", "100KB"])
 def test_the_demo_runs_at_any_max_size(max_size: str) -> None:
-    result = _demo("--max-size", max_size, "--requests", "300", "--latency-scale", "0")
+    result = run_demo("--max-size", max_size, "--requests", "300", "--latency-scale", "0")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert "300 requests on asyncio" in result.stdout
@@ -92,6 +92,9 @@ def test_help_is_plain_text_and_documents_every_demo_option(
         ("--seed", "random seed"),
         ("--latency-scale", "simulated model and tool latency"),
         ("--max-size", "byte budget"),
+        ("--store", "where the cache lives"),
+        ("--workers", "OS processes sharing --store"),
+        ("--baseline", "each on its own embedded cache"),
     ):
         assert option in demo
         assert words in demo, option

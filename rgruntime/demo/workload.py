@@ -24,7 +24,8 @@ sessions are never evicted for space) is refused and counted, and the run goes o
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import anyio
 import attrs
@@ -74,6 +75,8 @@ class WorkloadSettings:
     max_size: str = "64MB"
     #: Semantic caching for the support bots: None turns it on when the extra is installed.
     semantic: bool | None = None
+    #: The client's ``cache_backend`` (the caching guide's dicts); None: the embedded cache.
+    cache_backend: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -104,6 +107,10 @@ class DemoReport:
     sessions_refused: int = 0
     requests_refused: int = 0
     latency_scale: float = 1.0
+    #: Requests answered without a model call, and how many of those were answers this process
+    #: had not computed itself: computed by another process on the same store.
+    answered_from_cache: int = 0
+    from_other_processes: int = 0
 
 
 @attrs.frozen
@@ -194,15 +201,36 @@ async def run_workload(
     if semantic:
         support_cache["semantic_cache"] = {"enabled": True}
     async with ResonantGenesis(
-        cache_config={"max_size": settings.max_size}, provider=provider
+        cache_config={"max_size": settings.max_size},
+        provider=provider,
+        cache_backend=None if settings.cache_backend is None else dict(settings.cache_backend),
     ) as client:
         await _create_agents(client, settings, support_cache)
         limiter = anyio.CapacityLimiter(settings.concurrency)
-        counts = {"semantic_hits": 0, "sessions_refused": 0, "requests_refused": 0}
+        counts = {
+            "semantic_hits": 0,
+            "sessions_refused": 0,
+            "requests_refused": 0,
+            "answered_from_cache": 0,
+            "from_other_processes": 0,
+        }
+        # The answers this process computed: an exact response hit under any other key was
+        # computed by another process sharing the store. (A model-layer hit may come from a
+        # sibling agent in this process, a semantic one from another goal: neither is counted.)
+        computed: set[str | None] = set()
 
         def done(result: ExecutionResult | None, requests: int = 1) -> None:
-            if result is not None and result.match == "semantic":
-                counts["semantic_hits"] += 1
+            if result is not None:
+                counts["semantic_hits"] += result.match == "semantic"
+                if not result.cached:
+                    computed.add(result.cache_key)
+                else:
+                    counts["answered_from_cache"] += 1
+                    counts["from_other_processes"] += (
+                        result.layer == "response"
+                        and result.match == "exact"
+                        and result.cache_key not in computed
+                    )
             if progress is not None:
                 progress(requests)
 

@@ -108,8 +108,10 @@ end
 """
 
 #: KEYS[1] the entry, KEYS[2] the bucket's tag index. ARGV: bucket tag, key, envelope, TTL in ms
-#: (0: none), then the tags. A tag set lives as long as its longest-lived entry; stale members
-#: (entries that expired) are dropped when the tag is invalidated.
+#: (0: none), invalidation channel and message (published once the entry is written: near caches
+#: elsewhere drop their copies; an empty channel publishes nothing), then the tags. A tag set
+#: lives as long as its longest-lived entry; stale members (entries that expired) are dropped
+#: when the tag is invalidated.
 SET_SCRIPT: Final = (
     _DROP
     + """
@@ -120,9 +122,9 @@ if ttl > 0 then
 else
     redis.call('SET', KEYS[1], envelope)
 end
-if #ARGV > 4 then
+if #ARGV > 6 then
     local tags_key = bucket .. 'g:' .. key
-    for i = 5, #ARGV do
+    for i = 7, #ARGV do
         local tag = ARGV[i]
         local tag_set = bucket .. 't:' .. tag
         local existed = redis.call('EXISTS', tag_set)
@@ -138,6 +140,7 @@ if #ARGV > 4 then
     end
     if ttl > 0 then redis.call('PEXPIRE', tags_key, ttl) end
 end
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
 """
 )

@@ -10,6 +10,7 @@ its prefix).
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
@@ -34,7 +35,10 @@ class StoreFactory:
         self.kind = kind
         self._request = request
         self._memory = MemoryServer()
-        self.prefix = f"t{next(_prefixes)}:"
+        # The counter alone is not unique on the session's shared servers: tests/remote imports
+        # this module again under another name (tests/stores has no __init__.py), with a counter
+        # of its own.
+        self.prefix = f"t{next(_prefixes)}-{secrets.token_hex(3)}:"
 
     def config(self, prefix: str | None = None, **options: Any) -> dict[str, Any]:
         prefix = self.prefix if prefix is None else prefix

@@ -1,0 +1,138 @@
+"""Coalesced publications on Redis (RedisStore.publish_invalidation): concurrent callers share
+messages, every invalidation still reaches the subscribers, and a failure reaches every caller
+whose invalidation it carried."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from rgruntime.stores import Invalidation, RemoteStore, StoreUnavailableError, make_store
+from tests.servers import RedisServer, ensure_server_binaries
+
+pytestmark = pytest.mark.anyio
+
+_CALLERS = 50
+
+
+@asynccontextmanager
+async def _publisher_and_stream(
+    server: RedisServer, prefix: str
+) -> AsyncIterator[tuple[RemoteStore, AsyncIterator[Invalidation]]]:
+    """A store that publishes, and the invalidations another store (process) hears."""
+    config = {"type": "redis", "url": server.url, "prefix": prefix}
+    async with (
+        make_store(config) as publisher,
+        make_store(config) as subscriber,
+        subscriber.invalidations() as stream,
+    ):
+        yield publisher, stream
+
+
+async def _messages_until_clear(stream: AsyncIterator[Invalidation]) -> list[Invalidation]:
+    received: list[Invalidation] = []
+    with anyio.fail_after(10):
+        async for message in stream:
+            if message.clear:
+                return received
+            received.append(message)
+    raise AssertionError("the stream ended")
+
+
+async def test_concurrent_publications_are_coalesced_and_all_delivered(
+    redis_server: RedisServer,
+) -> None:
+    async with _publisher_and_stream(redis_server, "pub:") as (publisher, stream):
+        returned: list[int] = []
+
+        async def publish(n: int) -> None:
+            await publisher.publish_invalidation(keys=[f"k{n}"], tags=[f"t{n % 3}"])
+            returned.append(n)
+
+        async with anyio.create_task_group() as group:
+            for n in range(_CALLERS):
+                group.start_soon(publish, n)
+        await publisher.publish_invalidation(clear=True)
+        assert sorted(returned) == list(range(_CALLERS))
+        received = await _messages_until_clear(stream)
+    keys = set().union(*(message.keys for message in received))
+    tags = set().union(*(message.tags for message in received))
+    assert keys == {f"k{n}" for n in range(_CALLERS)}
+    assert tags == {"t0", "t1", "t2"}
+    # Fewer messages than callers: the ones that arrived while a message was in flight shared
+    # the next one.
+    assert len(received) < _CALLERS
+    assert all(message.origin == publisher.instance_id for message in received)
+
+
+async def test_a_failed_publication_fails_every_caller_it_carried(tmp_path: Path) -> None:
+    ensure_server_binaries()
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        config = {"type": "redis", "url": server.url, "prefix": "pub:", "timeout": 0.5}
+        async with make_store(config) as publisher:
+            await publisher.publish_invalidation(keys=["before"])
+            server.pause()
+            failures: list[StoreUnavailableError] = []
+
+            async def publish(n: int) -> None:
+                try:
+                    await publisher.publish_invalidation(keys=[f"k{n}"])
+                except StoreUnavailableError as error:
+                    failures.append(error)
+
+            try:
+                with anyio.fail_after(10):  # bounded: no caller waits forever
+                    async with anyio.create_task_group() as group:
+                        for n in range(10):
+                            group.start_soon(publish, n)
+            finally:
+                server.resume()
+            assert len(failures) == 10
+            assert all("publish_invalidation" in str(failure) for failure in failures)
+    finally:
+        server.stop()
+
+
+async def test_a_write_publishes_its_key_and_the_publish_after_it_sends_nothing_more(
+    redis_server: RedisServer,
+) -> None:
+    async with _publisher_and_stream(redis_server, "pubw:") as (writer, stream):
+        # What a layer does: write, then publish the key; one message, from the write itself.
+        await writer.set("a", b"1", tags=["t"])
+        await writer.publish_invalidation(keys=["a"])
+        # A change in between (here a delete) makes the publish after it a message of its own.
+        await writer.set("b", b"1")
+        await writer.delete(["b"])
+        await writer.publish_invalidation(keys=["b"])
+        # Another task's publish of a key this task wrote is never skipped.
+        written = anyio.Event()
+
+        async def publish_c() -> None:
+            await written.wait()
+            await writer.publish_invalidation(keys=["c"])
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(publish_c)
+            await writer.set("c", b"1")
+            written.set()
+        # Nor one naming more than the key written.
+        await writer.set("d", b"1")
+        await writer.publish_invalidation(keys=["d", "e"])
+        await writer.publish_invalidation(clear=True)
+        received = await _messages_until_clear(stream)
+    assert [set(message.keys) for message in received] == [
+        {"a"},
+        {"b"},
+        {"b"},
+        {"c"},
+        {"c"},
+        {"d"},
+        {"d", "e"},
+    ]
+    assert all(message.origin == writer.instance_id for message in received)
