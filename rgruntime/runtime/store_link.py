@@ -231,7 +231,7 @@ class StoreLink:
         )
         # Dependency edges waiting for the writer task: (dependent, dependencies, ttl).
         self._edges: deque[tuple[str, list[str], float | None]] = deque()
-        # News for other processes, gathered until the writer task publishes it (ordered sets).
+        # News for other processes that could not go out, kept for the writer task to retry.
         self._news_keys: dict[str, None] = {}
         self._news_tags: dict[str, None] = {}
         self.undecodable = 0
@@ -338,7 +338,7 @@ class StoreLink:
                 raise
             self._keep(key, None)
             return False
-        self.announce(keys=[name])
+        await self.publish(keys=[name])
         return removed > 0
 
     def delete_soon(self, key: str) -> None:
@@ -382,7 +382,7 @@ class StoreLink:
             if self.strict:
                 raise
             return False
-        self.announce(keys=[name])
+        await self.publish(keys=[name])  # Redis: its set script published it already
         return True
 
     # -- invalidation --------------------------------------------------------------------------
@@ -419,7 +419,7 @@ class StoreLink:
             return None, removed
         finally:  # a read that began before the server removed them must not install them
             shared.changed(None if selection.tags or selection.pattern else removed)
-        self.announce(keys=removed, tags=[self._prefix + tag for tag in selection.tags])
+        await self.publish(keys=removed, tags=[self._prefix + tag for tag in selection.tags])
         return counted, removed
 
     async def _delete_matching(self, selection: Selection, removed: set[str]) -> int | None:
@@ -457,17 +457,28 @@ class StoreLink:
                 raise
         finally:
             shared.changed()
-        self.announce(tags=[self.layer])
+        await self.publish(tags=[self.layer])
 
-    def announce(self, *, keys: Iterable[str] = (), tags: Iterable[str] = ()) -> None:
-        """Queue news for other processes' near caches (store names and store tags): the
-        writer task publishes what gathered since its last message in one message, so that a
-        write costs one round trip, not two, and a burst of writes one message."""
-        if not self.shared.has_channel:
+    async def publish(self, *, keys: Iterable[str] = (), tags: Iterable[str] = ()) -> None:
+        """Tell other processes' near caches what to drop (store names and store tags), from
+        the caller's task: the store gathers concurrent publications into one message (and a
+        Redis write's own script published its key already). News that cannot go out now is
+        kept for the writer task to retry, so that no near copy elsewhere outlives a change."""
+        shared = self.shared
+        if not shared.has_channel:
             return  # Memcached: near copies live at most near_ttl (documented)
-        self._news_keys.update(dict.fromkeys(keys))
-        self._news_tags.update(dict.fromkeys(tags))
-        if self._news_keys or self._news_tags:
+        keys, tags = list(keys), list(tags)
+        if not keys and not tags:
+            return
+        try:
+            await shared.call(
+                "publish", lambda: shared.store.publish_invalidation(keys=keys, tags=tags)
+            )
+        except StoreUnavailableError:
+            if self.strict:
+                raise
+            self._news_keys.update(dict.fromkeys(keys))
+            self._news_tags.update(dict.fromkeys(tags))
             self._mailbox.wake()
 
     async def _publish_news(self) -> bool:
