@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rgruntime.policies.climber import PRIOR, SHRINK, GhostClimber
+from rgruntime.policies.climber import BOOST, DECAY, PRIOR, SHRINK, GhostClimber
 from rgruntime.policies.sketch import MAX_COUNT, FrequencySketch
 
 
@@ -65,9 +65,11 @@ def test_consecutive_integer_keys_spread_over_both_rows() -> None:
 def test_the_climber_follows_the_side_whose_ghosts_return() -> None:
     climber = GhostClimber(0.05, step=0.05)
     assert climber.climb(0, 0, depth=0) == 0.05  # no evidence: no move
-    assert climber.climb(10, 0, depth=0) == 0.1  # only the window's ghosts returned: grow it
+    # Only the window's ghosts returned: grow it, by BOOST steps while the climb is new.
+    grown = 0.05 + 0.05 * BOOST
+    assert abs(climber.climb(10, 0, depth=0) - grown) < 1e-12
     # Mixed evidence: a proportional step, and a shrinking one at SHRINK x the speed.
-    assert abs(climber.climb(5, 15, depth=0) - (0.1 - 0.025 * SHRINK)) < 1e-12
+    assert abs(climber.climb(5, 15, depth=0) - (grown - 0.025 * BOOST * SHRINK)) < 1e-12
     for _ in range(100):
         climber.climb(0, 1, depth=0)
     assert climber.share == 0.0  # clamped
@@ -76,10 +78,26 @@ def test_the_climber_follows_the_side_whose_ghosts_return() -> None:
     assert climber.share == 1.0
 
 
+def test_the_climbers_steps_shrink_each_time_it_turns_round() -> None:
+    climber = GhostClimber(0.5, step=0.01)
+    moves = []
+    for window_returns in (10, 10, 0, 0, 10, 0, 10, 0, 10, 0, 10):  # five turns after two
+        before = climber.share
+        climber.climb(window_returns, 10 - window_returns, depth=0)
+        moves.append(abs(climber.share - before))
+    boosted, turned = 0.01 * BOOST, 0.01 * max(1.0, BOOST * DECAY)
+    assert abs(moves[0] - boosted) < 1e-12
+    assert abs(moves[1] - boosted) < 1e-12
+    # The move that turns is still full size (shrinking: at SHRINK x), the next ones smaller.
+    assert abs(moves[2] - boosted * SHRINK) < 1e-12
+    assert abs(moves[3] - turned * SHRINK) < 1e-12
+    assert abs(moves[-1] - 0.01) < 1e-12  # down to one step, never below
+
+
 def test_scarce_evidence_moves_the_climber_less_than_plentiful_evidence() -> None:
     deep = 100.0  # the ghosts were read this many departures deep
     scarce, plentiful = GhostClimber(0.5, step=0.05), GhostClimber(0.5, step=0.05)
     scarce.climb(3, 0, depth=deep)
     plentiful.climb(300, 0, depth=deep)
-    assert 0.5 < scarce.share < 0.5 + 0.05 * 3 / (3 + PRIOR * deep) + 1e-12
-    assert plentiful.share > 0.5 + 0.9 * 0.05
+    assert 0.5 < scarce.share < 0.5 + 0.05 * BOOST * 3 / (3 + PRIOR * deep) + 1e-12
+    assert plentiful.share > 0.5 + 0.9 * 0.05 * BOOST
