@@ -603,17 +603,19 @@ class AdmissionEngine(LayerHooks[K]):
             self._use_sketch(sketch)
             for key, node in nodes.items():
                 node[_SLOT_A], node[_SLOT_B] = sketch.slots(key)
-        table = sketch.table  # fold every pending use in (sketch.add, inlined: O(entries))
+        # Fold every pending use in (sketch.add, inlined): a loop over every entry, so literal
+        # field indexes and locals only (module names cost a lookup on each turn).
+        table, saturated, ceiling = sketch.table, _SATURATED, MAX_COUNT
         for node in nodes.values():
-            pending = node[_PENDING]
+            pending = node[2]
             if pending:
-                node[_PENDING] = 0
-                slot = node[_SLOT_A]
-                value = table[slot] + pending
-                table[slot] = value if value < MAX_COUNT else MAX_COUNT
-                slot = node[_SLOT_B]
-                value = table[slot] + pending
-                table[slot] = value if value < MAX_COUNT else MAX_COUNT
+                node[2] = 0
+                if pending > ceiling:  # noqa: PLR1730 (min() is a call: slower)
+                    pending = ceiling
+                slot = node[3]
+                table[slot] = saturated[table[slot] + pending]
+                slot = node[4]
+                table[slot] = saturated[table[slot] + pending]
         sketch.halve()
         window_returns, main_returns = self._returns
         self._returns = [0, 0]
