@@ -8,7 +8,16 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rgruntime.policies.climber import BOOST, DECAY, PRIOR, SHRINK, GhostClimber
+from rgruntime.policies.climber import (
+    BOOST,
+    DECAY,
+    HIGHEST,
+    LEAP,
+    LEAP_MAX,
+    PRIOR,
+    SHRINK,
+    GhostClimber,
+)
 from rgruntime.policies.sketch import MAX_COUNT, FrequencySketch
 
 
@@ -75,7 +84,27 @@ def test_the_climber_follows_the_side_whose_ghosts_return() -> None:
     assert climber.share == 0.0  # clamped
     for _ in range(100):
         climber.climb(1, 0, depth=0)
-    assert climber.share == 1.0
+    assert climber.share == HIGHEST  # never the whole cache: main's ghost must keep hearing
+    assert GhostClimber(0.5, high=1.0).climb(1, 0, depth=0) > 0.5
+
+
+def test_overwhelming_evidence_moves_the_climber_further() -> None:
+    depth = 40.0
+    plain, burst = GhostClimber(0.1, step=0.01), GhostClimber(0.1, step=0.01)
+    plain.climb(int(LEAP * depth), 0, depth=depth)  # at the threshold: an ordinary move
+    burst.climb(int(4 * LEAP * depth), 0, depth=depth)  # far beyond: 4 x LEAP times further
+    ordinary = plain.share - 0.1
+    assert ordinary <= 0.01 * BOOST
+    assert (
+        abs(
+            (burst.share - 0.1)
+            - ordinary * 4 * LEAP * (1 + PRIOR / LEAP) / (1 + PRIOR / (4 * LEAP))
+        )
+        < 1e-9
+    )
+    huge = GhostClimber(0.1, step=0.01)
+    huge.climb(100 * int(depth), 0, depth=depth)
+    assert huge.share < 0.1 + 0.01 * BOOST * LEAP_MAX + 1e-12  # at most LEAP_MAX times
 
 
 def test_the_climbers_steps_shrink_each_time_it_turns_round() -> None:
