@@ -14,6 +14,7 @@ from rgruntime.policies.climber import (
     HIGHEST,
     LEAP,
     LEAP_MAX,
+    LEAP_NOISE,
     PRIOR,
     SHRINK,
     GhostClimber,
@@ -105,6 +106,13 @@ def test_overwhelming_evidence_moves_the_climber_further() -> None:
     huge = GhostClimber(0.1, step=0.01)
     huge.climb(100 * int(depth), 0, depth=depth)
     assert huge.share < 0.1 + 0.01 * BOOST * LEAP_MAX + 1e-12  # at most LEAP_MAX times
+    # Many depths apart but within LEAP_NOISE x its noise (a small cache's ghosts): no leap.
+    small = GhostClimber(0.1, step=0.01)
+    small.climb(22, 3, depth=2.0)
+    difference, returns, depth = 19, 25, 2.0
+    assert difference / depth > LEAP  # many depths apart...
+    assert difference < LEAP_NOISE * returns**0.5  # ...but not beyond the noise
+    assert abs((small.share - 0.1) - 0.01 * BOOST * 19 / (25 + PRIOR * 2.0)) < 1e-12
 
 
 def test_the_climbers_steps_shrink_each_time_it_turns_round() -> None:
