@@ -14,7 +14,7 @@ Layout (segment 0 is the window; segments 1..n are the main area, coldest first)
   brought it in, and a tie keeps the incumbent: otherwise an incumbent whose count has aged to
   nothing loses to any newcomer, and a cyclic scan flushes the cache (``lirs_loop``);
 - the **frequency sketch** (:mod:`~rgruntime.policies.sketch`), halved every sample period
-  (10 x the capacity in entries), remembers popularity beyond the resident keys;
+  (5 x the capacity in entries), remembers popularity beyond the resident keys;
 - **ghosts**: the keys recently turned away from the window and recently evicted from main.
   They drive the window's size (:mod:`~rgruntime.policies.climber`), and a key that returns while
   the window ghost still remembers it gets :data:`RETURN_BONUS` extra counts, because a quick
