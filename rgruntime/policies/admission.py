@@ -14,7 +14,7 @@ Layout (segment 0 is the window; segments 1..n are the main area, coldest first)
   brought it in, and a tie keeps the incumbent: otherwise an incumbent whose count has aged to
   nothing loses to any newcomer, and a cyclic scan flushes the cache (``lirs_loop``);
 - the **frequency sketch** (:mod:`~rgruntime.policies.sketch`), halved every sample period
-  (10 x the capacity in entries), remembers popularity beyond the resident keys;
+  (5 x the capacity in entries), remembers popularity beyond the resident keys;
 - **ghosts**: the keys recently turned away from the window and recently evicted from main.
   They drive the window's size (:mod:`~rgruntime.policies.climber`), and a key that returns while
   the window ghost still remembers it gets :data:`RETURN_BONUS` extra counts, because a quick
@@ -70,6 +70,8 @@ MIN_PERIOD: Final = 1024
 #: entries still needs to tell a thousand keys apart (``lirs_loop`` at 1%).
 MIN_SKETCH_ENTRIES: Final = 256
 
+#: A use count no entry reaches: "never leave the window on hits" (``window_hits_promote`` 0).
+_NEVER: Final = 1 << 62
 #: ``_SATURATED[count + pending]``: the saturated sum of a counter and at most MAX_COUNT more
 #: (a tuple index is cheaper than a comparison and a conditional expression).
 _SATURATED: Final = tuple(min(value, MAX_COUNT) for value in range(2 * MAX_COUNT + 1))
@@ -98,7 +100,7 @@ class AdmissionEngine(LayerHooks[K]):
         "_admitting",
         "_capacity",
         "_climber",
-        "_events",
+        "_events_left",
         "_limits",
         "_main_departures",
         "_main_ghost",
@@ -125,6 +127,7 @@ class AdmissionEngine(LayerHooks[K]):
         "_width",
         "_window",
         "_window_departures",
+        "_window_exit_uses",
         "_window_ghost",
         "_window_ghost_limit",
         "_window_hits_promote",
@@ -156,6 +159,7 @@ class AdmissionEngine(LayerHooks[K]):
         # tiered: a key read on every round never reaches the window's end, yet must be able to
         # climb the tiers. Not while main has no room at all (a window of the whole cache).
         self._window_hits_promote = window_hits_promote
+        self._window_exit_uses = _NEVER  # window_hits_promote once main has room (_set_limits)
         self._nodes: dict[K, Node] = {}
         self._queues: list[OrderedDict[K, None]] = [OrderedDict() for _ in range(self._top + 1)]
         self._weights = [0] * (self._top + 1)
@@ -179,8 +183,9 @@ class AdmissionEngine(LayerHooks[K]):
         # The key victim() named last, and the candidate to admit once that key is removed.
         self._named: K | None = None
         self._admitting: K | None = None
-        self._events = 0
-        self._period = MIN_PERIOD
+        # Events left in this sample period: counted down, so the hot paths compare with a
+        # literal rather than load the period too.
+        self._period = self._events_left = MIN_PERIOD
         entries = capacity if capacity is not None and not weighted else 0
         self._use_sketch(FrequencySketch(max(entries, MIN_SKETCH_ENTRIES)))
         if capacity is not None:
@@ -205,12 +210,9 @@ class AdmissionEngine(LayerHooks[K]):
         if segment == self._top:
             self._queues[segment].move_to_end(key)
         elif segment == 0:
-            # "tiered" moves keys used often on out of the window (0 for "lfu": checked first).
-            if (
-                self._window_hits_promote
-                and node[2] > self._window_hits_promote
-                and self._main_limit
-            ):
+            # "tiered" moves keys used often on out of the window (never for "lfu": the
+            # threshold is then out of reach, one comparison on the hit path either way).
+            if node[2] > self._window_exit_uses:
                 self._leave_window(key, node)
             else:
                 self._window.move_to_end(key)
@@ -219,7 +221,8 @@ class AdmissionEngine(LayerHooks[K]):
             # ``tiered`` most hits land in a tier below the top).
             queues, weights = self._queues, self._weights
             hotter = segment + 1
-            del queues[segment][key]
+            lower_queue = queues[segment]
+            del lower_queue[key]
             upper = queues[hotter]
             upper[key] = None
             node[1] = hotter
@@ -231,9 +234,10 @@ class AdmissionEngine(LayerHooks[K]):
             if weights[hotter] + weight > limits[hotter]:
                 # Usually the hotter segment is full and its oldest entry steps down to where
                 # this one came from: done inline. With equal weights (always, without a byte
-                # budget) the two segments' weights do not change.
+                # budget) the two segments' weights do not change, and every segment above
+                # the coldest is within its limit (see _fit_segments): nothing more to check.
                 demoted, _ = upper.popitem(last=False)
-                queues[segment][demoted] = None
+                lower_queue[demoted] = None
                 lower = self._nodes[demoted]
                 lower[1] = segment
                 if moves is not None:
@@ -242,12 +246,11 @@ class AdmissionEngine(LayerHooks[K]):
                 if difference:
                     weights[segment] -= difference
                     weights[hotter] += difference
-                # Still over (unequal weights, or a segment already over its limit after a
-                # resize or an overwrite): demote further.
-                if weights[hotter] > limits[hotter] or (
-                    segment > 1 and weights[segment] > limits[segment]
-                ):
-                    self._demote(hotter)
+                    # Still over (unequal weights): demote further.
+                    if weights[hotter] > limits[hotter] or (
+                        segment > 1 and weights[segment] > limits[segment]
+                    ):
+                        self._demote(hotter)
             else:
                 weights[segment] -= weight
                 weights[hotter] += weight
@@ -255,9 +258,9 @@ class AdmissionEngine(LayerHooks[K]):
                 # A late report of several hits: as many promotions as hits, as if each had
                 # been reported (a live layer reports the hits of a key in one call).
                 self._promote(key, node, count - 1)
-        events = self._events + count
-        self._events = events
-        if events >= self._period:
+        left = self._events_left - count
+        self._events_left = left
+        if left <= 0:
             self._end_period()
 
     def record_write(self, key: K, size: int, expires_at: float, cost: float = 1.0) -> None:
@@ -273,6 +276,8 @@ class AdmissionEngine(LayerHooks[K]):
             node[0] = weight
             node[2] += 1
             self._queues[segment].move_to_end(key)
+            if segment > 1:
+                self._fit_segments()  # a heavier entry may put its segment over its limit
         else:
             pending = 1
             if key in self._window_ghost:
@@ -300,9 +305,9 @@ class AdmissionEngine(LayerHooks[K]):
             # Main's room first: in a full cache it is the condition that fails.
             if self._main_weight < self._main_limit and weights[0] > self._window_limit:
                 self._settle()
-        events = self._events + 1
-        self._events = events
-        if events >= self._period:
+        left = self._events_left - 1
+        self._events_left = left
+        if left <= 0:
             self._end_period()
 
     def remove(self, key: K) -> None:
@@ -428,6 +433,7 @@ class AdmissionEngine(LayerHooks[K]):
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self._capacity = capacity
         self._set_limits()
+        self._fit_segments()
 
     def frequency(self, key: K) -> int:
         """The estimated frequency of a tracked key (0 for an untracked one)."""
@@ -478,6 +484,16 @@ class AdmissionEngine(LayerHooks[K]):
                 weights[lower] += node[_WEIGHT]
                 if self._moves is not None:
                     self._moves.append(key)
+
+    def _fit_segments(self) -> None:
+        """Demote until every segment above the coldest is within its limit.
+
+        An invariant the hit path relies on (it checks only when weights differ): kept after
+        everything that raises a segment's weight or lowers its limit other than a hit (an
+        overwrite with a heavier entry, a resize, a move of the window's boundary).
+        """
+        if any(map(int.__gt__, self._weights[2:], self._limits[2:])):
+            self._demote(self._top)
 
     def _leave_window(self, key: K, node: Node) -> None:
         """Move a window entry into main's coldest segment (main may then be over its limit:
@@ -550,12 +566,17 @@ class AdmissionEngine(LayerHooks[K]):
         window = min(capacity, max(1, round(capacity * self._window_share)))
         limits[0] = self._window_limit = window
         main = self._main_limit = capacity - window
+        self._window_exit_uses = (
+            self._window_hits_promote if self._window_hits_promote and main else _NEVER
+        )
         # The coldest segment takes what the hotter ones leave (it is where evictions happen).
         for segment in range(2, self._top + 1):
             limits[segment] = int(main * self._shares[segment - 1])
         limits[1] = main - sum(limits[2:])
         entries = max(1, len(self._nodes) if self._weighted else capacity)
-        self._period = max(MIN_PERIOD, PERIOD_PER_ENTRY * entries)
+        period = max(MIN_PERIOD, PERIOD_PER_ENTRY * entries)
+        self._events_left += period - self._period  # the period in progress ends at its new length
+        self._period = period
         self._window_ghost_limit = max(1, int(WINDOW_GHOST * entries))
         self._return_depth = DEPTH * entries
         # Remembering older departures would change nothing: a smaller dict is faster.
@@ -574,7 +595,7 @@ class AdmissionEngine(LayerHooks[K]):
 
     def _end_period(self) -> None:
         """Age the sketch (growing it if the cache outgrew it) and let the window climb."""
-        self._events = 0
+        self._events_left = self._period
         nodes = self._nodes
         sketch = self._sketch
         if len(nodes) * 4 > sketch.width:
@@ -582,17 +603,19 @@ class AdmissionEngine(LayerHooks[K]):
             self._use_sketch(sketch)
             for key, node in nodes.items():
                 node[_SLOT_A], node[_SLOT_B] = sketch.slots(key)
-        table = sketch.table  # fold every pending use in (sketch.add, inlined: O(entries))
+        # Fold every pending use in (sketch.add, inlined): a loop over every entry, so literal
+        # field indexes and locals only (module names cost a lookup on each turn).
+        table, saturated, ceiling = sketch.table, _SATURATED, MAX_COUNT
         for node in nodes.values():
-            pending = node[_PENDING]
+            pending = node[2]
             if pending:
-                node[_PENDING] = 0
-                slot = node[_SLOT_A]
-                value = table[slot] + pending
-                table[slot] = value if value < MAX_COUNT else MAX_COUNT
-                slot = node[_SLOT_B]
-                value = table[slot] + pending
-                table[slot] = value if value < MAX_COUNT else MAX_COUNT
+                node[2] = 0
+                if pending > ceiling:  # noqa: PLR1730 (min() is a call: slower)
+                    pending = ceiling
+                slot = node[3]
+                table[slot] = saturated[table[slot] + pending]
+                slot = node[4]
+                table[slot] = saturated[table[slot] + pending]
         sketch.halve()
         window_returns, main_returns = self._returns
         self._returns = [0, 0]
@@ -601,7 +624,6 @@ class AdmissionEngine(LayerHooks[K]):
             if share != self._window_share:
                 self._window_share = share
                 self._set_limits()
-                if any(map(int.__gt__, self._weights[2:], self._limits[2:])):
-                    self._demote(self._top)
+                self._fit_segments()
         elif self._capacity is not None:
             self._set_limits()  # the period follows the resident entries of a weighted cache
