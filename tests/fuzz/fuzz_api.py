@@ -35,6 +35,13 @@ CHECKS = [
     response_schema_conformance,
 ]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+#: Headers that frame the HTTP message itself: a generated value for one of them (a GET with
+#: ``content-length: |3$4``) is refused by the server's HTTP parser with a plain 400 before any
+#: route runs. The fuzzer tests the API, not hypercorn's parser: they are left out.
+FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "host", "expect", "upgrade", "te",
+     "keep-alive", "trailer"}
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
@@ -71,7 +78,12 @@ def test_no_server_error_no_undeclared_answer(
     url, missing = served
     # A read token first (403 on write routes, changing nothing), then an admin token.
     for token in (READ, ADMIN):
-        case.headers = {**(case.headers or {}), **bearer(token)}
+        generated = {
+            name: value
+            for name, value in (case.headers or {}).items()
+            if name.lower() not in FRAMING_HEADERS
+        }
+        case.headers = {**generated, **bearer(token)}
         if case.path in missing:
             # Until "Operations, part 1" is merged: the declared 501, nothing else.
             answer = case.call(base_url=url)
