@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Literal, NamedTuple, Protocol, TypeVar
 
 import anyio
@@ -34,11 +34,10 @@ from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.breaker import Breaker
 from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.stats import StoreHealth
-from rgruntime.stores.base import EXACT_TAGS, INVALIDATION_CHANNEL, SCAN, RemoteStore
+from rgruntime.stores.base import INVALIDATION_CHANNEL, SCAN, RemoteStore
 from rgruntime.stores.errors import (
     StoreUnavailableError,
     UndecodableEntryError,
-    UnsupportedOperationError,
 )
 from rgruntime.stores.lease import wait_for_release
 from rgruntime.stores.serialization import Envelope, Serializer
@@ -497,23 +496,6 @@ class StoreLink:
             self._news_tags.pop(tag, None)
         return True
 
-    async def scan(self, pattern: str = "*") -> AsyncIterator[str]:
-        """The layer's keys in the store matching ``pattern`` (UnsupportedOperationError on
-        Memcached)."""
-        store = self.shared.store
-        if SCAN not in store.capabilities:
-            raise UnsupportedOperationError(
-                self.shared.description, "listing keys", "keep a list of your keys yourself"
-            )
-        for name in await self.shared.call("scan", lambda: _scan(store, self._prefix + pattern)):
-            key = self.key_of(name)
-            if key is not None:
-                yield key
-
-    @property
-    def exact_tags(self) -> bool:
-        return EXACT_TAGS in self.shared.store.capabilities
-
     # -- the dependency graph's edges on the server --------------------------------------------
 
     def add_edges_soon(self, key: str, dependencies: Iterable[str], ttl: float | None) -> None:
@@ -584,10 +566,6 @@ class StoreLink:
             await wait_for_release(self.shared.store, name, within=self.lease_ttl)
 
     # -- the writer task -----------------------------------------------------------------------
-
-    @property
-    def pending_writes(self) -> int:
-        return len(self._pending)
 
     async def flush(self) -> None:
         """Return once every write and news queued before the call reached the server (or it
