@@ -107,41 +107,48 @@ local function drop(key)
 end
 """
 
-#: KEYS[1] the entry, KEYS[2] the bucket's tag index. ARGV: bucket tag, key, envelope, TTL in ms
-#: (0: none), invalidation channel and message (published once the entry is written: near caches
-#: elsewhere drop their copies; an empty channel publishes nothing), then the tags. A tag set
-#: lives as long as its longest-lived entry; stale members (entries that expired) are dropped
-#: when the tag is invalidated.
+#: Writes entries of one bucket. KEYS[1] the bucket's tag index, then each entry's name. ARGV:
+#: bucket tag, invalidation channel and message (published once every entry is written: near
+#: caches elsewhere drop their copies; an empty channel publishes nothing), then per entry: key,
+#: envelope, TTL in ms (0: none), how many tags, the tags. A tag set lives as long as its
+#: longest-lived entry; stale members (entries that expired) are dropped when the tag is
+#: invalidated. Entries are written in order: a key written twice keeps the last.
 SET_SCRIPT: Final = (
     _DROP
     + """
-local key, envelope, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
-drop(key)
-if ttl > 0 then
-    redis.call('SET', KEYS[1], envelope, 'PX', ttl)
-else
-    redis.call('SET', KEYS[1], envelope)
-end
-if #ARGV > 6 then
-    local tags_key = bucket .. 'g:' .. key
-    for i = 7, #ARGV do
-        local tag = ARGV[i]
-        local tag_set = bucket .. 't:' .. tag
-        local existed = redis.call('EXISTS', tag_set)
-        local left = redis.call('PTTL', tag_set)
-        redis.call('SADD', tag_set, key)
-        redis.call('ZADD', KEYS[2], 0, tag)
-        redis.call('SADD', tags_key, tag)
-        if ttl == 0 then
-            redis.call('PERSIST', tag_set)
-        elseif existed == 0 or (left >= 0 and left < ttl) then
-            redis.call('PEXPIRE', tag_set, ttl)
-        end
+local at, entry = 4, 1
+while at <= #ARGV do
+    entry = entry + 1
+    local key, envelope = ARGV[at], ARGV[at + 1]
+    local ttl, tag_count = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+    drop(key)
+    if ttl > 0 then
+        redis.call('SET', KEYS[entry], envelope, 'PX', ttl)
+    else
+        redis.call('SET', KEYS[entry], envelope)
     end
-    if ttl > 0 then redis.call('PEXPIRE', tags_key, ttl) end
+    if tag_count > 0 then
+        local tags_key = bucket .. 'g:' .. key
+        for i = at + 4, at + 3 + tag_count do
+            local tag = ARGV[i]
+            local tag_set = bucket .. 't:' .. tag
+            local existed = redis.call('EXISTS', tag_set)
+            local left = redis.call('PTTL', tag_set)
+            redis.call('SADD', tag_set, key)
+            redis.call('ZADD', KEYS[1], 0, tag)
+            redis.call('SADD', tags_key, tag)
+            if ttl == 0 then
+                redis.call('PERSIST', tag_set)
+            elseif existed == 0 or (left >= 0 and left < ttl) then
+                redis.call('PEXPIRE', tag_set, ttl)
+            end
+        end
+        if ttl > 0 then redis.call('PEXPIRE', tags_key, ttl) end
+    end
+    at = at + 4 + tag_count
 end
-if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
-return 1
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return entry - 1
 """
 )
 

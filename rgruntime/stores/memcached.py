@@ -57,6 +57,7 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped,import-not-fo
 )
 
 from rgruntime.stores.base import Invalidation
+from rgruntime.stores.coalescing import Coalescer, failure_of
 from rgruntime.stores.config import MemcachedStoreConfig
 from rgruntime.stores.errors import StoreError, StoreUnavailableError, UnsupportedOperationError
 from rgruntime.stores.lifetime import OpenedOnce
@@ -364,6 +365,10 @@ class MemcachedStore(OpenedOnce):
         self._description = (
             f"memcached {','.join(map(str, config.servers))} prefix {config.prefix!r}"
         )
+        # Concurrent gets of one round go as one get_many (stores/coalescing.py).
+        self._reads: Coalescer[str, bytes | None] = Coalescer(
+            self._get_batch, failure_of(self._description, "get")
+        )
 
     def __repr__(self) -> str:
         return f"<MemcachedStore {self._description}>"
@@ -412,8 +417,12 @@ class MemcachedStore(OpenedOnce):
         return time.perf_counter() - started
 
     async def get(self, key: str) -> bytes | None:
-        key = check_key(key)
-        return (await self._run("get", lambda ops: ops.get_many([key])))[0]
+        """The envelope under ``key``; concurrent gets of one round go as one ``get_many`` in
+        one worker thread (:mod:`~rgruntime.stores.coalescing`)."""
+        return await self._reads.submit(check_key(key))
+
+    async def _get_batch(self, keys: list[str]) -> list[bytes | None]:
+        return await self._run("get", lambda ops: ops.get_many(keys))
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         checked = check_keys(keys)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, NamedTuple, Self, TypeVar
 
 import anyio
 from glide import (
@@ -43,6 +43,7 @@ from glide import TimeoutError as GlideTimeoutError
 
 from rgruntime.stores.base import CAPABILITIES, Invalidation
 from rgruntime.stores.channel import decode_invalidation, encode_invalidation
+from rgruntime.stores.coalescing import Coalescer, failure_of
 from rgruntime.stores.config import RedisClusterStoreConfig, RedisStoreConfig
 from rgruntime.stores.errors import StoreError, StoreUnavailableError
 from rgruntime.stores.keyspace import (
@@ -179,6 +180,15 @@ _published_by_write: ContextVar[tuple[str, str] | None] = ContextVar(
 )
 
 
+class _Write(NamedTuple):
+    """One ``set`` waiting in a batch."""
+
+    key: str
+    envelope: bytes
+    ttl_ms: int
+    tags: list[str]
+
+
 class _Publication:
     """Invalidations waiting to go out as one message (see ``RedisStore.publish_invalidation``)."""
 
@@ -230,6 +240,13 @@ class RedisStore(OpenedOnce):
         )
         where = ",".join(map(str, addresses))
         self._description = f"{self.kind} {where} prefix {config.prefix!r}"
+        # Concurrent gets and sets of one round go as one command (stores/coalescing.py).
+        self._reads: Coalescer[str, bytes | None] = Coalescer(
+            self._get_batch, failure_of(self._description, "get")
+        )
+        self._writes: Coalescer[_Write, None] = Coalescer(
+            self._set_batch, failure_of(self._description, "set")
+        )
 
     def __repr__(self) -> str:
         return f"<RedisStore {self._description}>"
@@ -338,10 +355,20 @@ class RedisStore(OpenedOnce):
         return time.perf_counter() - started
 
     async def get(self, key: str) -> bytes | None:
+        """The envelope under ``key``; concurrent gets of one round go as one ``MGET``
+        (:mod:`~rgruntime.stores.coalescing`)."""
         key = check_key(key)
+        self._connected  # noqa: B018 -- fail at once if the store is not open
+        return await self._reads.submit(self._keys.entry(key))
+
+    async def _get_batch(self, names: list[str]) -> Sequence[bytes | None]:
         client = self._connected
-        name = self._keys.entry(key)
-        return await self._call("get", lambda: client.get(name))
+        if len(names) == 1:
+            name = names[0]
+            return [await self._call("get", lambda: client.get(name))]
+        many: list[str | bytes] = list(names)
+        # The cluster client splits a cross-slot MGET by slot by itself.
+        return await self._call("get", lambda: client.mget(many))
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         checked = check_keys(keys)
@@ -358,25 +385,37 @@ class RedisStore(OpenedOnce):
         """Write the entry, and publish its key's invalidation in the same script: other
         processes hear of the write once it is there, and a ``publish_invalidation(keys=[key])``
         that follows in the same task (what a layer does after every write) has nothing left to
-        send. A write then costs one round trip instead of two."""
+        send. A write then costs one round trip instead of two. Concurrent sets of one round go
+        as one script per bucket, publishing one message (:mod:`~rgruntime.stores.coalescing`)."""
         key, envelope, ttl, tag_list = check_write(key, envelope, ttl, tags)
         _published_by_write.set(None)
-        bucket = self._keys.bucket_of(key)
-        message = encode_invalidation(Invalidation(keys=frozenset((key,)), origin=self.instance_id))
-        await self._script(
-            "set",
-            [self._keys.entry(key), self._keys.tag_index(bucket)],
-            [
-                self._keys.bucket_tag(bucket),
-                key,
-                envelope,
-                str(_ms(ttl)),
-                self._keys.channel,
-                message,
-                *tag_list,
-            ],
-        )
+        self._connected  # noqa: B018 -- fail at once if the store is not open
+        await self._writes.submit(_Write(key, envelope, _ms(ttl), tag_list))
         _published_by_write.set((self.instance_id, key))
+
+    async def _set_batch(self, writes: list[_Write]) -> Sequence[None]:
+        by_bucket: defaultdict[int, list[_Write]] = defaultdict(list)
+        for write in writes:
+            by_bucket[self._keys.bucket_of(write.key)].append(write)
+        if len(by_bucket) == 1:
+            [(bucket, bucket_writes)] = by_bucket.items()
+            await self._set_bucket(bucket, bucket_writes)
+        else:  # a cluster's buckets are on different nodes: in parallel
+            async with anyio.create_task_group() as group:
+                for bucket, bucket_writes in by_bucket.items():
+                    group.start_soon(self._set_bucket, bucket, bucket_writes)
+        return [None] * len(writes)
+
+    async def _set_bucket(self, bucket: int, writes: list[_Write]) -> None:
+        keys = frozenset(write.key for write in writes)
+        message = encode_invalidation(Invalidation(keys=keys, origin=self.instance_id))
+        names = [self._keys.tag_index(bucket)]
+        arguments: list[str | bytes] = [self._keys.bucket_tag(bucket), self._keys.channel, message]
+        for write in writes:
+            names.append(self._keys.entry(write.key))
+            arguments += (write.key, write.envelope, str(write.ttl_ms), str(len(write.tags)))
+            arguments += write.tags
+        await self._script("set", names, arguments)
 
     def _by_bucket(self, items: Iterable[str], of: Callable[[str], int]) -> dict[int, list[str]]:
         grouped: defaultdict[int, list[str]] = defaultdict(list)

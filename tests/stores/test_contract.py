@@ -310,3 +310,37 @@ async def test_idle_subscription_stays_quiet(store_factory: StoreFactory) -> Non
                 message = await anext(stream)
         assert message.tags == {"t"}
         assert not message.drops_everything
+
+
+async def test_concurrent_writes_of_one_key_keep_one_value_with_its_own_tags(
+    store: RemoteStore,
+) -> None:
+    # Writes of one round may reach the server together (stores/coalescing.py): whichever
+    # lands last, the entry keeps only that write's tags.
+    async with anyio.create_task_group() as group:
+        for n in range(8):
+            group.start_soon(lambda n=n: store.set("k", f"v{n}".encode(), tags=[f"t{n}"]))
+    value = await store.get("k")
+    assert value is not None
+    winner = int(value.decode()[1:])
+    await store.invalidate_tags([f"t{n}" for n in range(8) if n != winner])
+    assert await store.get("k") == value
+    await store.invalidate_tags([f"t{winner}"])
+    assert await store.get("k") is None
+
+
+async def test_concurrent_reads_and_writes_of_one_round(store: RemoteStore) -> None:
+    expected = {f"k{n}": f"{n}".encode() for n in range(60)}
+    async with anyio.create_task_group() as group:
+        for key, value in expected.items():
+            ttl = None if int(value) % 2 else 30.0
+            group.start_soon(lambda k=key, v=value, t=ttl: store.set(k, v, ttl=t, tags=["all"]))
+    read: dict[str, bytes | None] = {}
+
+    async def reader(key: str) -> None:
+        read[key] = await store.get(key)
+
+    async with anyio.create_task_group() as group:
+        for key in [*expected, "missing"]:
+            group.start_soon(reader, key)
+    assert read == {**expected, "missing": None}

@@ -1,6 +1,7 @@
 """Coalesced publications on Redis (RedisStore.publish_invalidation): concurrent callers share
 messages, every invalidation still reaches the subscribers, and a failure reaches every caller
-whose invalidation it carried."""
+whose invalidation it carried. Concurrent writes, sent as one script (stores/coalescing.py),
+publish every key they wrote, and a failed batch fails every caller in it."""
 
 from __future__ import annotations
 
@@ -136,3 +137,53 @@ async def test_a_write_publishes_its_key_and_the_publish_after_it_sends_nothing_
         {"d", "e"},
     ]
     assert all(message.origin == writer.instance_id for message in received)
+
+
+async def test_concurrent_writes_publish_every_key_in_fewer_messages(
+    redis_server: RedisServer,
+) -> None:
+    async with _publisher_and_stream(redis_server, "pubc:") as (writer, stream):
+        keys = {f"k{n}" for n in range(_CALLERS)}
+        async with anyio.create_task_group() as group:
+            for key in keys:
+                group.start_soon(lambda k=key: writer.set(k, b"v", tags=["t"]))
+        await writer.publish_invalidation(clear=True)
+        received = await _messages_until_clear(stream)
+    assert set().union(*(message.keys for message in received)) == keys
+    assert len(received) < _CALLERS  # writes of one round shared a script and its message
+    assert all(message.origin == writer.instance_id for message in received)
+
+
+async def test_a_failed_batch_fails_every_caller_in_it(tmp_path: Path) -> None:
+    ensure_server_binaries()
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        config = {"type": "redis", "url": server.url, "prefix": "batch:", "timeout": 0.5}
+        async with make_store(config) as store:
+            await store.set("before", b"1")
+            server.pause()
+            failures: list[StoreUnavailableError] = []
+
+            async def call(n: int) -> None:
+                try:
+                    if n % 2:
+                        await store.set(f"k{n}", b"1")
+                    else:
+                        await store.get(f"k{n}")
+                except StoreUnavailableError as error:
+                    failures.append(error)
+
+            try:
+                with anyio.fail_after(10):  # bounded: no caller waits forever
+                    async with anyio.create_task_group() as group:
+                        for n in range(20):
+                            group.start_soon(call, n)
+            finally:
+                server.resume()
+            assert len(failures) == 20
+            assert len({id(failure) for failure in failures}) == 20  # each its own error
+            assert {failure.operation for failure in failures} == {"get", "set"}
+            assert await store.get("before") == b"1"
+    finally:
+        server.stop()

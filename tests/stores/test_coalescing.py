@@ -1,0 +1,180 @@
+"""The coalescer behind the stores' gets and sets (rgruntime/stores/coalescing.py), with a fake
+server that records the batches it is sent: on asyncio and trio."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+import pytest
+
+from rgruntime.stores import StoreError, StoreUnavailableError
+from rgruntime.stores.coalescing import Coalescer, failure_of
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeServer:
+    """Answers each item with its double, after ``release`` is set (when given)."""
+
+    def __init__(self, *, fail_with: str | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.release: anyio.Event | None = None
+        self.fail_with = fail_with
+
+    async def send(self, items: list[int]) -> Sequence[int]:
+        self.batches.append(list(items))
+        if self.release is not None:
+            await self.release.wait()
+        else:
+            await anyio.lowlevel.checkpoint()
+        if self.fail_with is not None:
+            raise StoreUnavailableError("fake store", "get", self.fail_with)
+        return [item * 2 for item in items]
+
+
+def coalescer(server: FakeServer, **options: int) -> Coalescer[int, int]:
+    return Coalescer(server.send, failure_of("fake store", "get"), **options)
+
+
+async def test_a_lone_request_goes_at_once_and_alone() -> None:
+    server = FakeServer()
+    requests = coalescer(server)
+    assert await requests.submit(1) == 2
+    assert await requests.submit(2) == 4
+    assert server.batches == [[1], [2]]
+
+
+async def test_requests_of_one_round_share_a_batch_and_get_their_own_answers() -> None:
+    server = FakeServer()
+    requests = coalescer(server)
+    server.release = anyio.Event()
+    answers: dict[int, int] = {}
+
+    async def ask(item: int) -> None:
+        answers[item] = await requests.submit(item)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask, 0)  # in flight alone: the others gather behind it
+        await anyio.wait_all_tasks_blocked()
+        for item in range(1, 31):
+            group.start_soon(ask, item)
+        await anyio.wait_all_tasks_blocked()
+        server.release.set()
+    assert answers == {item: item * 2 for item in range(31)}
+    assert server.batches[0] == [0]
+    assert sorted(server.batches[1]) == list(range(1, 31))
+    assert len(server.batches) == 2
+
+
+async def test_batches_are_bounded() -> None:
+    server = FakeServer()
+    requests = coalescer(server, max_batch=4)
+    server.release = anyio.Event()
+    answers: list[int] = []
+
+    async def ask(item: int) -> None:
+        answers.append(await requests.submit(item))
+
+    async with anyio.create_task_group() as group:
+        for item in range(11):
+            group.start_soon(ask, item)
+        await anyio.wait_all_tasks_blocked()
+        server.release.set()
+    assert sorted(answers) == [item * 2 for item in range(11)]
+    assert all(len(batch) <= 4 for batch in server.batches)
+    assert sorted(item for batch in server.batches for item in batch) == list(range(11))
+
+
+async def test_a_failed_batch_fails_every_caller_with_its_own_error() -> None:
+    server = FakeServer(fail_with="refused")
+    requests = coalescer(server)
+    server.release = anyio.Event()
+    failures: list[BaseException] = []
+
+    async def ask(item: int) -> None:
+        try:
+            await requests.submit(item)
+        except StoreUnavailableError as error:
+            failures.append(error)
+
+    async with anyio.create_task_group() as group:
+        for item in range(10):
+            group.start_soon(ask, item)
+        await anyio.wait_all_tasks_blocked()
+        server.release.set()
+    assert len(failures) == 10
+    assert len({id(failure) for failure in failures}) == 10
+    assert all("refused" in str(failure) for failure in failures)
+    # The coalescer is usable afterwards.
+    server.fail_with = None
+    server.release = None
+    assert await requests.submit(5) == 10
+
+
+def test_followers_errors_name_the_store_and_the_cause() -> None:
+    failed = failure_of("fake store", "set")
+    unavailable = failed(ExceptionGroup("buckets", [StoreUnavailableError("s", "set", "reset")]))
+    assert isinstance(unavailable, StoreUnavailableError)
+    assert (unavailable.store, unavailable.operation, unavailable.reason) == (
+        "fake store",
+        "set",
+        "reset",
+    )
+    refused = failed(StoreError("fake store: set: WRONGTYPE"))
+    assert type(refused) is StoreError
+    assert "WRONGTYPE" in str(refused)
+    other = failed(KeyboardInterrupt())
+    assert isinstance(other, StoreUnavailableError)
+    assert "KeyboardInterrupt" in other.reason
+
+
+async def test_a_cancelled_sender_still_answers_the_batch_others_joined() -> None:
+    server = FakeServer()
+    requests = coalescer(server)
+    server.release = anyio.Event()
+    answers: dict[int, int] = {}
+    scopes = {item: anyio.CancelScope() for item in range(1, 6)}
+
+    async def ask(item: int) -> None:
+        with scopes.get(item) or anyio.CancelScope():
+            answers[item] = await requests.submit(item)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask, 0)  # in flight alone: the next ones gather
+        await anyio.wait_all_tasks_blocked()
+        for item in scopes:
+            group.start_soon(ask, item)
+        await anyio.wait_all_tasks_blocked()
+        batch = server.batches[1]
+        sender = batch[0]  # the first of the round sends the batch it opened
+        scopes[sender].cancel()
+        await anyio.wait_all_tasks_blocked()
+        server.release.set()
+    assert sorted(batch) == [1, 2, 3, 4, 5]
+    assert scopes[sender].cancelled_caught  # its cancellation, raised once the batch came back
+    assert answers == {item: item * 2 for item in range(6) if item != sender}
+
+
+async def test_a_cancelled_waiter_leaves_the_others_their_answers() -> None:
+    server = FakeServer()
+    requests = coalescer(server)
+    server.release = anyio.Event()
+    answers: dict[int, int] = {}
+    waiter_scope = anyio.CancelScope()
+
+    async def ask(item: int, scope: anyio.CancelScope | None = None) -> None:
+        with scope or anyio.CancelScope():
+            answers[item] = await requests.submit(item)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask, 0)
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(ask, 1)
+        group.start_soon(ask, 2, waiter_scope)
+        group.start_soon(ask, 3)
+        await anyio.wait_all_tasks_blocked()
+        waiter_scope.cancel()
+        await anyio.wait_all_tasks_blocked()
+        server.release.set()
+    assert answers == {0: 0, 1: 2, 3: 6}
