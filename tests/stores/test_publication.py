@@ -5,7 +5,7 @@ publish every key they wrote, and a failed batch fails every caller in it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -70,34 +70,51 @@ async def test_concurrent_publications_are_coalesced_and_all_delivered(
     assert all(message.origin == publisher.instance_id for message in received)
 
 
-async def test_a_failed_publication_fails_every_caller_it_carried(tmp_path: Path) -> None:
+@asynccontextmanager
+async def _frozen_store(tmp_path: Path, prefix: str) -> AsyncIterator[RemoteStore]:
+    """A store on a server of its own, frozen (SIGSTOP) once the store has been used."""
     ensure_server_binaries()
     server = RedisServer(tmp_path)
     server.start()
     try:
-        config = {"type": "redis", "url": server.url, "prefix": "pub:", "timeout": 0.5}
-        async with make_store(config) as publisher:
-            await publisher.publish_invalidation(keys=["before"])
+        config = {"type": "redis", "url": server.url, "prefix": prefix, "timeout": 0.5}
+        async with make_store(config) as store:
+            await store.set("before", b"1")
             server.pause()
-            failures: list[StoreUnavailableError] = []
-
-            async def publish(n: int) -> None:
-                try:
-                    await publisher.publish_invalidation(keys=[f"k{n}"])
-                except StoreUnavailableError as error:
-                    failures.append(error)
-
             try:
-                with anyio.fail_after(10):  # bounded: no caller waits forever
-                    async with anyio.create_task_group() as group:
-                        for n in range(10):
-                            group.start_soon(publish, n)
+                yield store
             finally:
                 server.resume()
-            assert len(failures) == 10
-            assert all("publish_invalidation" in str(failure) for failure in failures)
+            assert await store.get("before") == b"1"
     finally:
         server.stop()
+
+
+async def _failures(
+    callers: int, call: Callable[[int], Awaitable[object]]
+) -> list[StoreUnavailableError]:
+    """What ``callers`` concurrent ``call(n)`` raised: each must fail, none may wait forever."""
+    failures: list[StoreUnavailableError] = []
+
+    async def caller(n: int) -> None:
+        try:
+            await call(n)
+        except StoreUnavailableError as error:
+            failures.append(error)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for n in range(callers):
+                group.start_soon(caller, n)
+    assert len(failures) == callers
+    assert len({id(failure) for failure in failures}) == callers  # each its own error
+    return failures
+
+
+async def test_a_failed_publication_fails_every_caller_it_carried(tmp_path: Path) -> None:
+    async with _frozen_store(tmp_path, "pub:") as publisher:
+        failures = await _failures(10, lambda n: publisher.publish_invalidation(keys=[f"k{n}"]))
+    assert all("publish_invalidation" in str(failure) for failure in failures)
 
 
 async def test_a_write_publishes_its_key_and_the_publish_after_it_sends_nothing_more(
@@ -155,35 +172,8 @@ async def test_concurrent_writes_publish_every_key_in_fewer_messages(
 
 
 async def test_a_failed_batch_fails_every_caller_in_it(tmp_path: Path) -> None:
-    ensure_server_binaries()
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        config = {"type": "redis", "url": server.url, "prefix": "batch:", "timeout": 0.5}
-        async with make_store(config) as store:
-            await store.set("before", b"1")
-            server.pause()
-            failures: list[StoreUnavailableError] = []
-
-            async def call(n: int) -> None:
-                try:
-                    if n % 2:
-                        await store.set(f"k{n}", b"1")
-                    else:
-                        await store.get(f"k{n}")
-                except StoreUnavailableError as error:
-                    failures.append(error)
-
-            try:
-                with anyio.fail_after(10):  # bounded: no caller waits forever
-                    async with anyio.create_task_group() as group:
-                        for n in range(20):
-                            group.start_soon(call, n)
-            finally:
-                server.resume()
-            assert len(failures) == 20
-            assert len({id(failure) for failure in failures}) == 20  # each its own error
-            assert {failure.operation for failure in failures} == {"get", "set"}
-            assert await store.get("before") == b"1"
-    finally:
-        server.stop()
+    async with _frozen_store(tmp_path, "batch:") as store:
+        failures = await _failures(
+            20, lambda n: store.set(f"k{n}", b"1") if n % 2 else store.get(f"k{n}")
+        )
+    assert {failure.operation for failure in failures} == {"get", "set"}
