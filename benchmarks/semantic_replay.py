@@ -70,6 +70,10 @@ class Query:
     similarity: float
     correct: bool
     static: dict[float, bool | None] = field(default_factory=dict)
+    #: The similarity of the next entry of the partition (another origin: another answer).
+    runner_up: float | None = None
+    #: The verifier found the texts the same question by rule.
+    equivalent: bool = False
 
 
 @dataclass
@@ -166,6 +170,8 @@ async def _collect(
                 None if match is None else match.key,
                 0.0 if match is None else match.similarity,
                 match is not None and match.key in right,
+                runner_up=None if match is None or match.runner_up is None else match.runner_up[1],
+                equivalent=match is not None and match.equivalent,
             )
             for threshold in STATIC_THRESHOLDS:
                 if match is None or threshold <= floor:
@@ -259,7 +265,13 @@ def replay(stream: Stream, bound: float, seed: int, **settings: Any) -> Result:
     for query in stream.queries:
         if query.key is None:
             continue
-        decision = policy.decide(query.partition, query.key, query.similarity)
+        decision = policy.decide(
+            query.partition,
+            query.key,
+            query.similarity,
+            query.runner_up,
+            equivalent=query.equivalent,
+        )
         if decision.action == "serve":
             result.right += query.correct
             result.wrong += not query.correct

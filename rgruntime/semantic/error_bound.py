@@ -235,12 +235,21 @@ class ErrorBoundSettings:
     explore_scale: float = 200.0
     #: None: a cold index serves nothing until real outcomes prove a similarity safe.
     prior: Prior | None = None
+    #: Probation: a similarity whose tail holds at least this many judged outcomes, none of
+    #: them wrong, is served before the Wilson interval proves it (0: off). See the module.
+    probation: int = 50
+    #: A candidate whose runner-up (another cached entry with another answer) is less than this
+    #: far below it is ambiguous: always verified, its outcome kept apart (0: off).
+    ambiguity: float = 0.02
 
     def __attrs_post_init__(self) -> None:
         _unit("max_error_rate", self.max_error_rate, 0.0, 0.5, open_low=True)
         _unit("confidence", self.confidence, 0.5, 0.999)
-        for name in ("floor", "explore", "explore_floor"):
+        for name in ("floor", "explore", "explore_floor", "ambiguity"):
             _unit(name, getattr(self, name), 0.0, 1.0)
+        count = self.probation
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidArgumentError("probation", count, "a whole number >= 0 (0: off)")
 
 
 @attrs.frozen
@@ -257,6 +266,8 @@ class Decision:
     #: True when the action is an exploration draw (verify where serving was allowed, or where a
     #: miss was certain).
     exploring: bool = False
+    #: True when another cached answer was nearly as similar (always verified, learned apart).
+    ambiguous: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -324,6 +335,7 @@ class ErrorBoundPolicy:
         self.prior_refuted = False
         self._candidates = self._served = self._verified = self._missed = 0
         self._judged = self._judged_wrong = self._explored = self._explored_wrong = 0
+        self._ambiguous = self._ambiguous_wrong = 0
         self._expected_sum = 0.0
 
     # -- deciding ------------------------------------------------------------------------------
@@ -350,6 +362,7 @@ class ErrorBoundPolicy:
         self.prior_refuted = bool(real_total and real_wrong / real_total > bound)
         if prior is None or self.prior_refuted:
             vouched = BINS
+        probation = self.settings.probation
         found: float | None = None
         # The lowest bin whose tail is within the bound; the scan stops at the floor. Below the
         # prior's threshold only real outcomes count: the prior vouches for the static default's
@@ -362,7 +375,13 @@ class ErrorBoundPolicy:
                 total, wrong, above = totals[index], wrongs[index], totals[index + 1]
             else:
                 total, wrong, above = real_totals[index], real_wrongs[index], real_totals[index + 1]
-            if total > above and wilson_interval(wrong, total, self._z)[1] <= bound:
+            if total <= above:
+                continue
+            proven = wilson_interval(wrong, total, self._z)[1] <= bound
+            on_probation = (
+                probation > 0 and real_totals[index] >= probation and real_wrongs[index] == 0
+            )
+            if proven or on_probation:
                 found = index / BINS
         return found
 
@@ -370,8 +389,18 @@ class ErrorBoundPolicy:
         total, wrong = evidence.tail(similarity)
         return (wrong + weight * rate) / (total + weight)
 
-    def decide(self, partition: str, key: str, similarity: float) -> Decision:
-        """What to do with the candidate ``key`` of ``partition`` found at ``similarity``."""
+    def decide(
+        self,
+        partition: str,
+        key: str,
+        similarity: float,
+        runner_up: float | None = None,
+        *,
+        equivalent: bool = False,
+    ) -> Decision:
+        """What to do with the candidate ``key`` of ``partition`` found at ``similarity``;
+        ``runner_up``: the similarity of the next entry that holds another answer, if any;
+        ``equivalent``: the verifier found the two texts the same question by rule."""
         settings = self.settings
         self._candidates += 1
         threshold = self.threshold
@@ -385,6 +414,10 @@ class ErrorBoundPolicy:
         bound = settings.max_error_rate
         if similarity < settings.floor:
             return self._count(Decision("miss", similarity, threshold, rate, upper))
+        if runner_up is not None and similarity - runner_up < settings.ambiguity:
+            return self._count(
+                Decision("verify", similarity, threshold, rate, upper, ambiguous=True)
+            )
         estimate = rate
         level = self._partitions.get(partition)
         if level is not None:
@@ -398,6 +431,18 @@ class ErrorBoundPolicy:
                 estimate, self._shrunk(entry, similarity, settings.entry_weight, estimate)
             )
         servable = threshold is not None and similarity >= threshold and estimate <= bound
+        if equivalent and not servable:
+            # The same question by rule: trusted while nothing the lexical check let through
+            # on this index was ever judged wrong. One wrong outcome shows that the rules are
+            # not enough on this stream: from then on the rule's pairs are verified like any
+            # other candidate (on QQP the first wrong outcome comes within a few candidates).
+            tail_total, tail_wrong = self._real.tail(settings.floor)
+            refuted = tail_wrong > 0
+            judged = self._entries.get(key)
+            if judged is not None:
+                refuted = refuted or judged.tail(similarity)[1] > 0
+            servable = not refuted
+            estimate = tail_wrong / tail_total if tail_total else 0.0
         if servable:
             learned, _ = self._real.tail(similarity)
             scale = settings.explore_scale
@@ -449,6 +494,11 @@ class ErrorBoundPolicy:
             raise InvalidArgumentError("correct", correct, "True or False")
         self._judged += 1
         self._judged_wrong += not correct
+        if isinstance(decision, Decision) and decision.ambiguous:
+            # Not a sample of what is served (ambiguous candidates never are): kept apart.
+            self._ambiguous += 1
+            self._ambiguous_wrong += not correct
+            return
         if isinstance(decision, Decision) and decision.exploring:
             threshold = decision.threshold
             if threshold is not None and similarity >= threshold:
