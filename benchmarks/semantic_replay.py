@@ -454,26 +454,31 @@ GUIDE_PAIR: Final = ("What's the weather?", "How's the weather today?")
 COLD_MAX_FALSE_HITS: Final = 0.02
 
 
-async def _matches(rows: list[dict[str, object]], floor: float) -> list[float | None]:
+async def _matches(rows: list[dict[str, object]], floor: float) -> list[tuple[float, bool] | None]:
     """Each pair alone (one cached text, one asked): the similarity of the lexically verified
-    candidate at or above ``floor``, None when there is none."""
-    found: list[float | None] = []
+    candidate at or above ``floor`` and whether the rules found the two equivalent, None when
+    there is no candidate."""
+    found: list[tuple[float, bool] | None] = []
     async with anyio.create_task_group() as group:
         cache = await cache_started(group)
         for number, row in enumerate(rows):
             await cache.add(f"cold-{number}", f"cold-{number}", str(row["cached"]))
         for number, row in enumerate(rows):
             match = await cache.lookup(f"cold-{number}", str(row["query"]), floor)
-            found.append(None if match is None else match.similarity)
+            found.append(None if match is None else (match.similarity, match.equivalent))
         group.cancel_scope.cancel()
     return found
 
 
-def _served_cold(number: int, similarity: float | None) -> bool:
+def _served_cold(number: int, candidate: tuple[float, bool] | None) -> bool:
     """What a fresh default policy (no history) does with the candidate."""
-    if similarity is None:
+    if candidate is None:
         return False
-    return ErrorBoundPolicy().decide(f"cold-{number}", "cached", similarity).action == "serve"
+    similarity, equivalent = candidate
+    decision = ErrorBoundPolicy().decide(
+        f"cold-{number}", "cached", similarity, equivalent=equivalent
+    )
+    return decision.action == "serve"
 
 
 def _share(hits: list[bool]) -> str:
@@ -489,11 +494,11 @@ def run_cold_pairs(console: Console, learned: float | None) -> None:
     rows.append(
         {"cached": GUIDE_PAIR[0], "query": GUIDE_PAIR[1], "same_answer": True, "split": "guide"}
     )
-    similarities = anyio.run(_matches, rows, ErrorBoundSettings().floor)
-    cold = [_served_cold(n, similarity) for n, similarity in enumerate(similarities)]
+    candidates = anyio.run(_matches, rows, ErrorBoundSettings().floor)
+    cold = [_served_cold(n, candidate) for n, candidate in enumerate(candidates)]
     warm = [
-        similarity is not None and learned is not None and similarity >= learned
-        for similarity in similarities
+        candidate is not None and learned is not None and candidate[0] >= learned
+        for candidate in candidates
     ]
     after = "none" if learned is None else f"{learned:.3f}"
     table = _table(
@@ -523,10 +528,14 @@ def run_cold_pairs(console: Console, learned: float | None) -> None:
             cells += [_share(near), _share(para), ("PASS" if verdict else "FAIL") if near else ""]
         table.add_row(*cells)
     console.print(table)
-    similarity = similarities[-1]
+    guide = candidates[-1]
     console.print(
         f"  the guide's pair {GUIDE_PAIR}: "
-        + ("no lexically verified candidate" if similarity is None else f"{similarity:.3f}")
+        + (
+            "no lexically verified candidate"
+            if guide is None
+            else f"{guide[0]:.3f}" + (", equivalent by rule" if guide[1] else "")
+        )
         + f"; cold: {_hit(cold[-1])}; learned: {_hit(warm[-1])}"
     )
 

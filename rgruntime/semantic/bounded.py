@@ -14,7 +14,7 @@ The glue between a layer's :class:`~rgruntime.semantic.layer_index.LayerSemantic
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 

@@ -418,53 +418,64 @@ class ErrorBoundPolicy:
             return self._count(
                 Decision("verify", similarity, threshold, rate, upper, ambiguous=True)
             )
-        estimate = rate
-        level = self._partitions.get(partition)
-        if level is not None:
-            estimate = max(
-                estimate,
-                self._shrunk(level, similarity, settings.partition_weight, rate),
-            )
-        entry = self._entries.get(key)
-        if entry is not None:
-            estimate = max(
-                estimate, self._shrunk(entry, similarity, settings.entry_weight, estimate)
-            )
+        estimate = self._estimate(partition, key, similarity, rate)
         servable = threshold is not None and similarity >= threshold and estimate <= bound
         if equivalent and not servable:
-            # The same question by rule: trusted while nothing the lexical check let through
-            # on this index was ever judged wrong. One wrong outcome shows that the rules are
-            # not enough on this stream: from then on the rule's pairs are verified like any
-            # other candidate (on QQP the first wrong outcome comes within a few candidates).
-            tail_total, tail_wrong = self._real.tail(settings.floor)
-            refuted = tail_wrong > 0
-            judged = self._entries.get(key)
-            if judged is not None:
-                refuted = refuted or judged.tail(similarity)[1] > 0
-            servable = not refuted
-            estimate = tail_wrong / tail_total if tail_total else 0.0
+            servable, estimate = self._trusted_by_rule(key, similarity)
         if servable:
             learned, _ = self._real.tail(similarity)
             scale = settings.explore_scale
             chance = max(
                 settings.explore_floor, settings.explore * math.sqrt(scale / (scale + learned))
             )
-            if self._explores("serve", chance):
-                return self._count(
-                    Decision("verify", similarity, threshold, estimate, upper, exploring=True)
-                )
-            self._expected_sum += estimate
-            return self._count(Decision("serve", similarity, threshold, estimate, upper))
+            explores = self._explores("serve", chance)
+            if not explores:
+                self._expected_sum += estimate
+            action: Action = "verify" if explores else "serve"
+            return self._count(
+                Decision(action, similarity, threshold, estimate, upper, exploring=explores)
+            )
         # Real outcomes only: the prior's pessimism below its threshold must not stop the
         # index from learning there.
         band_total, band_wrong = self._real.band(similarity, settings.band)
         if wilson_interval(band_wrong, band_total, self._z)[0] > bound:
-            if self._explores("miss", settings.explore_floor):
-                return self._count(
-                    Decision("verify", similarity, threshold, estimate, upper, exploring=True)
-                )
-            return self._count(Decision("miss", similarity, threshold, estimate, upper))
+            explores = self._explores("miss", settings.explore_floor)
+            action = "verify" if explores else "miss"
+            return self._count(
+                Decision(action, similarity, threshold, estimate, upper, exploring=explores)
+            )
         return self._count(Decision("verify", similarity, threshold, estimate, upper))
+
+    def _estimate(self, partition: str, key: str, similarity: float, rate: float) -> float:
+        """The index's rate, made only stricter by the partition's and the entry's tails."""
+        settings = self.settings
+        estimate = rate
+        level = self._partitions.get(partition)
+        if level is not None:
+            estimate = max(
+                estimate, self._shrunk(level, similarity, settings.partition_weight, rate)
+            )
+        entry = self._entries.get(key)
+        if entry is not None:
+            estimate = max(
+                estimate, self._shrunk(entry, similarity, settings.entry_weight, estimate)
+            )
+        return estimate
+
+    def _trusted_by_rule(self, key: str, similarity: float) -> tuple[bool, float]:
+        """Whether a pair the verifier found the same question by rule may be served, and the
+        estimate it is served on.
+
+        Trusted while nothing the lexical check let through on this index was ever judged
+        wrong: one wrong outcome shows that the rules are not enough on this stream, and from
+        then on the rule's pairs are verified like any other candidate (on QQP the first wrong
+        outcome comes within a few candidates). An entry judged wrong at this similarity or
+        above is not trusted either.
+        """
+        total, wrong = self._real.tail(self.settings.floor)
+        entry = self._entries.get(key)
+        refuted = wrong > 0 or (entry is not None and entry.tail(similarity)[1] > 0)
+        return not refuted, (wrong / total if total else 0.0)
 
     def _explores(self, region: str, chance: float) -> bool:
         if self._draw is not None:

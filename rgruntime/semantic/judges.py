@@ -27,8 +27,8 @@ from rgruntime.semantic.embedder import Embedder
 __all__ = [
     "SAME_ANSWER",
     "AnswerJudge",
-    "answer_text",
     "Judge",
+    "answer_text",
     "model_judge_prompt",
     "normalized",
     "parse_verdict",

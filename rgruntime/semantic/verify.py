@@ -312,6 +312,7 @@ def _present_reduced(text: str) -> str | None:
             return None
     return " ".join(_IMPLICIT_DEFAULT.sub(" ", text).split())
 
+
 _MAX_FRAME_WORDS: Final = 2
 
 _DEFAULT_NEAR_IDENTICAL: Final = 0.93
@@ -655,8 +656,10 @@ class LexicalVerifier:
             return None
         # Beyond the qualifier, at most the frame of the question may be worded apart ("what's"
         # / "how's"): two words in all. More (which ... should I get / what is) asks otherwise.
-        words = [{word.lower() for word in _WORD_FORM.findall(text)} for text in (
-            reduced_query, reduced_cached)]
+        words = [
+            {word.lower() for word in _WORD_FORM.findall(text)}
+            for text in (reduced_query, reduced_cached)
+        ]
         if len(words[0] ^ words[1]) > _MAX_FRAME_WORDS:
             return None
         return EQUIVALENT

@@ -339,9 +339,7 @@ def test_an_implicit_default_qualifier_makes_no_difference(query: str, cached: s
         ("What is the weather in Paris now?", "What is the weather in Rome?"),
     ],
 )
-def test_an_implicit_default_qualifier_is_no_equivalence_otherwise(
-    query: str, cached: str
-) -> None:
+def test_an_implicit_default_qualifier_is_no_equivalence_otherwise(query: str, cached: str) -> None:
     verdict = LexicalVerifier().check(query, cached, 0.8)
     assert not verdict.equivalent
 
