@@ -297,6 +297,12 @@ class ErrorBoundStats:
     threshold: float | None
     entries: int
     partitions: int
+    #: Candidates verified because another cached answer was nearly as similar, and how many of
+    #: them were judged wrong (kept apart from the evidence).
+    ambiguous: int = 0
+    ambiguous_wrong: int = 0
+    #: Served because the verifier found the texts the same question by rule (cold trust).
+    served_by_rule: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return attrs.asdict(self)
@@ -335,7 +341,7 @@ class ErrorBoundPolicy:
         self.prior_refuted = False
         self._candidates = self._served = self._verified = self._missed = 0
         self._judged = self._judged_wrong = self._explored = self._explored_wrong = 0
-        self._ambiguous = self._ambiguous_wrong = 0
+        self._ambiguous = self._ambiguous_wrong = self._served_by_rule = 0
         self._expected_sum = 0.0
 
     # -- deciding ------------------------------------------------------------------------------
@@ -420,8 +426,10 @@ class ErrorBoundPolicy:
             )
         estimate = self._estimate(partition, key, similarity, rate)
         servable = threshold is not None and similarity >= threshold and estimate <= bound
+        by_rule = False
         if equivalent and not servable:
             servable, estimate = self._trusted_by_rule(key, similarity)
+            by_rule = servable
         if servable:
             learned, _ = self._real.tail(similarity)
             scale = settings.explore_scale
@@ -431,6 +439,7 @@ class ErrorBoundPolicy:
             explores = self._explores("serve", chance)
             if not explores:
                 self._expected_sum += estimate
+                self._served_by_rule += by_rule
             action: Action = "verify" if explores else "serve"
             return self._count(
                 Decision(action, similarity, threshold, estimate, upper, exploring=explores)
@@ -556,4 +565,7 @@ class ErrorBoundPolicy:
             threshold=self.threshold,
             entries=len(self._entries),
             partitions=len(self._partitions),
+            ambiguous=self._ambiguous,
+            ambiguous_wrong=self._ambiguous_wrong,
+            served_by_rule=self._served_by_rule,
         )

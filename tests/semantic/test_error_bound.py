@@ -99,12 +99,14 @@ def test_an_ambiguous_candidate_is_verified_and_learned_apart() -> None:
     learner.record("p", "k", decision, False)
     assert learner.threshold == pytest.approx(0.97)  # the wrong ambiguous outcome is apart
     assert learner.stats().judged_wrong == 1
+    assert (learner.stats().ambiguous, learner.stats().ambiguous_wrong) == (1, 1)
     assert policy(0.02, ambiguity=0.0).decide("p", "k", 0.98, runner_up=0.98).ambiguous is False
 
 
 def test_a_pair_equivalent_by_rule_is_served_cold_until_a_wrong_outcome() -> None:
     cold = policy(0.02)
     assert cold.decide("p", "k", 0.81, equivalent=True).action == "serve"
+    assert cold.stats().served_by_rule == 1
     assert cold.decide("p", "k", 0.81).action == "verify"
     assert cold.decide("p", "k", 0.5, equivalent=True).action == "miss"  # the floor holds
     cold.record("p", "other", 0.9, False)  # the stream shows the rules are not enough
