@@ -432,11 +432,46 @@ async def _streams(quick: bool) -> list[Stream]:
     ]
 
 
+#: Other orders of each stream: the acceptance is read on one order; how much of it is luck.
+ORDERS: Final = 10
+ORDERS_QUICK: Final = 3
+ORDER_SEED: Final = 100
+
+
+def order_robustness(console: Console, streams: Sequence[Stream], orders: int) -> None:
+    """Each stream asked in ``orders`` other random orders: the checks that pass, per bound."""
+    table = _table(
+        f"The same checks over {orders} other orders of each stream (seeds {ORDER_SEED}...): "
+        "passing / run",
+        ("stream", *(f"{bound:.0%}: error, hits" for bound in BOUNDS), "all", "served (mean)"),
+    )
+    for stream in streams:
+        passed = {bound: [0, 0] for bound in BOUNDS}
+        served: list[int] = []
+        for order in range(orders):
+            queries = list(stream.queries)
+            random.Random(ORDER_SEED + order).shuffle(queries)
+            for row in rows(Stream(stream.name, queries)):
+                passed[row.bound][0] += row.within
+                passed[row.bound][1] += row.enough
+                served.append(row.ours.hits)
+        runs = orders * len(SEEDS)
+        total = sum(sum(counts) for counts in passed.values())
+        table.add_row(
+            stream.name,
+            *(f"{within}, {enough} / {runs}" for within, enough in passed.values()),
+            f"{total} / {2 * runs * len(BOUNDS)}",
+            f"{sum(served) / len(served):.0f}",
+        )
+    console.print(table)
+
+
 def run_replay(console: Console, quick: bool) -> None:
     streams = anyio.run(_streams, quick)
     found = [row for stream in streams for row in report(console, stream)]
     checks = [check for row in found for check in (row.within, row.enough)]
     console.print(f"[bold]Replay acceptance[/bold]: {sum(checks)} of {len(checks)} checks pass")
+    order_robustness(console, streams, ORDERS_QUICK if quick else ORDERS)
     path = os.environ.get("RGRUNTIME_REPLAY_MARKDOWN")
     if path:
         Path(path).write_text(markdown(found) + "\n")

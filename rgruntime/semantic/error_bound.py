@@ -235,12 +235,13 @@ class ErrorBoundSettings:
     explore_scale: float = 200.0
     #: None: a cold index serves nothing until real outcomes prove a similarity safe.
     prior: Prior | None = None
-    #: Probation: a similarity whose tail holds at least this many judged outcomes, none of
-    #: them wrong, is served before the Wilson interval proves it (0: off). See the module.
-    probation: int = 50
+    #: Probation: the least number of judged outcomes in a similarity's tail before it is
+    #: served; with none of them wrong they suffice, else the Wilson interval must prove the
+    #: bound (0: the interval alone). See the module.
+    probation: int = 100
     #: A candidate whose runner-up (another cached entry with another answer) is less than this
     #: far below it is ambiguous: always verified, its outcome kept apart (0: off).
-    ambiguity: float = 0.02
+    ambiguity: float = 0.045
 
     def __attrs_post_init__(self) -> None:
         _unit("max_error_rate", self.max_error_rate, 0.0, 0.5, open_low=True)
@@ -383,7 +384,10 @@ class ErrorBoundPolicy:
                 total, wrong, above = real_totals[index], real_wrongs[index], real_totals[index + 1]
             if total <= above:
                 continue
-            proven = wilson_interval(wrong, total, self._z)[1] <= bound
+            # No similarity is served on fewer than ``probation`` judged outcomes in its tail:
+            # with none of them wrong they suffice (precision first), otherwise the Wilson
+            # interval must prove the bound (at 5% it would from 73 right outcomes alone).
+            proven = total >= probation and wilson_interval(wrong, total, self._z)[1] <= bound
             on_probation = (
                 probation > 0 and real_totals[index] >= probation and real_wrongs[index] == 0
             )

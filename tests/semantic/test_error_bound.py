@@ -70,9 +70,9 @@ def test_right_outcomes_prove_a_threshold_at_the_stated_confidence() -> None:
     assert learner.decide("p", "k", 0.96).action == "verify"  # below what was proven
 
 
-def test_probation_serves_after_fifty_right_outcomes_and_ends_at_the_first_wrong() -> None:
-    assert proven(policy(0.02), 0.97, 49).threshold is None
-    learner = proven(policy(0.02), 0.97, 50)
+def test_probation_serves_after_a_hundred_right_outcomes_and_ends_at_the_first_wrong() -> None:
+    assert proven(policy(0.02), 0.97, 99).threshold is None
+    learner = proven(policy(0.02), 0.97, 100)
     assert learner.threshold == pytest.approx(0.97)
     assert learner.decide("p", "k", 0.98).action == "serve"
     assert learner.decide("p", "k", 0.96).action == "verify"
@@ -88,13 +88,25 @@ def test_probation_serves_after_fifty_right_outcomes_and_ends_at_the_first_wrong
 
 @pytest.mark.parametrize("bound", [0.01, 0.02, 0.05])
 def test_probation_is_the_same_for_every_bound(bound: float) -> None:
-    assert proven(policy(bound), 0.97, 50).threshold == pytest.approx(0.97)
+    assert proven(policy(bound), 0.97, 100).threshold == pytest.approx(0.97)
+
+
+def test_no_similarity_is_served_on_fewer_outcomes_than_the_probation() -> None:
+    # At 5% the interval alone proves 73 right outcomes; the probation's 100 are needed first.
+    assert proven(policy(0.05, probation=0), 0.97, 73).threshold == pytest.approx(0.97)
+    learner = proven(policy(0.05), 0.97, 73)
+    assert learner.threshold is None
+    learner.record("p", "bad", 0.98, False)
+    proven(learner, 0.97, 26)  # 100 outcomes, one wrong: the interval's upper end is 5.4%
+    assert learner.threshold is None
+    proven(learner, 0.97, 20)  # 120, one wrong: 4.6%, proven
+    assert learner.threshold == pytest.approx(0.97)
 
 
 def test_an_ambiguous_candidate_is_verified_and_learned_apart() -> None:
     learner = proven(policy(0.02), 0.97, 200)
-    assert learner.decide("p", "k", 0.98, runner_up=0.95).action == "serve"  # 0.03 apart
-    decision = learner.decide("p", "k", 0.98, runner_up=0.97)
+    assert learner.decide("p", "k", 0.98, runner_up=0.93).action == "serve"  # 0.05 apart
+    decision = learner.decide("p", "k", 0.98, runner_up=0.94)
     assert (decision.action, decision.ambiguous) == ("verify", True)
     learner.record("p", "k", decision, False)
     assert learner.threshold == pytest.approx(0.97)  # the wrong ambiguous outcome is apart

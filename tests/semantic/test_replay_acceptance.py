@@ -52,13 +52,13 @@ def test_a_learner_that_must_prove_its_bound_trails_a_perfect_static_threshold()
     assert markdown(found).count("\n") == len(found) + 1
 
 
-def test_probation_opens_a_clean_stream_after_fifty_right_outcomes() -> None:
+def test_probation_opens_a_clean_stream_after_a_hundred_right_outcomes() -> None:
     found = rows(stream(0.97, True, 600))
     for row in found:
         assert row.ours.wrong == 0
-        # 50 judged before serving, then a share explored (10%, decaying).
-        assert 50 <= row.ours.verified < 120
-        assert row.ours.hits >= 480
+        # 100 judged before serving, then a share explored (10%, decaying).
+        assert 100 <= row.ours.verified < 160
+        assert row.ours.hits >= 440
         assert row.within
 
 
