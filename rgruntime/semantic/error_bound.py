@@ -16,13 +16,34 @@ cached entry, for its partition and for the whole index (every partition: the ou
 partitions teach how far this *embedder* and *verifier* can be trusted; no entry, text or answer
 crosses a partition).
 
-**A cold index serves nothing.** Until judged outcomes prove a similarity safe, every candidate
-at or above the floor is verified (it would be a miss anyway: judging it costs the judge, not a
-hit). With no wrong outcome, proving 2% takes 189 right ones at or above a similarity (the
-interval's upper end is z² / (n + z²)), 1% takes 381, 5% takes 73. Why not start from the old
-static default (an opt-in :class:`Prior`): on QQP every static threshold serves 5-24% wrong
-answers, and a prior vouching for 0.91 served 30-255 requests 9-16% wrong before exploration
-refuted it; no prior fits both a paraphrase stream and QQP, and only outcomes tell them apart.
+**A cold index starts on probation, precision first.** Until judged outcomes vouch for a
+similarity, every candidate at or above the floor is verified (it would be a miss anyway:
+judging it costs the judge, not a hit). A similarity is served once its tail (every judged
+outcome at it or above) holds ``probation`` outcomes (100) and *none of them is wrong*; the
+first wrong one ends the probation below it, and from then on only the Wilson interval opens a
+similarity (with no wrong outcome it proves 2% from 189 right ones, 1% from 381, 5% from 73;
+each wrong one adds more; never from fewer than ``probation``). Why a probation: against the
+static thresholds (chosen with hindsight) a learner that must prove 2% on a few hundred requests
+loses its whole proving period; served with no wrong answer it only has to match the most
+accurate static threshold. Its price: a stream whose matches are wrong 5% of the time passes
+100 right outcomes in a row with probability 0.95^100 = 0.6%, one wrong 3% of the time with
+4.8%, one wrong 2% of the time with 13% (then it serves at that rate until an exploration draw
+finds a wrong answer). Why not the old optimistic start (an opt-in :class:`Prior`): on QQP
+every static threshold serves 5-24% wrong answers, and a prior vouching for 0.91 served
+30-255 requests 9-16% wrong before exploration refuted it.
+
+**Ambiguous candidates are verified apart.** When another cached entry with another answer is
+within ``ambiguity`` (0.045) of the candidate, the query may be asking either: the candidate is
+verified, never served, and its outcome kept out of the evidence (it says nothing about clear
+matches). A static threshold cannot see this; on GPTCache's paraphrases most wrong matches are
+such near ties.
+
+**Pairs equivalent by rule.** When the verifier finds the two texts the same question by rule
+(:attr:`~rgruntime.semantic.verify.Verdict.equivalent`: an implicit-default qualifier such as
+"today" in a present-tense question is all they differ in), the candidate is served while
+nothing the lexical check let through on this index was ever judged wrong (and its entry was
+not judged wrong at that similarity); after the first wrong outcome such pairs are verified like
+any other. This is what makes the guide's pair a hit on a cold index.
 
 **The decision** (why a threshold is still learned, and why per level):
 

@@ -19,6 +19,14 @@ changes the answer:
 - ``swap``: the same words with two of them trading places across a relation ("Do Croats like
   Turks?" / "Do Turks like Croats?", "Why is Messi better than Ronaldo?" / "... Ronaldo better
   than Messi?"): who does what to whom changed, which the embedding barely sees (0.98-0.99);
+- ``implicit default`` (an acceptance, not a rejection): in two present-tense questions,
+  "today", "now", "currently", "right now", "at the moment"... add nothing (the present is the
+  default), so a pair that differs only in such a qualifier (and in at most two words of the
+  question's frame: "what's" / "how's") is *equivalent*: accepted at any similarity, and
+  flagged (:attr:`Verdict.equivalent`) so that the error bound may serve it cold. A word that
+  moves either question in time ("tomorrow", "tonight", "was", "will", "last", a past-tense
+  verb) turns the rule off: "today" / "tomorrow" stays a contrast. The rule family was
+  motivated by the guide's own pair ("What's the weather?" / "How's the weather today?", 0.81);
 - ``content``: the texts differ in only a few content words (``max_changed_words``) and their
   similarity is below ``near_identical``. When two texts share most of their words, their
   similarity mostly measures those shared words; whether the few changed ones are synonyms
