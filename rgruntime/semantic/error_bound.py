@@ -501,14 +501,18 @@ class ErrorBoundPolicy:
         estimate it is served on.
 
         Trusted while nothing the lexical check let through on this index was ever judged
-        wrong: one wrong outcome shows that the rules are not enough on this stream, and from
-        then on the rule's pairs are verified like any other candidate (on QQP the first wrong
-        outcome comes within a few candidates). An entry judged wrong at this similarity or
-        above is not trusted either.
+        wrong (ambiguous candidates included): one wrong outcome shows that the rules are not
+        enough on this stream, and from then on the rule's pairs are verified like any other
+        candidate (on the QQP streams the first wrong candidate is among the first six). An
+        entry judged wrong at this similarity or above is not trusted either.
         """
         total, wrong = self._real.tail(self.settings.floor)
         entry = self._entries.get(key)
-        refuted = wrong > 0 or (entry is not None and entry.tail(similarity)[1] > 0)
+        refuted = (
+            wrong > 0
+            or self._ambiguous_wrong > 0
+            or (entry is not None and entry.tail(similarity)[1] > 0)
+        )
         return not refuted, (wrong / total if total else 0.0)
 
     def _explores(self, region: str, chance: float) -> bool:

@@ -123,6 +123,11 @@ def test_a_pair_equivalent_by_rule_is_served_cold_until_a_wrong_outcome() -> Non
     assert cold.decide("p", "k", 0.5, equivalent=True).action == "miss"  # the floor holds
     cold.record("p", "other", 0.9, False)  # the stream shows the rules are not enough
     assert cold.decide("p", "k", 0.81, equivalent=True).action == "verify"
+    # An ambiguous candidate judged wrong counts too (the rules let it through).
+    other = policy(0.02)
+    decision = other.decide("p", "a", 0.9, runner_up=0.89)
+    other.record("p", "a", decision, False)
+    assert other.decide("p", "k", 0.81, equivalent=True).action == "verify"
 
 
 def test_wrong_outcomes_refute_an_optimistic_prior_and_stop_serving() -> None:
