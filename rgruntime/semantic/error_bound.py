@@ -254,7 +254,7 @@ class ErrorBoundSettings:
     explore: float = 0.1
     explore_floor: float = 0.01
     explore_scale: float = 200.0
-    #: None: a cold index serves nothing until real outcomes prove a similarity safe.
+    #: None: a cold index serves only what real outcomes vouch for (see ``probation``).
     prior: Prior | None = None
     #: Probation: the least number of judged outcomes in a similarity's tail before it is
     #: served; with none of them wrong they suffice, else the Wilson interval must prove the
