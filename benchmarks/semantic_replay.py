@@ -70,6 +70,10 @@ class Query:
     similarity: float
     correct: bool
     static: dict[float, bool | None] = field(default_factory=dict)
+    #: The similarity of the next entry of the partition (another origin: another answer).
+    runner_up: float | None = None
+    #: The verifier found the texts the same question by rule.
+    equivalent: bool = False
 
 
 @dataclass
@@ -166,6 +170,8 @@ async def _collect(
                 None if match is None else match.key,
                 0.0 if match is None else match.similarity,
                 match is not None and match.key in right,
+                runner_up=None if match is None or match.runner_up is None else match.runner_up[1],
+                equivalent=match is not None and match.equivalent,
             )
             for threshold in STATIC_THRESHOLDS:
                 if match is None or threshold <= floor:
@@ -259,7 +265,13 @@ def replay(stream: Stream, bound: float, seed: int, **settings: Any) -> Result:
     for query in stream.queries:
         if query.key is None:
             continue
-        decision = policy.decide(query.partition, query.key, query.similarity)
+        decision = policy.decide(
+            query.partition,
+            query.key,
+            query.similarity,
+            query.runner_up,
+            equivalent=query.equivalent,
+        )
         if decision.action == "serve":
             result.right += query.correct
             result.wrong += not query.correct
@@ -420,11 +432,46 @@ async def _streams(quick: bool) -> list[Stream]:
     ]
 
 
+#: Other orders of each stream: the acceptance is read on one order; how much of it is luck.
+ORDERS: Final = 10
+ORDERS_QUICK: Final = 3
+ORDER_SEED: Final = 100
+
+
+def order_robustness(console: Console, streams: Sequence[Stream], orders: int) -> None:
+    """Each stream asked in ``orders`` other random orders: the checks that pass, per bound."""
+    table = _table(
+        f"The same checks over {orders} other orders of each stream (seeds {ORDER_SEED}...): "
+        "passing / run",
+        ("stream", *(f"{bound:.0%}: error, hits" for bound in BOUNDS), "all", "served (mean)"),
+    )
+    for stream in streams:
+        passed = {bound: [0, 0] for bound in BOUNDS}
+        served: list[int] = []
+        for order in range(orders):
+            queries = list(stream.queries)
+            random.Random(ORDER_SEED + order).shuffle(queries)
+            for row in rows(Stream(stream.name, queries)):
+                passed[row.bound][0] += row.within
+                passed[row.bound][1] += row.enough
+                served.append(row.ours.hits)
+        runs = orders * len(SEEDS)
+        total = sum(sum(counts) for counts in passed.values())
+        table.add_row(
+            stream.name,
+            *(f"{within}, {enough} / {runs}" for within, enough in passed.values()),
+            f"{total} / {2 * runs * len(BOUNDS)}",
+            f"{sum(served) / len(served):.0f}",
+        )
+    console.print(table)
+
+
 def run_replay(console: Console, quick: bool) -> None:
     streams = anyio.run(_streams, quick)
     found = [row for stream in streams for row in report(console, stream)]
     checks = [check for row in found for check in (row.within, row.enough)]
     console.print(f"[bold]Replay acceptance[/bold]: {sum(checks)} of {len(checks)} checks pass")
+    order_robustness(console, streams, ORDERS_QUICK if quick else ORDERS)
     path = os.environ.get("RGRUNTIME_REPLAY_MARKDOWN")
     if path:
         Path(path).write_text(markdown(found) + "\n")
@@ -442,26 +489,31 @@ GUIDE_PAIR: Final = ("What's the weather?", "How's the weather today?")
 COLD_MAX_FALSE_HITS: Final = 0.02
 
 
-async def _matches(rows: list[dict[str, object]], floor: float) -> list[float | None]:
+async def _matches(rows: list[dict[str, object]], floor: float) -> list[tuple[float, bool] | None]:
     """Each pair alone (one cached text, one asked): the similarity of the lexically verified
-    candidate at or above ``floor``, None when there is none."""
-    found: list[float | None] = []
+    candidate at or above ``floor`` and whether the rules found the two equivalent, None when
+    there is no candidate."""
+    found: list[tuple[float, bool] | None] = []
     async with anyio.create_task_group() as group:
         cache = await cache_started(group)
         for number, row in enumerate(rows):
             await cache.add(f"cold-{number}", f"cold-{number}", str(row["cached"]))
         for number, row in enumerate(rows):
             match = await cache.lookup(f"cold-{number}", str(row["query"]), floor)
-            found.append(None if match is None else match.similarity)
+            found.append(None if match is None else (match.similarity, match.equivalent))
         group.cancel_scope.cancel()
     return found
 
 
-def _served_cold(number: int, similarity: float | None) -> bool:
+def _served_cold(number: int, candidate: tuple[float, bool] | None) -> bool:
     """What a fresh default policy (no history) does with the candidate."""
-    if similarity is None:
+    if candidate is None:
         return False
-    return ErrorBoundPolicy().decide(f"cold-{number}", "cached", similarity).action == "serve"
+    similarity, equivalent = candidate
+    decision = ErrorBoundPolicy().decide(
+        f"cold-{number}", "cached", similarity, equivalent=equivalent
+    )
+    return decision.action == "serve"
 
 
 def _share(hits: list[bool]) -> str:
@@ -477,11 +529,11 @@ def run_cold_pairs(console: Console, learned: float | None) -> None:
     rows.append(
         {"cached": GUIDE_PAIR[0], "query": GUIDE_PAIR[1], "same_answer": True, "split": "guide"}
     )
-    similarities = anyio.run(_matches, rows, ErrorBoundSettings().floor)
-    cold = [_served_cold(n, similarity) for n, similarity in enumerate(similarities)]
+    candidates = anyio.run(_matches, rows, ErrorBoundSettings().floor)
+    cold = [_served_cold(n, candidate) for n, candidate in enumerate(candidates)]
     warm = [
-        similarity is not None and learned is not None and similarity >= learned
-        for similarity in similarities
+        candidate is not None and learned is not None and candidate[0] >= learned
+        for candidate in candidates
     ]
     after = "none" if learned is None else f"{learned:.3f}"
     table = _table(
@@ -511,10 +563,14 @@ def run_cold_pairs(console: Console, learned: float | None) -> None:
             cells += [_share(near), _share(para), ("PASS" if verdict else "FAIL") if near else ""]
         table.add_row(*cells)
     console.print(table)
-    similarity = similarities[-1]
+    guide = candidates[-1]
     console.print(
         f"  the guide's pair {GUIDE_PAIR}: "
-        + ("no lexically verified candidate" if similarity is None else f"{similarity:.3f}")
+        + (
+            "no lexically verified candidate"
+            if guide is None
+            else f"{guide[0]:.3f}" + (", equivalent by rule" if guide[1] else "")
+        )
         + f"; cold: {_hit(cold[-1])}; learned: {_hit(warm[-1])}"
     )
 

@@ -14,17 +14,18 @@ The glue between a layer's :class:`~rgruntime.semantic.layer_index.LayerSemantic
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 from rgruntime.errors import InvalidArgumentError
+from rgruntime.semantic.judges import answer_text
 
 if TYPE_CHECKING:
     from rgruntime.semantic.error_bound import Decision
     from rgruntime.semantic.layer_index import LayerSemanticIndex, SemanticHit
 
-__all__ = ["BoundedLookup", "Pending", "bounded_lookup", "settle"]
+__all__ = ["BoundedLookup", "Pending", "answer_text", "bounded_lookup", "settle"]
 
 
 @attrs.frozen
@@ -54,7 +55,9 @@ async def bounded_lookup(
     hit = await index.lookup(partition, text, threshold=policy.settings.floor)
     if hit is None:
         return BoundedLookup()
-    decision = policy.decide(partition, hit.key, hit.similarity)
+    decision = policy.decide(
+        partition, hit.key, hit.similarity, hit.runner_up, equivalent=hit.equivalent
+    )
     if decision.action == "serve":
         return BoundedLookup(hit=hit)
     if decision.action == "verify":
@@ -70,9 +73,3 @@ async def settle(pending: Pending, judge: Callable[[], Awaitable[object]]) -> bo
     policy = pending.index.error_bound(pending.bound)
     policy.record(pending.partition, pending.hit.key, pending.decision, correct)
     return correct
-
-
-def answer_text(value: Any) -> str:
-    """The text of a cached value: a response's ``output``, else its ``str``."""
-    output = getattr(value, "output", None)
-    return output if isinstance(output, str) else str(value)

@@ -75,7 +75,13 @@ from rgruntime.semantic.records import (
     SimilarityHistogram,
 )
 from rgruntime.semantic.searcher import Searcher
-from rgruntime.semantic.verify import LexicalVerifier, RejectionReason, UserVerifier
+from rgruntime.semantic.verify import (
+    ACCEPTED,
+    LexicalVerifier,
+    RejectionReason,
+    UserVerifier,
+    Verdict,
+)
 from rgruntime.validation import similarity as check_similarity
 
 __all__ = ["DEFAULT_THRESHOLD", "SemanticCache"]
@@ -327,14 +333,18 @@ class SemanticCache:
             if self._live_key(part, label) != key:
                 continue  # removed while an earlier candidate was being verified
             tried += 1
-            if verify and not await self._verified(text, cached_text, similarity):
+            verdict = await self._verified(text, cached_text, similarity) if verify else None
+            if verdict is not None and not verdict.accepted:
                 continue
             # Checked again after the last await, so that nothing removed meanwhile is returned.
             if self._live_key(part, label) != key:
                 continue
             self._hits += 1
             self._histogram[SimilarityHistogram.bin_of(similarity)] += 1
-            return SemanticMatch(key, similarity, cached_text, partition)
+            others = [(other, score) for _, other, score, _ in candidates if other != key]
+            runner_up = max(others, key=lambda other: other[1]) if others else None
+            equivalent = verdict is not None and verdict.equivalent
+            return SemanticMatch(key, similarity, cached_text, partition, runner_up, equivalent)
         if tried:
             self._rejected += 1
         else:
@@ -370,19 +380,20 @@ class SemanticCache:
             key=lambda candidate: -verifier.rank_score(query, candidate[3], candidate[2]),
         )
 
-    async def _verified(self, query: str, cached: str, similarity: float) -> bool:
+    async def _verified(self, query: str, cached: str, similarity: float) -> Verdict:
+        verdict = ACCEPTED
         if self.verifier is not None:
             verdict = self.verifier.check(query, cached, similarity)
             if not verdict.accepted:
                 assert verdict.reason is not None
                 self._rejections[verdict.reason] += 1
-                return False
+                return verdict
         if self.user_verifier is not None and not await self.user_verifier(
             query, cached, similarity
         ):
             self._rejections["user"] += 1
-            return False
-        return True
+            return Verdict(False, "user")
+        return verdict
 
     def stats(self) -> SemanticStats:
         """What this cache did since it was made (an immutable snapshot)."""

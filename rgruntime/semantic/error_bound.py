@@ -16,13 +16,34 @@ cached entry, for its partition and for the whole index (every partition: the ou
 partitions teach how far this *embedder* and *verifier* can be trusted; no entry, text or answer
 crosses a partition).
 
-**A cold index serves nothing.** Until judged outcomes prove a similarity safe, every candidate
-at or above the floor is verified (it would be a miss anyway: judging it costs the judge, not a
-hit). With no wrong outcome, proving 2% takes 189 right ones at or above a similarity (the
-interval's upper end is z² / (n + z²)), 1% takes 381, 5% takes 73. Why not start from the old
-static default (an opt-in :class:`Prior`): on QQP every static threshold serves 5-24% wrong
-answers, and a prior vouching for 0.91 served 30-255 requests 9-16% wrong before exploration
-refuted it; no prior fits both a paraphrase stream and QQP, and only outcomes tell them apart.
+**A cold index starts on probation, precision first.** Until judged outcomes vouch for a
+similarity, every candidate at or above the floor is verified (it would be a miss anyway:
+judging it costs the judge, not a hit). A similarity is served once its tail (every judged
+outcome at it or above) holds ``probation`` outcomes (100) and *none of them is wrong*; the
+first wrong one ends the probation below it, and from then on only the Wilson interval opens a
+similarity (with no wrong outcome it proves 2% from 189 right ones, 1% from 381, 5% from 73;
+each wrong one adds more; never from fewer than ``probation``). Why a probation: against the
+static thresholds (chosen with hindsight) a learner that must prove 2% on a few hundred requests
+loses its whole proving period; served with no wrong answer it only has to match the most
+accurate static threshold. Its price: a stream whose matches are wrong 5% of the time passes
+100 right outcomes in a row with probability 0.95^100 = 0.6%, one wrong 3% of the time with
+4.8%, one wrong 2% of the time with 13% (then it serves at that rate until an exploration draw
+finds a wrong answer). Why not the old optimistic start (an opt-in :class:`Prior`): on QQP
+every static threshold serves 5-24% wrong answers, and a prior vouching for 0.91 served
+30-255 requests 9-16% wrong before exploration refuted it.
+
+**Ambiguous candidates are verified apart.** When another cached entry with another answer is
+within ``ambiguity`` (0.045) of the candidate, the query may be asking either: the candidate is
+verified, never served, and its outcome kept out of the evidence (it says nothing about clear
+matches). A static threshold cannot see this; on GPTCache's paraphrases most wrong matches are
+such near ties.
+
+**Pairs equivalent by rule.** When the verifier finds the two texts the same question by rule
+(:attr:`~rgruntime.semantic.verify.Verdict.equivalent`: an implicit-default qualifier such as
+"today" in a present-tense question is all they differ in), the candidate is served while
+nothing the lexical check let through on this index was ever judged wrong (and its entry was
+not judged wrong at that similarity); after the first wrong outcome such pairs are verified like
+any other. This is what makes the guide's pair a hit on a cold index.
 
 **The decision** (why a threshold is still learned, and why per level):
 
@@ -233,14 +254,24 @@ class ErrorBoundSettings:
     explore: float = 0.1
     explore_floor: float = 0.01
     explore_scale: float = 200.0
-    #: None: a cold index serves nothing until real outcomes prove a similarity safe.
+    #: None: a cold index serves only what real outcomes vouch for (see ``probation``).
     prior: Prior | None = None
+    #: Probation: the least number of judged outcomes in a similarity's tail before it is
+    #: served; with none of them wrong they suffice, else the Wilson interval must prove the
+    #: bound (0: the interval alone). See the module.
+    probation: int = 100
+    #: A candidate whose runner-up (another cached entry with another answer) is less than this
+    #: far below it is ambiguous: always verified, its outcome kept apart (0: off).
+    ambiguity: float = 0.045
 
     def __attrs_post_init__(self) -> None:
         _unit("max_error_rate", self.max_error_rate, 0.0, 0.5, open_low=True)
         _unit("confidence", self.confidence, 0.5, 0.999)
-        for name in ("floor", "explore", "explore_floor"):
+        for name in ("floor", "explore", "explore_floor", "ambiguity"):
             _unit(name, getattr(self, name), 0.0, 1.0)
+        count = self.probation
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidArgumentError("probation", count, "a whole number >= 0 (0: off)")
 
 
 @attrs.frozen
@@ -257,6 +288,8 @@ class Decision:
     #: True when the action is an exploration draw (verify where serving was allowed, or where a
     #: miss was certain).
     exploring: bool = False
+    #: True when another cached answer was nearly as similar (always verified, learned apart).
+    ambiguous: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -286,6 +319,12 @@ class ErrorBoundStats:
     threshold: float | None
     entries: int
     partitions: int
+    #: Candidates verified because another cached answer was nearly as similar, and how many of
+    #: them were judged wrong (kept apart from the evidence).
+    ambiguous: int = 0
+    ambiguous_wrong: int = 0
+    #: Served because the verifier found the texts the same question by rule (cold trust).
+    served_by_rule: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return attrs.asdict(self)
@@ -324,6 +363,7 @@ class ErrorBoundPolicy:
         self.prior_refuted = False
         self._candidates = self._served = self._verified = self._missed = 0
         self._judged = self._judged_wrong = self._explored = self._explored_wrong = 0
+        self._ambiguous = self._ambiguous_wrong = self._served_by_rule = 0
         self._expected_sum = 0.0
 
     # -- deciding ------------------------------------------------------------------------------
@@ -350,6 +390,7 @@ class ErrorBoundPolicy:
         self.prior_refuted = bool(real_total and real_wrong / real_total > bound)
         if prior is None or self.prior_refuted:
             vouched = BINS
+        probation = self.settings.probation
         found: float | None = None
         # The lowest bin whose tail is within the bound; the scan stops at the floor. Below the
         # prior's threshold only real outcomes count: the prior vouches for the static default's
@@ -362,7 +403,16 @@ class ErrorBoundPolicy:
                 total, wrong, above = totals[index], wrongs[index], totals[index + 1]
             else:
                 total, wrong, above = real_totals[index], real_wrongs[index], real_totals[index + 1]
-            if total > above and wilson_interval(wrong, total, self._z)[1] <= bound:
+            if total <= above:
+                continue
+            # No similarity is served on fewer than ``probation`` judged outcomes in its tail:
+            # with none of them wrong they suffice (precision first), otherwise the Wilson
+            # interval must prove the bound (at 5% it would from 73 right outcomes alone).
+            proven = total >= probation and wilson_interval(wrong, total, self._z)[1] <= bound
+            on_probation = (
+                probation > 0 and real_totals[index] >= probation and real_wrongs[index] == 0
+            )
+            if proven or on_probation:
                 found = index / BINS
         return found
 
@@ -370,8 +420,18 @@ class ErrorBoundPolicy:
         total, wrong = evidence.tail(similarity)
         return (wrong + weight * rate) / (total + weight)
 
-    def decide(self, partition: str, key: str, similarity: float) -> Decision:
-        """What to do with the candidate ``key`` of ``partition`` found at ``similarity``."""
+    def decide(
+        self,
+        partition: str,
+        key: str,
+        similarity: float,
+        runner_up: float | None = None,
+        *,
+        equivalent: bool = False,
+    ) -> Decision:
+        """What to do with the candidate ``key`` of ``partition`` found at ``similarity``;
+        ``runner_up``: the similarity of the next entry that holds another answer, if any;
+        ``equivalent``: the verifier found the two texts the same question by rule."""
         settings = self.settings
         self._candidates += 1
         threshold = self.threshold
@@ -385,41 +445,75 @@ class ErrorBoundPolicy:
         bound = settings.max_error_rate
         if similarity < settings.floor:
             return self._count(Decision("miss", similarity, threshold, rate, upper))
-        estimate = rate
-        level = self._partitions.get(partition)
-        if level is not None:
-            estimate = max(
-                estimate,
-                self._shrunk(level, similarity, settings.partition_weight, rate),
+        if runner_up is not None and similarity - runner_up < settings.ambiguity:
+            return self._count(
+                Decision("verify", similarity, threshold, rate, upper, ambiguous=True)
             )
-        entry = self._entries.get(key)
-        if entry is not None:
-            estimate = max(
-                estimate, self._shrunk(entry, similarity, settings.entry_weight, estimate)
-            )
+        estimate = self._estimate(partition, key, similarity, rate)
         servable = threshold is not None and similarity >= threshold and estimate <= bound
+        by_rule = False
+        if equivalent and not servable:
+            servable, estimate = self._trusted_by_rule(key, similarity)
+            by_rule = servable
         if servable:
             learned, _ = self._real.tail(similarity)
             scale = settings.explore_scale
             chance = max(
                 settings.explore_floor, settings.explore * math.sqrt(scale / (scale + learned))
             )
-            if self._explores("serve", chance):
-                return self._count(
-                    Decision("verify", similarity, threshold, estimate, upper, exploring=True)
-                )
-            self._expected_sum += estimate
-            return self._count(Decision("serve", similarity, threshold, estimate, upper))
+            explores = self._explores("serve", chance)
+            if not explores:
+                self._expected_sum += estimate
+                self._served_by_rule += by_rule
+            action: Action = "verify" if explores else "serve"
+            return self._count(
+                Decision(action, similarity, threshold, estimate, upper, exploring=explores)
+            )
         # Real outcomes only: the prior's pessimism below its threshold must not stop the
         # index from learning there.
         band_total, band_wrong = self._real.band(similarity, settings.band)
         if wilson_interval(band_wrong, band_total, self._z)[0] > bound:
-            if self._explores("miss", settings.explore_floor):
-                return self._count(
-                    Decision("verify", similarity, threshold, estimate, upper, exploring=True)
-                )
-            return self._count(Decision("miss", similarity, threshold, estimate, upper))
+            explores = self._explores("miss", settings.explore_floor)
+            action = "verify" if explores else "miss"
+            return self._count(
+                Decision(action, similarity, threshold, estimate, upper, exploring=explores)
+            )
         return self._count(Decision("verify", similarity, threshold, estimate, upper))
+
+    def _estimate(self, partition: str, key: str, similarity: float, rate: float) -> float:
+        """The index's rate, made only stricter by the partition's and the entry's tails."""
+        settings = self.settings
+        estimate = rate
+        level = self._partitions.get(partition)
+        if level is not None:
+            estimate = max(
+                estimate, self._shrunk(level, similarity, settings.partition_weight, rate)
+            )
+        entry = self._entries.get(key)
+        if entry is not None:
+            estimate = max(
+                estimate, self._shrunk(entry, similarity, settings.entry_weight, estimate)
+            )
+        return estimate
+
+    def _trusted_by_rule(self, key: str, similarity: float) -> tuple[bool, float]:
+        """Whether a pair the verifier found the same question by rule may be served, and the
+        estimate it is served on.
+
+        Trusted while nothing the lexical check let through on this index was ever judged
+        wrong (ambiguous candidates included): one wrong outcome shows that the rules are not
+        enough on this stream, and from then on the rule's pairs are verified like any other
+        candidate (on the QQP streams the first wrong candidate is among the first six). An
+        entry judged wrong at this similarity or above is not trusted either.
+        """
+        total, wrong = self._real.tail(self.settings.floor)
+        entry = self._entries.get(key)
+        refuted = (
+            wrong > 0
+            or self._ambiguous_wrong > 0
+            or (entry is not None and entry.tail(similarity)[1] > 0)
+        )
+        return not refuted, (wrong / total if total else 0.0)
 
     def _explores(self, region: str, chance: float) -> bool:
         if self._draw is not None:
@@ -449,6 +543,11 @@ class ErrorBoundPolicy:
             raise InvalidArgumentError("correct", correct, "True or False")
         self._judged += 1
         self._judged_wrong += not correct
+        if isinstance(decision, Decision) and decision.ambiguous:
+            # Not a sample of what is served (ambiguous candidates never are): kept apart.
+            self._ambiguous += 1
+            self._ambiguous_wrong += not correct
+            return
         if isinstance(decision, Decision) and decision.exploring:
             threshold = decision.threshold
             if threshold is not None and similarity >= threshold:
@@ -495,4 +594,7 @@ class ErrorBoundPolicy:
             threshold=self.threshold,
             entries=len(self._entries),
             partitions=len(self._partitions),
+            ambiguous=self._ambiguous,
+            ambiguous_wrong=self._ambiguous_wrong,
+            served_by_rule=self._served_by_rule,
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -28,6 +28,7 @@ __all__ = [
     "SAME_ANSWER",
     "AnswerJudge",
     "Judge",
+    "answer_text",
     "model_judge_prompt",
     "normalized",
     "parse_verdict",
@@ -42,6 +43,12 @@ SAME_ANSWER: Final = 0.95
 
 _PUNCTUATION: Final = re.compile(r"[^\w\s]")
 _SPACES: Final = re.compile(r"\s+")
+
+
+def answer_text(value: Any) -> str:
+    """The text of a cached value: a response's ``output``, else its ``str``."""
+    output = getattr(value, "output", None)
+    return output if isinstance(output, str) else str(value)
 
 
 def normalized(text: str) -> str:

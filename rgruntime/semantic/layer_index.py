@@ -29,7 +29,8 @@ import attrs
 from rgruntime._missing import MISSING
 from rgruntime.semantic.cache import SemanticCache
 from rgruntime.semantic.error_bound import ErrorBoundPolicy, ErrorBoundSettings
-from rgruntime.semantic.records import SemanticStats
+from rgruntime.semantic.judges import answer_text, normalized
+from rgruntime.semantic.records import SemanticMatch, SemanticStats
 
 if TYPE_CHECKING:
     from rgruntime.runtime.layer import Layer
@@ -46,6 +47,11 @@ class SemanticHit:
     value: Any
     similarity: float
     text: str
+    #: The similarity of the most similar other entry of the partition whose answer differs
+    #: (None: none at or above the lookup's threshold). Close to ``similarity``: ambiguous.
+    runner_up: float | None = None
+    #: The verifier found the two texts the same question by rule (see SemanticMatch).
+    equivalent: bool = False
 
 
 class LayerSemanticIndex:
@@ -97,7 +103,25 @@ class LayerSemanticIndex:
         if value is MISSING:
             # Expired, not yet swept by the layer's actor: the sweep will remove it anyway.
             return None
-        return SemanticHit(match.key, value, match.similarity, match.text)
+        return SemanticHit(
+            match.key,
+            value,
+            match.similarity,
+            match.text,
+            self._differing(match, value),
+            match.equivalent,
+        )
+
+    def _differing(self, match: SemanticMatch, value: Any) -> float | None:
+        """The runner-up's similarity if it holds another answer: two entries with one answer
+        (a question and its paraphrase, both cached) are no ambiguity."""
+        if match.runner_up is None:
+            return None
+        key, similarity = match.runner_up
+        other = self.layer.peek(key, MISSING)
+        if other is MISSING or normalized(answer_text(other)) == normalized(answer_text(value)):
+            return None
+        return similarity
 
     async def add(self, partition: str, key: str, text: str) -> None:
         """Index ``text`` for the layer's entry ``key`` (store the entry first)."""

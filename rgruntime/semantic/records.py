@@ -30,6 +30,13 @@ class SemanticMatch:
     similarity: float
     text: str
     partition: str
+    #: The most similar *other* live entry of the partition at or above the lookup's threshold
+    #: (verified or not), its key and similarity: None when there is none. Two cached texts
+    #: about equally close to the query make the match ambiguous (the error bound verifies it).
+    runner_up: tuple[str, float] | None = None
+    #: The verifier found the two texts the same question by rule (an implicit-default
+    #: qualifier is all they differ in): :attr:`rgruntime.semantic.verify.Verdict.equivalent`.
+    equivalent: bool = False
 
 
 @attrs.frozen(repr=False)

@@ -19,6 +19,14 @@ changes the answer:
 - ``swap``: the same words with two of them trading places across a relation ("Do Croats like
   Turks?" / "Do Turks like Croats?", "Why is Messi better than Ronaldo?" / "... Ronaldo better
   than Messi?"): who does what to whom changed, which the embedding barely sees (0.98-0.99);
+- ``implicit default`` (an acceptance, not a rejection): in two present-tense questions,
+  "today", "now", "currently", "right now", "at the moment"... add nothing (the present is the
+  default), so a pair that differs only in such a qualifier (and in at most two words of the
+  question's frame: "what's" / "how's") is *equivalent*: accepted at any similarity, and
+  flagged (:attr:`Verdict.equivalent`) so that the error bound may serve it cold. A word that
+  moves either question in time ("tomorrow", "tonight", "was", "will", "last", a past-tense
+  verb) turns the rule off: "today" / "tomorrow" stays a contrast. The rule family was
+  motivated by the guide's own pair ("What's the weather?" / "How's the weather today?", 0.81);
 - ``content``: the texts differ in only a few content words (``max_changed_words``) and their
   similarity is below ``near_identical``. When two texts share most of their words, their
   similarity mostly measures those shared words; whether the few changed ones are synonyms
@@ -83,9 +91,13 @@ class Verdict:
     accepted: bool
     reason: RejectionReason | None = None
     detail: str = ""
+    #: Accepted because the texts differ only in an implicit-default qualifier ("today", "now"
+    #: in a present-tense question): the same question by rule, not by similarity alone.
+    equivalent: bool = False
 
 
 ACCEPTED: Final = Verdict(True)
+EQUIVALENT: Final = Verdict(True, equivalent=True)
 
 
 def _words(text: str) -> list[str]:
@@ -275,6 +287,41 @@ _SUPERLATIVE_WORDS: Final = frozenset(_words("most least fewest best worst"))
 # Chicago", "convert feet to metres", "10 miles in kilometres", "bigger than". ("from" alone is
 # not one: "the Earth from the Moon" is a distance, the same both ways.)
 _DIRECTIONAL: Final = frozenset(_words("to into onto towards toward than in"))
+
+# Implicit-default qualifiers (the rule family was motivated by the guide's pair "What's the
+# weather?" / "How's the weather today?"): a question in the present tense is asked about the
+# present, so "today", "now", "currently", "right now"... add nothing to it. Any word that moves
+# the question in time ("tomorrow", "tonight", "was", "will", "last", "next"...) keeps the
+# qualifier meaningful: then the texts are compared as written (the contrast rule refuses
+# "today" / "tomorrow").
+_IMPLICIT_DEFAULT: Final = re.compile(
+    r"\b(?:right now|as of (?:now|today)|at the moment|at present|at this time|these days|"
+    r"nowadays|currently|presently|today(?:['\u2019]s)?|(?<!from )(?<!until )(?<!till )(?<!by )"
+    r"(?<!to )(?<!just )now(?! that| on))\b",
+    re.IGNORECASE,
+)
+_TIME_SHIFT: Final = frozenset(
+    _words(
+        "yesterday tomorrow tonight was were wasnt werent did didnt will wont would had hadnt "
+        "last next ago later earlier soon future past previous previously upcoming then tense "
+        "morning afternoon evening night weekend week month year monday tuesday wednesday "
+        "thursday friday saturday sunday went came ran ate saw won lost got gave took made said "
+        "told found left paid sold bought built began became brought thought felt kept held "
+        "met sent spent stood wrote"
+    )
+)
+
+
+def _present_reduced(text: str) -> str | None:
+    """``text`` without its implicit-default qualifiers, or None when something in it moves
+    the question in time (then a qualifier may be what separates it from another text)."""
+    for word in _WORD_FORM.findall(text.lower()):
+        if word in _TIME_SHIFT or (len(word) > 4 and word.endswith("ed")):
+            return None
+    return " ".join(_IMPLICIT_DEFAULT.sub(" ", text).split())
+
+
+_MAX_FRAME_WORDS: Final = 2
 
 _DEFAULT_NEAR_IDENTICAL: Final = 0.93
 #: Chosen on the even rows of GPTCache's data (flat from 0.05 to 0.3), confirmed on the odd rows
@@ -564,6 +611,7 @@ class LexicalVerifier:
     antonyms: bool = True
     contrasts: bool = True
     swaps: bool = True
+    implicit_defaults: bool = True
     max_changed_words: int = 2
     near_identical: float = _DEFAULT_NEAR_IDENTICAL
     rank_weight: float = _DEFAULT_RANK_WEIGHT
@@ -593,6 +641,38 @@ class LexicalVerifier:
         """Accept the match of ``query`` to the cached text ``cached``, or say why not."""
         if query == cached:
             return ACCEPTED
+        if self.implicit_defaults:
+            verdict = self._without_defaults(query, cached, similarity)
+            if verdict is not None:
+                return verdict
+        return self._check(query, cached, similarity)
+
+    def _without_defaults(self, query: str, cached: str, similarity: float) -> Verdict | None:
+        """EQUIVALENT when the two texts, both in the present tense, differ in an
+        implicit-default qualifier and in nothing else the rules or the content words see."""
+        qualifiers = [
+            {found.lower() for found in _IMPLICIT_DEFAULT.findall(text)} for text in (query, cached)
+        ]
+        if qualifiers[0] == qualifiers[1]:
+            return None  # no qualifier, or the same ones: nothing for this rule to say
+        reduced_query, reduced_cached = _present_reduced(query), _present_reduced(cached)
+        if reduced_query is None or reduced_cached is None:
+            return None
+        if not self._check(reduced_query, reduced_cached, similarity).accepted:
+            return None
+        if _analyse(reduced_query).content.keys() != _analyse(reduced_cached).content.keys():
+            return None
+        # Beyond the qualifier, at most the frame of the question may be worded apart ("what's"
+        # / "how's"): two words in all. More (which ... should I get / what is) asks otherwise.
+        words = [
+            {word.lower() for word in _WORD_FORM.findall(text)}
+            for text in (reduced_query, reduced_cached)
+        ]
+        if len(words[0] ^ words[1]) > _MAX_FRAME_WORDS:
+            return None
+        return EQUIVALENT
+
+    def _check(self, query: str, cached: str, similarity: float) -> Verdict:
         a, b = _analyse(query), _analyse(cached)
         for rule in (self._names, self._meaning, self._wording):
             verdict = rule(a, b, similarity)

@@ -580,3 +580,25 @@ async def test_small_exact_partitions_are_searched_and_written_without_a_thread(
         monkeypatch.setattr(cache._searcher, "search", counted)
         assert await cache.lookup("p", FILLER[2]) is not None
         assert len(calls) == 1
+
+
+async def test_a_match_names_its_runner_up_and_whether_the_rules_found_it_equivalent(
+    cache: SemanticCache,
+) -> None:
+    await fill(cache, "p")
+    await cache.add("p", "paris", "What is the weather in Paris?")
+    await cache.add("p", "paris-2", "What is the weather in Paris like?")
+    match = await cache.lookup("p", "What is the weather in Paris now?", 0.1)
+    assert match is not None
+    assert match.equivalent  # differs from its match only in "now" (and the frame)
+    assert match.runner_up is not None
+    other, similarity = match.runner_up
+    assert other in ("paris", "paris-2")
+    assert other != match.key
+    assert similarity <= match.similarity
+    alone = await cache.lookup("q", "anything", 0.1)
+    assert alone is None
+    await cache.add("q", "only", "What is the weather in Paris?")
+    single = await cache.lookup("q", "What is the weather in Paris?", 0.1)
+    assert single is not None
+    assert (single.runner_up, single.equivalent) == (None, False)  # identical: a plain accept

@@ -61,13 +61,73 @@ def test_a_cold_index_serves_nothing_until_outcomes_prove_a_similarity(bound: fl
 
 def test_right_outcomes_prove_a_threshold_at_the_stated_confidence() -> None:
     # 0 wrong of n: the upper end of the two-sided 95% Wilson interval is 3.84 / (n + 3.84);
-    # within 2% from n = 189 on.
-    assert policy(0.02).threshold is None
-    assert proven(policy(0.02), 0.97, 188).threshold is None
-    learner = proven(policy(0.02), 0.97, 189)
+    # within 2% from n = 189 on (probation off: the proof alone).
+    assert policy(0.02, probation=0).threshold is None
+    assert proven(policy(0.02, probation=0), 0.97, 188).threshold is None
+    learner = proven(policy(0.02, probation=0), 0.97, 189)
     assert learner.threshold == pytest.approx(0.97)
     assert learner.decide("p", "k", 0.98).action == "serve"
     assert learner.decide("p", "k", 0.96).action == "verify"  # below what was proven
+
+
+def test_probation_serves_after_a_hundred_right_outcomes_and_ends_at_the_first_wrong() -> None:
+    assert proven(policy(0.02), 0.97, 99).threshold is None
+    learner = proven(policy(0.02), 0.97, 100)
+    assert learner.threshold == pytest.approx(0.97)
+    assert learner.decide("p", "k", 0.98).action == "serve"
+    assert learner.decide("p", "k", 0.96).action == "verify"
+    # Outcomes lower down widen it only while none of the tail is wrong.
+    proven(learner, 0.93, 1)
+    assert learner.threshold == pytest.approx(0.93)
+    learner.record("p", "bad", 0.95, False)
+    # Back above the wrong one (only a similarity that holds outcomes can be the threshold).
+    assert learner.threshold == pytest.approx(0.97)
+    learner.record("p", "bad-2", 0.99, False)
+    assert learner.threshold is None  # the Wilson proof (189 right for one wrong...) is not there
+
+
+@pytest.mark.parametrize("bound", [0.01, 0.02, 0.05])
+def test_probation_is_the_same_for_every_bound(bound: float) -> None:
+    assert proven(policy(bound), 0.97, 100).threshold == pytest.approx(0.97)
+
+
+def test_no_similarity_is_served_on_fewer_outcomes_than_the_probation() -> None:
+    # At 5% the interval alone proves 73 right outcomes; the probation's 100 are needed first.
+    assert proven(policy(0.05, probation=0), 0.97, 73).threshold == pytest.approx(0.97)
+    learner = proven(policy(0.05), 0.97, 73)
+    assert learner.threshold is None
+    learner.record("p", "bad", 0.98, False)
+    proven(learner, 0.97, 26)  # 100 outcomes, one wrong: the interval's upper end is 5.4%
+    assert learner.threshold is None
+    proven(learner, 0.97, 20)  # 120, one wrong: 4.6%, proven
+    assert learner.threshold == pytest.approx(0.97)
+
+
+def test_an_ambiguous_candidate_is_verified_and_learned_apart() -> None:
+    learner = proven(policy(0.02), 0.97, 200)
+    assert learner.decide("p", "k", 0.98, runner_up=0.93).action == "serve"  # 0.05 apart
+    decision = learner.decide("p", "k", 0.98, runner_up=0.94)
+    assert (decision.action, decision.ambiguous) == ("verify", True)
+    learner.record("p", "k", decision, False)
+    assert learner.threshold == pytest.approx(0.97)  # the wrong ambiguous outcome is apart
+    assert learner.stats().judged_wrong == 1
+    assert (learner.stats().ambiguous, learner.stats().ambiguous_wrong) == (1, 1)
+    assert policy(0.02, ambiguity=0.0).decide("p", "k", 0.98, runner_up=0.98).ambiguous is False
+
+
+def test_a_pair_equivalent_by_rule_is_served_cold_until_a_wrong_outcome() -> None:
+    cold = policy(0.02)
+    assert cold.decide("p", "k", 0.81, equivalent=True).action == "serve"
+    assert cold.stats().served_by_rule == 1
+    assert cold.decide("p", "k", 0.81).action == "verify"
+    assert cold.decide("p", "k", 0.5, equivalent=True).action == "miss"  # the floor holds
+    cold.record("p", "other", 0.9, False)  # the stream shows the rules are not enough
+    assert cold.decide("p", "k", 0.81, equivalent=True).action == "verify"
+    # An ambiguous candidate judged wrong counts too (the rules let it through).
+    other = policy(0.02)
+    decision = other.decide("p", "a", 0.9, runner_up=0.89)
+    other.record("p", "a", decision, False)
+    assert other.decide("p", "k", 0.81, equivalent=True).action == "verify"
 
 
 def test_wrong_outcomes_refute_an_optimistic_prior_and_stop_serving() -> None:
@@ -165,6 +225,9 @@ def test_stats_report_the_decisions_and_the_explored_estimate() -> None:
         ("confidence", 1.0),
         ("explore", -0.1),
         ("floor", True),
+        ("probation", -1),
+        ("probation", 2.5),
+        ("ambiguity", 1.5),
     ],
 )
 def test_bad_settings_name_their_field(field: str, value: object) -> None:

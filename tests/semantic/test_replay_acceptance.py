@@ -37,7 +37,7 @@ def test_serving_nothing_where_every_static_threshold_is_wrong_passes_both_check
 
 
 def test_a_learner_that_must_prove_its_bound_trails_a_perfect_static_threshold() -> None:
-    found = rows(stream(0.97, True, 600))
+    found = rows(stream(0.97, True, 600), probation=0)
     for row in found:
         assert row.ours.wrong == 0
         assert row.within
@@ -50,3 +50,23 @@ def test_a_learner_that_must_prove_its_bound_trails_a_perfect_static_threshold()
     proving = {0.01: 381, 0.02: 189, 0.05: 73}
     assert all(row.ours.verified >= proving[row.bound] for row in found)
     assert markdown(found).count("\n") == len(found) + 1
+
+
+def test_probation_opens_a_clean_stream_after_a_hundred_right_outcomes() -> None:
+    found = rows(stream(0.97, True, 600))
+    for row in found:
+        assert row.ours.wrong == 0
+        # 100 judged before serving, then a share explored (10%, decaying).
+        assert 100 <= row.ours.verified < 160
+        assert row.ours.hits >= 440
+        assert row.within
+
+
+def test_probation_never_opens_where_wrong_outcomes_come_early() -> None:
+    queries = stream(0.97, True, 600).queries
+    for query in queries[::20]:  # one in 20 wrong (5%), the first among the first ones
+        query.correct = False
+    found = rows(Stream("five percent", queries))
+    for row in found:
+        if row.bound < 0.05:
+            assert row.ours.hits == 0

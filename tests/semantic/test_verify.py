@@ -307,3 +307,45 @@ def test_swap_rejects_directions_that_trade_places(query: str, cached: str) -> N
 def test_contrast_rule_can_be_turned_off() -> None:
     off = LexicalVerifier(contrasts=False, max_changed_words=0)
     assert off.check("Open in the afternoon?", "Open in the evening?", 0.97).accepted
+
+
+# -- implicit-default qualifiers (motivated by the guide's pair) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("How's the weather today?", "What's the weather?"),
+        ("Who is the CEO of Apple right now?", "Who is the CEO of Apple?"),
+        ("What is today's date?", "What is the date?"),
+        ("Which browsers currently support WebGPU?", "Which browsers support WebGPU?"),
+    ],
+)
+def test_an_implicit_default_qualifier_makes_no_difference(query: str, cached: str) -> None:
+    verdict = LexicalVerifier().check(query, cached, 0.8)
+    assert (verdict.accepted, verdict.equivalent) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("How's the weather tomorrow?", "How's the weather today?"),  # another time word
+        ("How's the weather tonight?", "What's the weather?"),
+        ("What was the weather today?", "What's the weather?"),  # another tense
+        ("Who won the match today?", "Who won the match?"),  # past: "today" picks the match
+        ("What should I do from now on?", "What should I do?"),  # not the present default
+        ("Which phone should I buy now?", "What is a phone?"),  # more than the frame differs
+        ("What is the weather now?", "What is the weather now?"),  # identical: plain accept
+        ("What is the weather in Paris now?", "What is the weather in Rome?"),
+    ],
+)
+def test_an_implicit_default_qualifier_is_no_equivalence_otherwise(query: str, cached: str) -> None:
+    verdict = LexicalVerifier().check(query, cached, 0.8)
+    assert not verdict.equivalent
+
+
+def test_the_implicit_default_rule_can_be_turned_off() -> None:
+    verdict = LexicalVerifier(implicit_defaults=False).check(
+        "How's the weather today?", "What's the weather?", 0.81
+    )
+    assert (verdict.accepted, verdict.reason) == (False, "content")
