@@ -40,8 +40,9 @@ async def ask(client: ResonantGenesis, agent_id: str, goal: str) -> Any:
 
 
 async def proven(client: ResonantGenesis, bound: float = 0.02) -> None:
-    """What earlier verified answers would have taught the error bound: a cold index serves
-    nothing by meaning, so 200 right judgements at 0.97 (in partitions of their own)."""
+    """What earlier verified answers would have taught the error bound: a cold index serves by
+    meaning only after its probation (100 right judgements in a row), so 200 right judgements
+    at 0.97 (in partitions of their own)."""
     from rgruntime.semantic import semantic_index
 
     policy = (await semantic_index(client.runtime, "response")).error_bound(bound)
@@ -221,7 +222,8 @@ async def test_an_unproven_candidate_is_verified_by_the_judge_and_learned(
         seen.append((query, cached, fresh))
         return False
 
-    # At 1% a cold index serves nothing: every candidate is verified.
+    # A cold index (no judged outcome yet) serves nothing by similarity: every candidate is
+    # verified (the pair is not the same question by rule).
     config = {"semantic_cache": {"enabled": True, "max_error_rate": 0.01, "judge": judge}}
     agent = await client.agents.create(name="Support Bot", cache_config=config)
     first = await ask(client, agent.id, RESET)
@@ -239,7 +241,7 @@ async def test_the_model_judge_is_counted_in_usage_and_cost(
     config = {"semantic_cache": {"enabled": True, "max_error_rate": 0.01, "judge": "model"}}
     agent = await client.agents.create(name="Support Bot", cache_config=config)
     await ask(client, agent.id, RESET)
-    plain = await ask(client, agent.id, RESET_AGAIN)  # verified: nothing is served cold at 1%
+    plain = await ask(client, agent.id, RESET_AGAIN)  # verified: a cold index serves nothing
     assert provider.calls == 3  # two answers and one yes / no question
     stats = client.cache.get_semantic_stats()["response:minilm"].error_bound["0.01"]
     assert stats.judged == 1
