@@ -42,6 +42,8 @@ from rgruntime.runtime.loads import Load
 from rgruntime.runtime.stats import LayerStatistics
 from rgruntime.runtime.store_link import Found, StoreLink
 from rgruntime.sizing import weigh
+from rgruntime.stores.errors import StoreError, StoreUnavailableError
+from rgruntime.stores.validation import check_ttl as check_store_ttl
 
 __all__ = ["RemoteLayer", "new_remote_layer"]
 
@@ -149,7 +151,12 @@ class RemoteLayer(Layer):
                     data = link.encode(value, load.ttl, load.tags, price)
                 except Exception as error:
                     raise Unstorable(error) from error
-                await link.write(load.key, data, load.ttl, load.tags)
+                try:
+                    await link.write(load.key, data, load.ttl, load.tags)
+                except StoreUnavailableError:
+                    raise  # strict: the load fails as the server did
+                except StoreError as error:
+                    raise Unstorable(error) from error  # refused by the server
         finally:
             if token:
                 with anyio.CancelScope(shield=True):
@@ -186,8 +193,16 @@ class RemoteLayer(Layer):
         their near copies. A value the store's serializer cannot encode raises
         :class:`~rgruntime.InvalidArgumentError` naming where it sits, and changes nothing."""
         write = self._write_here(key, value, ttl, tags, size, cost)
-        if write is not None:
+        if write is None:
+            return
+        try:
             await self._link.write(*write)
+        except StoreError as error:
+            if not isinstance(error, StoreUnavailableError):
+                # Refused by the server (a value it will not take): not kept here either, so
+                # that this process does not serve what no other one can.
+                Layer.delete_nowait(self, key)
+            raise
 
     def set_nowait(
         self,
@@ -218,6 +233,7 @@ class RemoteLayer(Layer):
         key = check_key(key)
         checked_tags = check_tags(tags)
         seconds = self._resolve_ttl(ttl)
+        check_store_ttl(seconds)  # what no store takes is refused before anything changes
         price = self._default_cost() if cost is None else check_cost(cost)
         if not self._enabled:
             return None

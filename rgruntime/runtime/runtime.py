@@ -208,11 +208,15 @@ class Runtime:
         """Give queued writes a bounded time to reach their stores before the runtime stops."""
         if self._supervisor is None:
             return
+        remote = [
+            layer for layer in self._supervisor.layers.values() if isinstance(layer, RemoteLayer)
+        ]
         with anyio.move_on_after(FLUSH_ON_CLOSE):
-            for layer in list(self._supervisor.layers.values()):
-                if isinstance(layer, RemoteLayer):
-                    with contextlib.suppress(RuntimeClosedError):
-                        await layer.link.flush()
+            for layer in remote:
+                with contextlib.suppress(RuntimeClosedError):
+                    await layer.link.flush()
+        for layer in remote:  # never lost silently: said, with how many
+            layer.link.warn_if_left()
 
     @property
     def is_open(self) -> bool:

@@ -156,3 +156,8 @@ class StoreHealth:
     kept_during_outage: int
     written_back: int
     write_back_dropped: int
+    #: Invalidations and clears waiting for the server (it was away when they were made).
+    kept_removals: int = 0
+    #: Writes the server refused (a value it will not take: too large for Memcached...):
+    #: raised to the caller of ``set``, or dropped from the writes waiting, never retried.
+    refused_writes: int = 0

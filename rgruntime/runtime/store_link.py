@@ -27,6 +27,7 @@ from typing import Any, Final, Literal, NamedTuple, Protocol, TypeVar
 
 import anyio
 import anyio.abc
+import attrs
 
 from rgruntime.config import LayerConfig
 from rgruntime.runtime._actor import Mailbox, Request
@@ -36,6 +37,7 @@ from rgruntime.runtime.clock import LoopClock
 from rgruntime.runtime.stats import StoreHealth
 from rgruntime.stores.base import INVALIDATION_CHANNEL, SCAN, RemoteStore
 from rgruntime.stores.errors import (
+    StoreError,
     StoreUnavailableError,
     UndecodableEntryError,
 )
@@ -166,6 +168,9 @@ class SharedStore:
         except StoreUnavailableError as error:
             self._failed(error)
             raise
+        except StoreError:
+            breaker.succeeded()  # refused: the server is there, and answered
+            raise
         except BaseExceptionGroup as group:
             # A store call that fans out (one task per cluster bucket) may report several.
             unavailable, others = group.split(StoreUnavailableError)
@@ -233,10 +238,19 @@ class StoreLink:
         # News for other processes that could not go out, kept for the writer task to retry.
         self._news_keys: dict[str, None] = {}
         self._news_tags: dict[str, None] = {}
+        # Direct writes and deletes in flight, by key: the number of the newest. One that fails
+        # keeps itself for later only while it is still its key's newest change (an older write
+        # failing late must not replace a newer one queued meanwhile).
+        self._in_flight: dict[str, int] = {}
+        self._changes_started = 0
+        # Invalidations and clears the server has not had yet (it was away), oldest first: the
+        # writer applies them before the writes kept after them.
+        self._removals: deque[Selection | None] = deque()
         self.undecodable = 0
         self.kept_during_outage = 0
         self.written_back = 0
         self.write_back_dropped = 0
+        self.refused_writes = 0
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -313,11 +327,30 @@ class StoreLink:
     # -- writes --------------------------------------------------------------------------------
 
     async def write(self, key: str, data: bytes, ttl: float | None, tags: frozenset[str]) -> None:
-        """Write through, then tell other processes; kept for later if the server is away."""
+        """Write through, then tell other processes; kept for later if the server is away. A
+        write the server refuses raises its :class:`~rgruntime.stores.StoreError`."""
         write: _Write = (data, ttl, self.store_tags(tags))
         self._remember(key)
         self._pending.pop(key, None)  # an older write still waiting must not land after this one
-        if not await self._apply(key, write):
+        await self._apply_now(key, write)
+
+    async def _apply_now(self, key: str, write: _Write) -> None:
+        """Apply a caller's write or delete now; if the server is away, keep it for the writer
+        task, unless a newer change of the key came meanwhile."""
+        self._changes_started += 1
+        number = self._in_flight[key] = self._changes_started
+        applied = False
+        try:
+            applied = await self._apply(key, write)
+        except StoreError as error:
+            if not isinstance(error, StoreUnavailableError):
+                self.refused_writes += 1
+            raise
+        finally:
+            newest = self._in_flight.get(key) == number
+            if newest:
+                del self._in_flight[key]
+        if not applied and newest:
             self._keep(key, write)
 
     def write_soon(self, key: str, data: bytes, ttl: float | None, tags: frozenset[str]) -> None:
@@ -330,13 +363,19 @@ class StoreLink:
         self._pending.pop(key, None)
         shared = self.shared
         name = self._prefix + key
+        self._changes_started += 1
+        number = self._in_flight[key] = self._changes_started
         try:
             removed = await shared.call("delete", lambda: shared.store.delete([name]))
         except StoreUnavailableError:
             if self.strict:
                 raise
-            self._keep(key, None)
+            if self._in_flight.get(key) == number:
+                self._keep(key, None)
             return False
+        finally:
+            if self._in_flight.get(key) == number:
+                del self._in_flight[key]
         await self.publish(keys=[name])
         return removed > 0
 
@@ -345,6 +384,7 @@ class StoreLink:
 
     def _queue(self, key: str, write: _Write) -> None:
         self._remember(key)
+        self._in_flight.pop(key, None)  # newer than any direct change of the key in flight
         self._pending[key] = write
         self._pending.move_to_end(key)
         self._bound()
@@ -389,37 +429,43 @@ class StoreLink:
     async def invalidate(self, selection: Selection) -> tuple[int | None, set[str]]:
         """Remove what ``selection`` names from the store and tell other processes: the number
         of entries removed when the store can count them (None otherwise), and the store names
-        it selected (their dependents go too: :meth:`dependents`)."""
-        shared = self.shared
-        store = shared.store
+        it selected (their dependents go too: :meth:`dependents`). While the server is away the
+        removal is kept, and the writer task applies it when the server answers."""
         removed: set[str] = set()
-        counted: int | None = 0
+        self._forget_selected(selection)
         try:
-            if selection.keys:
-                names = [self._prefix + key for key in selection.keys]
-                for key in selection.keys:
-                    self._pending.pop(key, None)
-                counted = await shared.call("delete", lambda: store.delete(names))
-                removed.update(names)
-            if selection.tags:
-                tags = [self._prefix + tag for tag in selection.tags]
-                gone = await shared.call("invalidate_tags", lambda: store.invalidate_tags(tags))
-                if gone is None or counted is None:
-                    counted = None
-                else:
-                    counted += len(set(gone) - removed)
-                    removed.update(gone)
-            if selection.pattern is not None:
-                found = await self._delete_matching(selection, removed)
-                counted = None if found is None or counted is None else counted + found
+            counted = await self._remove_on_server(selection, removed)
         except StoreUnavailableError:
             if self.strict:
                 raise
+            self._keep_removal(selection)
             return None, removed
         finally:  # a read that began before the server removed them must not install them
-            shared.changed(None if selection.tags or selection.pattern else removed)
+            self.shared.changed(None if selection.tags or selection.pattern else removed)
         await self.publish(keys=removed, tags=[self._prefix + tag for tag in selection.tags])
         return counted, removed
+
+    async def _remove_on_server(self, selection: Selection, removed: set[str]) -> int | None:
+        """The store's side of :meth:`invalidate`: adds the names removed to ``removed``."""
+        shared = self.shared
+        store = shared.store
+        counted: int | None = 0
+        if selection.keys:
+            names = [self._prefix + key for key in selection.keys]
+            counted = await shared.call("delete", lambda: store.delete(names))
+            removed.update(names)
+        if selection.tags:
+            tags = [self._prefix + tag for tag in selection.tags]
+            gone = await shared.call("invalidate_tags", lambda: store.invalidate_tags(tags))
+            if gone is None or counted is None:
+                counted = None
+            else:
+                counted += len(set(gone) - removed)
+                removed.update(gone)
+        if selection.pattern is not None:
+            found = await self._delete_matching(selection, removed)
+            counted = None if found is None or counted is None else counted + found
+        return counted
 
     async def _delete_matching(self, selection: Selection, removed: set[str]) -> int | None:
         """Delete the keys matching the selection's pattern (a scan bounded by the layer's
@@ -448,15 +494,70 @@ class StoreLink:
     async def clear(self) -> None:
         """Remove every entry of this layer from the store (and from other processes)."""
         shared = self.shared
-        self._pending.clear()
+        self._forget_selected(None)
         try:
-            await shared.call("clear", lambda: shared.store.invalidate_tags([self.layer]))
+            await self._clear_on_server()
         except StoreUnavailableError:
             if self.strict:
                 raise
+            self._keep_removal(None)
         finally:
             shared.changed()
         await self.publish(tags=[self.layer])
+
+    async def _clear_on_server(self) -> None:
+        shared = self.shared
+        await shared.call("clear", lambda: shared.store.invalidate_tags([self.layer]))
+
+    def _forget_selected(self, selection: Selection | None) -> None:
+        """Drop the kept and in-flight changes that ``selection`` (None: everything) removes:
+        they are older than the removal, and must not land after it."""
+        if selection is None:
+            self._pending.clear()
+            self._in_flight.clear()
+            return
+        for key in selection.keys:
+            self._pending.pop(key, None)
+            self._in_flight.pop(key, None)
+        if selection.tags or selection.pattern is not None:
+            for key, write in list(self._pending.items()):
+                tags = () if write is None else write[2]
+                mine = frozenset(tag for tag in map(self.tag_of, tags) if tag is not None)
+                if selection.matches(key, mine):
+                    del self._pending[key]
+            for key in [key for key in self._in_flight if selection.matches(key, frozenset())]:
+                del self._in_flight[key]
+
+    def _keep_removal(self, selection: Selection | None) -> None:
+        """The server is away: keep the removal for the writer task (keys as kept deletes)."""
+        self.kept_during_outage += 1
+        if selection is not None:
+            for key in selection.keys:
+                self._queue(key, None)
+            if not selection.tags and selection.pattern is None:
+                return
+            selection = attrs.evolve(selection, keys=())
+        self._removals.append(selection)
+        self._mailbox.wake()
+
+    async def _apply_removal(self) -> bool:
+        """Send the oldest kept invalidation or clear; False if the server is away."""
+        selection = self._removals[0]
+        removed: set[str] = set()
+        try:
+            if selection is None:
+                await self._clear_on_server()
+            else:
+                await self._remove_on_server(selection, removed)
+        except StoreUnavailableError:
+            return False
+        finally:
+            self.shared.changed()
+        self._removals.popleft()
+        self.written_back += 1
+        tags = [self.layer] if selection is None else [self._prefix + t for t in selection.tags]
+        await self.publish(keys=removed, tags=tags)
+        return True
 
     async def publish(self, *, keys: Iterable[str] = (), tags: Iterable[str] = ()) -> None:
         """Tell other processes' near caches what to drop (store names and store tags), from
@@ -581,12 +682,9 @@ class StoreLink:
         waiting: list[_Flush] = []
         try:
             while True:
-                if self._pending:
-                    done = await self._write_oldest()
-                elif self._edges:
-                    done = await self._write_edges()
-                elif self._news_keys or self._news_tags:
-                    done = await self._publish_news()
+                chore = self._next_chore()
+                if chore is not None:
+                    done = await chore()
                 else:
                     for request in waiting:
                         request.answer(None)
@@ -611,12 +709,45 @@ class StoreLink:
             for request in waiting:
                 request.answer(None)
 
+    def warn_if_left(self) -> None:
+        """Log what never reached the server (the runtime is closing and it is away)."""
+        if self._pending or self._removals:
+            log.warning(
+                "layer %r: closing with %d write(s) and %d invalidation(s) that never reached "
+                "the store (%s): lost",
+                self.layer,
+                len(self._pending),
+                len(self._removals),
+                self.shared.last_error or "the server is away",
+            )
+
+    def _next_chore(self) -> Callable[[], Awaitable[bool]] | None:
+        """What the writer does next, in order: removals (before the writes kept after them),
+        writes, dependency edges, news; None: nothing waits."""
+        if self._removals:
+            return self._apply_removal
+        if self._pending:
+            return self._write_oldest
+        if self._edges:
+            return self._write_edges
+        if self._news_keys or self._news_tags:
+            return self._publish_news
+        return None
+
     async def _write_oldest(self) -> bool:
         key, write = next(iter(self._pending.items()))
         try:
             written = await self._apply(key, write)
         except StoreUnavailableError:  # strict: nobody waits here to hear it
             written = False
+        except StoreError as error:
+            # Refused (a value the server will not take): sending it again would be refused
+            # again, and would hold the writes after it. Dropped, counted and logged.
+            self.refused_writes += 1
+            log.warning("layer %r: the store refused a write of key %r: %s", self.layer, key, error)
+            if self._pending.get(key, ...) is write:
+                del self._pending[key]
+            return True
         if not written:
             return False
         if self._pending.get(key, ...) is write:  # not replaced by a newer write meanwhile
@@ -641,6 +772,8 @@ class StoreLink:
             kept_during_outage=self.kept_during_outage,
             written_back=self.written_back,
             write_back_dropped=self.write_back_dropped,
+            kept_removals=len(self._removals),
+            refused_writes=self.refused_writes,
         )
 
 

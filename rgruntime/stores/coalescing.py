@@ -10,15 +10,31 @@ checkpoint), the callers that arrive meanwhile join its batch, then the first ca
 batch and every caller gets its own answer. ``python -m benchmarks distributed`` measures what
 it buys (docs/stores.md).
 
-What a caller sees is what it would see alone: its answer, or an error of its own when the batch
-failed. A batch being sent is shielded from its sender's cancellation (the other callers' answers
-depend on it; the store's request timeout bounds it): a cancelled sender raises its cancellation
-once the batch is answered. A caller cancelled while it waits for a batch just leaves it.
+What a caller sees is what it would see alone:
+
+- **its answer, or an error of its own.** A batch the server refused (a ``StoreError`` that is not
+  an outage: one caller's value it will not take) is sent again one request at a time, so that
+  a refusal reaches only the caller it concerns; so is a batch that met an outage, on a store of
+  several servers (``retry_alone``: one dead node must not fail the keys of the live ones).
+  Otherwise every caller raises its own copy of the error (``failed``).
+- **cancellation.** The send is shielded from its sender's cancellation (the other callers'
+  answers depend on it; the store's request timeout bounds it): a cancelled sender raises its
+  cancellation once the batch is answered. A caller cancelled while it waits just leaves (a set
+  it asked for is still written). When the sender is interrupted anyway (asyncio's own
+  ``Task.cancel``, which an anyio shield does not hold, e.g. ``asyncio.timeout``), the callers
+  waiting on its batch send their requests again: no caller waits on a batch that will never
+  be answered.
+- **order.** Batches are sent in the order they were opened. A command that does not go through
+  the coalescer but must keep call order with the requests that do (a store's delete after a set
+  another task asked for first, and before one asked for after it) runs inside
+  :meth:`Coalescer.barrier`: it closes the batch gathering now, waits until every request asked
+  for before it is answered, and holds the requests asked for meanwhile until it is done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Final, Generic, TypeVar
 
 import anyio
@@ -36,9 +52,11 @@ MAX_BATCH: Final = 512
 
 
 class _Batch(Generic[Item, Result]):
-    __slots__ = ("done", "failure", "items", "results")
+    __slots__ = ("done", "epoch", "failure", "items", "results")
 
-    def __init__(self, first: Item) -> None:
+    def __init__(self, first: Item, epoch: int) -> None:
+        #: How many barriers had started when it was opened: it waits for those still running.
+        self.epoch = epoch
         self.items: list[Item] = [first]
         self.done = anyio.Event()
         self.results: Sequence[Result] = ()
@@ -49,11 +67,21 @@ class Coalescer(Generic[Item, Result]):
     """Batches of concurrent requests, sent by ``send`` (see the module documentation).
 
     ``send(items)`` answers a batch with one result per item, in order. ``failed(error)`` makes
-    the error a waiting caller raises when ``send`` raised ``error`` (each caller raises its own
-    exception object; the sender raises ``error`` itself).
+    the error a caller raises when the batch's ``send`` raised ``error`` (its own exception
+    object). ``retry_alone``: after an outage, send each request of a failed batch again alone
+    (a store of several servers).
     """
 
-    __slots__ = ("_failed", "_in_flight", "_max_batch", "_open", "_send")
+    __slots__ = (
+        "_barriers",
+        "_barriers_started",
+        "_failed",
+        "_max_batch",
+        "_open",
+        "_retry_alone",
+        "_send",
+        "_unanswered",
+    )
 
     def __init__(
         self,
@@ -61,54 +89,126 @@ class Coalescer(Generic[Item, Result]):
         failed: Callable[[BaseException], BaseException],
         *,
         max_batch: int = MAX_BATCH,
+        retry_alone: bool = False,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch: {max_batch!r} is not accepted; expected at least 1")
         self._send = send
         self._failed = failed
         self._max_batch = max_batch
+        self._retry_alone = retry_alone
+        #: The batch the callers of this round join (None: the next caller opens one).
         self._open: _Batch[Item, Result] | None = None
-        #: Requests being sent (alone or in a batch); while there are some, callers gather.
-        self._in_flight = 0
+        #: Batches opened and not yet answered, in the order they were opened.
+        self._unanswered: dict[_Batch[Item, Result], None] = {}
+        #: Commands running inside :meth:`barrier`, by number, with the event that ends each: a
+        #: batch opened while one runs waits for it; the barrier waits for the batches opened
+        #: before it (so neither ever waits for the other).
+        self._barriers: dict[int, anyio.Event] = {}
+        self._barriers_started = 0
 
     async def submit(self, item: Item) -> Result:
         """``item``'s result, sent in one batch with the other requests of this round."""
-        batch = self._open
-        if batch is not None:
-            index = len(batch.items)
-            batch.items.append(item)
+        joined = self._open
+        if joined is not None:
+            index = len(joined.items)
+            joined.items.append(item)
             if index + 1 >= self._max_batch:
                 self._open = None  # full: the next caller starts another
-            await batch.done.wait()
-            if batch.failure is not None:
-                raise self._failed(batch.failure) from batch.failure
-            return batch.results[index]
-        if not self._in_flight:
-            # Nothing else is in flight: no one to wait for (a round costs a trip through the
-            # event loop). Callers that come while this one is in flight gather into a batch.
-            self._in_flight += 1
+            await joined.done.wait()
+            return await self._outcome(joined, index, item)
+        batch: _Batch[Item, Result] = _Batch(item, self._barriers_started)
+        gather = bool(self._unanswered) or bool(self._barriers)
+        self._unanswered[batch] = None
+        if gather:
+            # Requests are in flight: let the other tasks of this round join (and let a barrier
+            # command finish). Given up if this caller is cancelled meanwhile (asyncio's own
+            # cancel lands even in anyio's shield): then its callers send again.
+            self._open = batch
             try:
-                return (await self._send([item]))[0]
-            finally:
-                self._in_flight -= 1
-        batch = self._open = _Batch(item)
-        # Let the other tasks of this round join; not a cancellation point, so that a batch
-        # others joined is always sent.
-        await anyio.lowlevel.cancel_shielded_checkpoint()
-        if self._open is batch:
-            self._open = None
-        self._in_flight += 1
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+                for number, finished in list(self._barriers.items()):
+                    if number <= batch.epoch:
+                        await finished.wait()
+            except BaseException as error:
+                self._answered(batch, error)
+                raise
+            if self._open is batch:
+                self._open = None
+        # Else nothing is in flight: no one to wait for (a round costs a trip through the loop).
         with anyio.CancelScope(shield=True):
             try:
                 batch.results = await self._send(batch.items)
             except BaseException as error:
-                batch.failure = error
-                raise
-            finally:
-                self._in_flight -= 1
-                batch.done.set()
+                self._answered(batch, error)
+            else:
+                self._answered(batch, None)
         await anyio.lowlevel.checkpoint_if_cancelled()
+        return await self._outcome(batch, 0, item)
+
+    def _answered(self, batch: _Batch[Item, Result], failure: BaseException | None) -> None:
+        batch.failure = failure
+        if self._open is batch:
+            self._open = None
+        del self._unanswered[batch]
+        batch.done.set()
+
+    async def _outcome(self, batch: _Batch[Item, Result], index: int, item: Item) -> Result:
+        failure = batch.failure
+        if failure is None:
+            return batch.results[index]
+        if not isinstance(failure, Exception):
+            if index == 0:
+                raise failure  # the sender's own cancellation (or interruption)
+            return await self.submit(item)  # the sender was interrupted: send it again
+        alone = len(batch.items) > 1 and (self._retry_alone or _refused(failure))
+        if alone:
+            return await self._alone(item)
+        if index == 0 and not isinstance(failure, BaseExceptionGroup):
+            raise failure
+        raise self._failed(failure) from failure
+
+    async def _alone(self, item: Item) -> Result:
+        """Send ``item`` by itself, in order with the batches (it is one of them)."""
+        batch: _Batch[Item, Result] = _Batch(item, self._barriers_started)
+        self._unanswered[batch] = None
+        with anyio.CancelScope(shield=True):
+            try:
+                batch.results = await self._send(batch.items)
+            except BaseException as error:
+                self._answered(batch, error)
+                if isinstance(error, BaseExceptionGroup):
+                    raise self._failed(error) from error
+                raise
+            self._answered(batch, None)
         return batch.results[0]
+
+    async def drain(self) -> None:
+        """Wait until every request submitted so far is answered."""
+        for batch in list(self._unanswered):
+            await batch.done.wait()
+
+    @asynccontextmanager
+    async def barrier(self) -> AsyncIterator[None]:
+        """Run a command in call order with the requests (see the module documentation)."""
+        self._barriers_started += 1
+        number = self._barriers_started
+        finished = self._barriers[number] = anyio.Event()
+        self._open = None  # later callers must not join a batch sent before the command
+        try:
+            for batch in [batch for batch in self._unanswered if batch.epoch < number]:
+                await batch.done.wait()
+            yield
+        finally:
+            del self._barriers[number]
+            finished.set()
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the server refused the batch (one request it would not take), not an outage."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return isinstance(error, StoreError) and not isinstance(error, StoreUnavailableError)
 
 
 def failure_of(store: str, operation: str) -> Callable[[BaseException], StoreError]:

@@ -11,7 +11,8 @@ its failover bookkeeping is not thread-safe (two threads marking a dead server r
 miss, ``False``) for a server inside its retry window, and moving a dead server's keys to the
 others serves stale entries when it comes back. Here a server that is down makes its own keys
 raise :class:`~rgruntime.stores.StoreUnavailableError` (the layer serves a miss), and its pool
-reconnects once it answers again.
+reconnects once it answers again. Every read also reads the store's root stamp (below): while
+the server holding it is down, every read raises.
 
 Memcached has no sets, no scripts, no key listing and no pub/sub, so the guarantees are weaker than
 Redis's (docs/stores.md):
@@ -54,6 +55,8 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped,import-not-fo
     MemcacheClientError,
     MemcacheError,
     MemcacheIllegalInputError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
 )
 
 from rgruntime.stores.base import Invalidation
@@ -367,7 +370,9 @@ class MemcachedStore(OpenedOnce):
         )
         # Concurrent gets of one round go as one get_many (stores/coalescing.py).
         self._reads: Coalescer[str, bytes | None] = Coalescer(
-            self._get_batch, failure_of(self._description, "get")
+            self._get_batch,
+            failure_of(self._description, "get"),
+            retry_alone=len(config.servers) > 1,  # one server down must not fail the others' keys
         )
 
     def __repr__(self) -> str:
@@ -406,6 +411,14 @@ class MemcachedStore(OpenedOnce):
             ) from error
         except (MemcacheClientError, MemcacheIllegalInputError) as error:
             raise StoreError(f"{self._description}: {operation}: {error}") from error
+        except MemcacheUnexpectedCloseError as error:  # a MemcacheServerError, but an outage
+            raise StoreUnavailableError(
+                self._description, operation, "connection closed"
+            ) from error
+        except MemcacheServerError as error:
+            # The server answered, and refused ("object too large for cache", "out of memory
+            # storing object"): not an outage, and sending it again would be refused again.
+            raise StoreError(f"{self._description}: {operation} refused: {error}") from error
         except (MemcacheError, OSError) as error:
             raise StoreUnavailableError(
                 self._description, operation, str(error) or type(error).__name__

@@ -3,7 +3,9 @@ remote stores to, and a stand-in for them in tests of what sits on top (near cac
 
 Several :class:`MemoryStore` objects sharing one :class:`MemoryServer` behave like processes
 sharing a Redis server: same entries, same leases, invalidations published by one reach the
-others' subscriptions. Time is ``anyio.current_time()`` (virtual time in tests).
+others' subscriptions. Time is ``anyio.current_time()`` (virtual time in tests). A change
+applies when it is called and its answer comes a scheduling round later, as a server applies
+requests in the order they are sent: concurrent changes land in the order they were called.
 """
 
 from __future__ import annotations
@@ -141,25 +143,24 @@ class MemoryStore(OpenedOnce):
         key, envelope, checked_ttl, tag_list = check_write(key, envelope, ttl, tags)
         tag_set = frozenset(tag_list)
         self._check_open("set")
-        await anyio.lowlevel.checkpoint()
         deadline = math.inf if checked_ttl is None else anyio.current_time() + checked_ttl
         self._server.entries[(self.prefix, key)] = _Item(envelope, deadline, tag_set)
+        await anyio.lowlevel.checkpoint()  # the answer (changes apply in call order)
 
     async def delete(self, keys: Iterable[str]) -> int:
         checked = list(dict.fromkeys(check_keys(keys)))
         self._check_open("delete")
-        await anyio.lowlevel.checkpoint()
         removed = 0
         for key in checked:
             if self._live(key) is not None:
                 del self._server.entries[(self.prefix, key)]
                 removed += 1
+        await anyio.lowlevel.checkpoint()
         return removed
 
     async def invalidate_tags(self, tags: Iterable[str]) -> Sequence[str] | None:
         wanted = check_tag_list(tags)
         self._check_open("invalidate_tags")
-        await anyio.lowlevel.checkpoint()
         removed = [
             key
             for (prefix, key), item in list(self._server.entries.items())
@@ -173,6 +174,7 @@ class MemoryStore(OpenedOnce):
         ]
         for key in removed:
             del self._server.entries[(self.prefix, key)]
+        await anyio.lowlevel.checkpoint()
         return removed
 
     async def scan(self, pattern: str = "*") -> AsyncIterator[str]:
@@ -186,10 +188,10 @@ class MemoryStore(OpenedOnce):
 
     async def clear(self) -> None:
         self._check_open("clear")
-        await anyio.lowlevel.checkpoint()
         for table in (self._server.entries, self._server.edges):
             for name in [name for name in table if name[0] == self.prefix]:
                 del table[name]
+        await anyio.lowlevel.checkpoint()
 
     async def acquire_lease(self, key: str, ttl: float) -> str | None:
         key = check_key(key)
@@ -263,9 +265,9 @@ class MemoryStore(OpenedOnce):
         checked = check_keys(dependencies, "dependencies")
         check_ttl(ttl)  # edges here live until clear(): a reference, not a cache
         self._check_open("add_edges")
-        await anyio.lowlevel.checkpoint()
         for dependency in checked:
             self._server.edges.setdefault((self.prefix, dependency), set()).add(dependent)
+        await anyio.lowlevel.checkpoint()
 
     async def dependents_of(self, key: str) -> frozenset[str]:
         key = check_key(key)

@@ -16,7 +16,7 @@ import math
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Final, NamedTuple, Self, TypeVar
@@ -36,6 +36,7 @@ from glide import (
     GlideError,
     NodeAddress,
     ReadFrom,
+    RequestError,
     Script,
     ServerCredentials,
 )
@@ -189,6 +190,43 @@ class _Write(NamedTuple):
     tags: list[str]
 
 
+#: Error replies that say the server cannot serve now (loading, a script running, a cluster
+#: reconfiguring, a replica that cannot take writes): an outage, not a refusal.
+_TRANSIENT_REPLIES: Final = frozenset(
+    ("LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "NOREPLICAS")
+)
+
+
+def _transient(message: str) -> bool:
+    """Whether an error reply (as glide words it: its own text, then the server's) is one of
+    :data:`_TRANSIENT_REPLIES` (their codes are upper case, whole words)."""
+    return not _TRANSIENT_REPLIES.isdisjoint(message.replace(":", " ").split())
+
+
+async def _per_bucket(
+    call: Callable[[int], Coroutine[Any, Any, None]], buckets: Iterable[int]
+) -> None:
+    """``call(bucket)`` for each bucket: in parallel when there are several (a cluster's buckets
+    are on different nodes). A failure is raised as the store's own error (the first, with the
+    group as its cause), never as an ``ExceptionGroup``: the ``RemoteStore`` contract."""
+    chosen = list(buckets)
+    if len(chosen) == 1:
+        await call(chosen[0])
+        return
+    try:
+        async with anyio.create_task_group() as group:
+            for bucket in chosen:
+                group.start_soon(call, bucket)
+    except BaseExceptionGroup as group_error:
+        failures, _ = group_error.split(StoreError)
+        if failures is None:
+            raise
+        first: BaseException = failures
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group_error
+
+
 class _Publication:
     """Invalidations waiting to go out as one message (see ``RedisStore.publish_invalidation``)."""
 
@@ -241,11 +279,13 @@ class RedisStore(OpenedOnce):
         where = ",".join(map(str, addresses))
         self._description = f"{self.kind} {where} prefix {config.prefix!r}"
         # Concurrent gets and sets of one round go as one command (stores/coalescing.py).
+        # A cluster's batch spans nodes: after an outage its requests go again one by one, so
+        # that one node down does not fail the keys of the others.
         self._reads: Coalescer[str, bytes | None] = Coalescer(
-            self._get_batch, failure_of(self._description, "get")
+            self._get_batch, failure_of(self._description, "get"), retry_alone=self.cluster
         )
         self._writes: Coalescer[_Write, None] = Coalescer(
-            self._set_batch, failure_of(self._description, "set")
+            self._set_batch, failure_of(self._description, "set"), retry_alone=self.cluster
         )
 
     def __repr__(self) -> str:
@@ -330,6 +370,12 @@ class RedisStore(OpenedOnce):
             raise self._no_answer(operation) from error
         except ConfigurationError as error:
             raise StoreError(f"{self._description}: {operation}: {error}") from error
+        except RequestError as error:
+            if type(error) is RequestError and not _transient(str(error)):
+                # The server answered, and refused (a value or argument it will not take):
+                # not an outage, and sending it again would be refused again.
+                raise StoreError(f"{self._description}: {operation} refused: {error}") from error
+            raise StoreUnavailableError(self._description, operation, str(error)) from error
         except (GlideError, OSError) as error:
             raise StoreUnavailableError(self._description, operation, str(error)) from error
 
@@ -397,13 +443,11 @@ class RedisStore(OpenedOnce):
         by_bucket: defaultdict[int, list[_Write]] = defaultdict(list)
         for write in writes:
             by_bucket[self._keys.bucket_of(write.key)].append(write)
-        if len(by_bucket) == 1:
-            [(bucket, bucket_writes)] = by_bucket.items()
-            await self._set_bucket(bucket, bucket_writes)
-        else:  # a cluster's buckets are on different nodes: in parallel
-            async with anyio.create_task_group() as group:
-                for bucket, bucket_writes in by_bucket.items():
-                    group.start_soon(self._set_bucket, bucket, bucket_writes)
+
+        async def set_bucket(bucket: int) -> None:
+            await self._set_bucket(bucket, by_bucket[bucket])
+
+        await _per_bucket(set_bucket, by_bucket)
         return [None] * len(writes)
 
     async def _set_bucket(self, bucket: int, writes: list[_Write]) -> None:
@@ -426,6 +470,10 @@ class RedisStore(OpenedOnce):
     async def delete(self, keys: Iterable[str]) -> int:
         checked = check_keys(keys)
         _published_by_write.set(None)
+        async with self._writes.barrier():  # in call order with the sets
+            return await self._delete(checked)
+
+    async def _delete(self, checked: list[str]) -> int:
         removed = 0
         for bucket, bucket_keys in self._by_bucket(
             dict.fromkeys(checked), self._keys.bucket_of
@@ -444,6 +492,10 @@ class RedisStore(OpenedOnce):
         _published_by_write.set(None)
         if not tag_list:
             return []
+        async with self._writes.barrier():  # in call order with the sets
+            return await self._invalidate_tags(tag_list)
+
+    async def _invalidate_tags(self, tag_list: list[str]) -> list[str]:
         removed: list[str] = []
 
         async def invalidate_bucket(bucket: int) -> None:
@@ -456,9 +508,7 @@ class RedisStore(OpenedOnce):
 
         # One atomic script per bucket; the buckets in parallel (each is one slot, often on
         # different nodes).
-        async with anyio.create_task_group() as group:
-            for bucket in range(self._keys.buckets):
-                group.start_soon(invalidate_bucket, bucket)
+        await _per_bucket(invalidate_bucket, range(self._keys.buckets))
         return removed
 
     async def _scan_names(self, match: str) -> AsyncIterator[bytes]:
@@ -494,6 +544,10 @@ class RedisStore(OpenedOnce):
     async def clear(self) -> None:
         client = self._connected
         _published_by_write.set(None)
+        async with self._writes.barrier():  # in call order with the sets
+            await self._clear(client)
+
+    async def _clear(self, client: Client) -> None:
         batch: list[str | bytes] = []
         async for name in self._scan_names(self._keys.own_keys_match()):
             if self._keys.cleared_by_clear(name.decode(errors="surrogateescape")):

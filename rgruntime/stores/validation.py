@@ -6,7 +6,6 @@ to 200 characters) and what is accepted.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Final
 
@@ -92,12 +91,20 @@ def check_write(
     return check_key(key), check_envelope(envelope), check_ttl(ttl), check_tag_list(tags)
 
 
+#: The longest TTL a store takes: a century. Redis scripts carry TTLs as Lua numbers, which
+#: print in exponent notation (refused as "not an integer") from about 10^14 ms.
+MAX_STORE_TTL: Final = 100 * 365 * 86400.0
+
+
 def check_ttl(ttl: object, field: str = "ttl") -> float | None:
     if ttl is None:
         return None
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl <= MAX_STORE_TTL:
         raise InvalidArgumentError(
-            field, brief(ttl), "None (no expiry) or a positive number of seconds"
+            field,
+            brief(ttl),
+            f"None (no expiry) or a positive number of seconds, at most {MAX_STORE_TTL:,.0f}"
+            " (100 years)",
         )
     return float(ttl)
 

@@ -18,7 +18,7 @@ import pytest
 
 import rgruntime
 from rgruntime import MISSING, Layer, Runtime
-from rgruntime.stores import StoreUnavailableError, make_store
+from rgruntime.stores import StoreError, StoreUnavailableError, make_store
 from tests.remote.conftest import eventually
 from tests.servers import MemcachedServer, RedisServer, started
 
@@ -61,6 +61,19 @@ async def _on_the_server(server: Server, layer: str, key: str) -> Any:
     """What a fresh runtime reads from the server (no near cache of its own)."""
     async with _runtime(server, near_cache=False) as fresh:
         return await fresh.layer(layer).get(key, MISSING)
+
+
+async def _until_written_back(*layers: Layer) -> None:
+    """Wait (bounded) until every write and invalidation the layers kept reached the server."""
+
+    def written_back() -> bool:
+        healths = [layer.statistics().store for layer in layers]
+        return all(
+            health is not None and health.pending_writes == 0 and health.kept_removals == 0
+            for health in healths
+        )
+
+    await eventually(written_back, limit=_RECOVERY)
 
 
 async def test_a_server_killed_under_10000_operations_from_50_tasks(
@@ -140,10 +153,7 @@ async def test_session_state_written_during_an_outage_is_written_back(
         assert health.kept_during_outage >= 1
         await anyio.to_thread.run_sync(private_server.start)
 
-        async def written_back() -> bool:
-            return sessions.statistics().store.pending_writes == 0  # type: ignore[union-attr]
-
-        await eventually(written_back, limit=_RECOVERY)
+        await _until_written_back(sessions)
         assert await _on_the_server(private_server, "session", "s:during") == {"turns": 2}
         assert await _on_the_server(private_server, "session", "s:queued") == {"turns": 9}
         assert sessions.statistics().store.write_back_dropped == 0  # type: ignore[union-attr]
@@ -161,10 +171,7 @@ async def test_writes_kept_beyond_the_limit_drop_the_oldest_and_say_so(
         assert health is not None
         assert (health.pending_writes, health.write_back_dropped) == (3, 2)
         await anyio.to_thread.run_sync(redis_private.start)
-        await eventually(
-            lambda: layer.statistics().store.pending_writes == 0,  # type: ignore[union-attr]
-            limit=_RECOVERY,
-        )
+        await _until_written_back(layer)
         assert await _on_the_server(redis_private, "tool", "k0") is MISSING  # dropped
         assert await _on_the_server(redis_private, "tool", "k4") == 4
 
@@ -208,10 +215,7 @@ async def test_a_hung_server_costs_callers_a_timeout_not_an_error(
             assert calls == 1
         finally:
             await anyio.to_thread.run_sync(private_server.resume)
-        await eventually(
-            lambda: layer.statistics().store.pending_writes == 0,  # type: ignore[union-attr]
-            limit=_RECOVERY,
-        )
+        await _until_written_back(layer)
 
 
 async def test_an_undecodable_entry_is_a_counted_miss(redis_private: RedisServer) -> None:
@@ -227,3 +231,94 @@ async def test_an_undecodable_entry_is_a_counted_miss(redis_private: RedisServer
 
             assert await layer.get_or_load("forged", loader) == "fresh"  # and is replaced
         assert await _on_the_server(redis_private, "tool", "forged") == "fresh"
+
+
+async def test_an_older_write_failing_late_does_not_replace_newer_changes(
+    private_server: Server,
+) -> None:
+    async with _runtime(private_server) as runtime:
+        layer = runtime.layer("tool")
+        await layer.set("j", "old")
+        await anyio.to_thread.run_sync(private_server.pause)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(layer.set, "k", "older")  # fails at the timeout
+                group.start_soon(layer.set, "j", "older")
+                await anyio.wait_all_tasks_blocked()  # both are waiting for the server
+                layer.set_nowait("k", "newer")  # newer changes, while they wait
+                layer.delete_nowait("j")
+        finally:
+            await anyio.to_thread.run_sync(private_server.resume)
+        assert (layer.peek("k", MISSING), layer.peek("j", MISSING)) == ("newer", MISSING)
+        await _until_written_back(layer)
+        assert await _on_the_server(private_server, "tool", "k") == "newer"
+        assert await _on_the_server(private_server, "tool", "j") is MISSING
+
+
+async def test_invalidations_and_clears_made_while_away_reach_the_server(
+    private_server: Server,
+) -> None:
+    async with _runtime(private_server) as runtime:
+        tools, sessions = runtime.layer("tool"), runtime.layer("session")
+        for key in ("by-key", "kept"):
+            await tools.set(key, "old")
+        await tools.set("by-tag", "old", tags=["group:a"])
+        await tools.set("by-pattern", "old")
+        await sessions.set("s", "old")
+        await anyio.to_thread.run_sync(private_server.pause)
+        try:
+            await tools.invalidate(key="by-key")
+            await tools.invalidate(tags=["group"])  # hierarchical: group:a goes too
+            await tools.invalidate(pattern="by-pat*")
+            await sessions.clear()
+            await tools.set("by-key", "newer")  # after the invalidation: must survive it
+            health = tools.statistics().store
+            assert health is not None
+            assert health.kept_removals == 2  # the tag and the pattern (keys: kept deletes)
+        finally:
+            await anyio.to_thread.run_sync(private_server.resume)
+
+        await _until_written_back(tools, sessions)
+    expected = {"by-key": "newer", "kept": "old", "by-tag": MISSING}
+    if isinstance(private_server, RedisServer):  # Memcached cannot list keys: its pattern
+        expected["by-pattern"] = MISSING  # invalidation reaches the keys this process knew
+    for key, value in expected.items():
+        assert await _on_the_server(private_server, "tool", key) == value, key
+    assert await _on_the_server(private_server, "session", "s") is MISSING
+
+
+async def test_a_value_the_server_refuses_fails_its_caller_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    with started(MemcachedServer()) as server:  # its largest item: 1 MB by default
+        async with _runtime(server) as runtime:
+            layer = runtime.layer("tool")
+            await layer.set("big", "small at first")
+            with pytest.raises(StoreError, match="refused") as refused:
+                await layer.set("big", "x" * 2_000_000)
+            assert not isinstance(refused.value, StoreUnavailableError)
+            assert layer.peek("big", MISSING) is MISSING  # not kept here either
+            layer.set_nowait("queued-big", "x" * 2_000_000)  # dropped by the writer, counted
+            layer.set_nowait("queued-small", "fine")  # not held behind it
+            await _until_written_back(layer)
+            health = layer.statistics().store
+            assert health is not None
+            assert (health.state, health.refused_writes, health.errors) == ("ok", 2, 0)
+            await layer.set("after", 1)
+        assert await _on_the_server(server, "tool", "queued-small") == "fine"
+        assert await _on_the_server(server, "tool", "after") == 1
+        # (memcached itself drops the key's old value when it refuses a new one as too large)
+
+
+async def test_writes_that_never_reach_the_server_are_said_lost_at_close(
+    redis_private: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with _runtime(redis_private) as runtime:
+        layer = runtime.layer("tool")
+        await anyio.to_thread.run_sync(redis_private.kill)
+        await layer.set("a", 1)
+        await layer.set("b", 2)
+        await layer.invalidate(tags=["t"])
+    lost = [record.getMessage() for record in caplog.records if "never reached" in record.message]
+    assert len(lost) == 1
+    assert "layer 'tool': closing with 2 write(s) and 1 invalidation(s)" in lost[0]

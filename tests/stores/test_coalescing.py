@@ -3,6 +3,7 @@ server that records the batches it is sent: on asyncio and trio."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import anyio
@@ -178,3 +179,146 @@ async def test_a_cancelled_waiter_leaves_the_others_their_answers() -> None:
         await anyio.wait_all_tasks_blocked()
         server.release.set()
     assert answers == {0: 0, 1: 2, 3: 6}
+
+
+async def test_drain_waits_for_the_requests_submitted_before_it() -> None:
+    server = FakeServer()
+    requests = coalescer(server)
+    server.release = anyio.Event()
+    drained = anyio.Event()
+
+    async def drain() -> None:
+        await requests.drain()
+        drained.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(requests.submit, 0)  # alone, in flight
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(requests.submit, 1)  # gathered, then sent
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(drain)
+        await anyio.wait_all_tasks_blocked()
+        assert not drained.is_set()
+        server.release.set()
+    assert drained.is_set()
+    await requests.drain()  # nothing in flight: at once
+
+
+class Refusing(FakeServer):
+    """Refuses any batch holding ``refused``; fails every batch of several with an outage
+    when ``down_for_batches`` (a node down that only some requests need)."""
+
+    def __init__(self, refused: int, *, down_for_batches: bool = False) -> None:
+        super().__init__()
+        self.refused = refused
+        self.down_for_batches = down_for_batches
+
+    async def send(self, items: list[int]) -> Sequence[int]:
+        self.batches.append(list(items))
+        await anyio.lowlevel.checkpoint()
+        if self.refused in items:
+            if self.down_for_batches:
+                raise StoreUnavailableError("fake store", "get", "node down")
+            raise StoreError("fake store: get refused: too large")
+        if self.down_for_batches and len(items) > 1:
+            raise ExceptionGroup("buckets", [StoreUnavailableError("fake store", "get", "node")])
+        return [item * 2 for item in items]
+
+
+async def _gather_outcomes(requests: Coalescer[int, int], count: int) -> dict[int, object]:
+    """Each item's answer or error, all asked at once (the first to run goes alone, the others
+    gather behind it)."""
+    outcomes: dict[int, object] = {}
+
+    async def ask(item: int) -> None:
+        try:
+            outcomes[item] = await requests.submit(item)
+        except StoreError as error:
+            outcomes[item] = error
+
+    async with anyio.create_task_group() as group:
+        for item in range(count):
+            group.start_soon(ask, item)
+    return outcomes
+
+
+async def test_a_refused_request_fails_its_caller_only() -> None:
+    server = Refusing(refused=3)
+    outcomes = await _gather_outcomes(Coalescer(server.send, failure_of("fake", "get")), 8)
+    refused = outcomes.pop(3)
+    assert type(refused) is StoreError
+    assert outcomes == {item: item * 2 for item in [0, 1, 2, 4, 5, 6, 7]}
+    assert any(len(batch) > 1 for batch in server.batches)  # they were gathered at first
+
+
+async def test_after_an_outage_of_one_node_the_others_requests_are_answered() -> None:
+    server = Refusing(refused=5, down_for_batches=True)
+    requests = Coalescer(server.send, failure_of("fake", "get"), retry_alone=True)
+    outcomes = await _gather_outcomes(requests, 8)
+    failed = outcomes.pop(5)
+    assert isinstance(failed, StoreUnavailableError)
+    assert outcomes == {item: item * 2 for item in [0, 1, 2, 3, 4, 6, 7]}
+    assert any(len(batch) > 1 for batch in server.batches)
+
+
+async def test_without_retry_alone_every_caller_of_a_failed_batch_gets_the_stores_error() -> None:
+    server = Refusing(refused=-1, down_for_batches=True)
+    outcomes = await _gather_outcomes(Coalescer(server.send, failure_of("fake", "get")), 7)
+    [alone] = [item for item, outcome in outcomes.items() if outcome == item * 2]
+    errors = [outcome for item, outcome in outcomes.items() if item != alone]
+    # Never an ExceptionGroup, the sender's included: a StoreUnavailableError of its own each.
+    assert all(isinstance(error, StoreUnavailableError) for error in errors)
+    assert len({id(error) for error in errors}) == 6
+
+
+# asyncio's own Task.cancel (asyncio.timeout, wait_for...) exists on asyncio only; anyio's
+# cancellation of a sender is covered on both backends above.
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_cancelling_the_sender_in_its_round_sends_the_waiters_again() -> None:
+    server = FakeServer()
+    requests = coalescer(server)
+    server.release = anyio.Event()
+    first = asyncio.ensure_future(requests.submit(0))  # alone, in flight
+    await anyio.wait_all_tasks_blocked()
+    sender = asyncio.ensure_future(requests.submit(1))  # opens a batch, waits its round
+    waiter = asyncio.ensure_future(requests.submit(2))  # joins it
+    await asyncio.sleep(0)
+    sender.cancel()  # lands in the sender's one-round wait, which anyio's shield does not hold
+    await anyio.wait_all_tasks_blocked()
+    server.release.set()
+    with anyio.fail_after(5):  # never a caller left waiting on a batch nobody sends
+        results = await asyncio.gather(first, sender, waiter, return_exceptions=True)
+    assert results[0] == 0
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert results[2] == 4
+    assert [1, 2] not in server.batches  # the cancelled batch was never sent
+
+
+async def test_a_barrier_command_runs_between_the_requests_asked_before_and_after_it() -> None:
+    server = FakeServer()
+    requests = coalescer(server)
+    server.release = anyio.Event()
+    log: list[object] = []
+
+    async def ask(item: int) -> None:
+        await requests.submit(item)
+        log.append(item)
+
+    async def command() -> None:
+        async with requests.barrier():
+            log.append("command")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask, 0)  # alone, in flight
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(ask, 1)  # gathered, sent, waiting for the server
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(command)  # must wait for 0 and 1
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(ask, 2)  # asked after the command: sent after it
+        await anyio.wait_all_tasks_blocked()
+        assert log == []
+        assert [2] not in server.batches
+        server.release.set()
+    assert log.index("command") > max(log.index(0), log.index(1))
+    assert server.batches[-1] == [2]

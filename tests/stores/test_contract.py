@@ -5,6 +5,8 @@ tags by generation), the test checks the documented behaviour instead.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import anyio
 import pytest
 
@@ -344,3 +346,32 @@ async def test_concurrent_reads_and_writes_of_one_round(store: RemoteStore) -> N
         for key in [*expected, "missing"]:
             group.start_soon(reader, key)
     assert read == {**expected, "missing": None}
+
+
+async def test_changes_reach_the_server_in_the_order_they_were_called(
+    store_factory: StoreFactory,
+) -> None:
+    # A set waiting for its round (others are in flight) must not land after a delete called
+    # after it (a near cache changes in call order). Memcached runs each call in a worker
+    # thread of its own: no order between concurrent calls there (documented).
+    if store_factory.kind == "memcached":
+        return
+    async with store_factory.make() as store:
+        for trial in range(20):
+            key = f"k{trial}"
+            called: list[str] = []
+
+            async def call(
+                name: str, change: Callable[[], Awaitable[object]], called: list[str] = called
+            ) -> None:
+                called.append(name)
+                await change()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(store.set, "in-flight", b"x")
+                group.start_soon(call, "set", lambda k=key: store.set(k, b"v", tags=["t"]))
+                group.start_soon(call, "delete", lambda k=key: store.delete([k]))
+                group.start_soon(call, "set", lambda k=key: store.set(k, b"v", tags=["t"]))
+                group.start_soon(call, "invalidate", lambda: store.invalidate_tags(["t"]))
+            expected = b"v" if called[-1] == "set" else None
+            assert await store.get(key) == expected, called

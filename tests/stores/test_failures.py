@@ -92,10 +92,34 @@ async def test_hung_server_times_out_then_recovers(private_server: Server) -> No
         try:
             with pytest.raises(StoreUnavailableError, match="get"):
                 await store.get("k")
+            # The store's own error, never an ExceptionGroup (a store fans some calls out).
+            with pytest.raises(StoreUnavailableError):
+                await store.invalidate_tags(["t"])
         finally:
             private_server.resume()
         await _until_it_works(store)
         assert await store.get("k") == b"1"
+
+
+def test_redis_error_replies_that_mean_an_outage_are_told_from_refusals() -> None:
+    from rgruntime.stores.redis import _transient
+
+    for reply in (
+        "LOADING Redis is loading the dataset in memory",
+        "BUSY Redis is busy running a script",
+        "An error was signalled by the server: - ResponseError: READONLY You can't write",
+        "CLUSTERDOWN The cluster is down",
+        "TRYAGAIN Multiple keys request during rehashing of slot",
+        "MASTERDOWN Link with MASTER is down",
+    ):
+        assert _transient(reply), reply
+    for reply in (
+        "ERR value is not an integer or out of range",
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+        "OOM command not allowed when used memory > 'maxmemory'",
+        "ERR Error running script: attempt to compare nil with number",
+    ):
+        assert not _transient(reply), reply
 
 
 async def test_unreachable_server_at_open() -> None:
