@@ -341,15 +341,26 @@ class SemanticCache:
                 continue
             self._hits += 1
             self._histogram[SimilarityHistogram.bin_of(similarity)] += 1
-            others = [(other, score) for _, other, score, _ in candidates if other != key]
-            runner_up = max(others, key=lambda other: other[1]) if others else None
+            others = self._others(part, found, key)
             equivalent = verdict is not None and verdict.equivalent
-            return SemanticMatch(key, similarity, cached_text, partition, runner_up, equivalent)
+            return SemanticMatch(key, similarity, cached_text, partition, others, equivalent)
         if tried:
             self._rejected += 1
         else:
             self._below += 1
         return None
+
+    def _others(
+        self, part: _Partition, found: list[tuple[int, float]], key: str
+    ) -> tuple[tuple[str, float], ...]:
+        """The live entries of ``found`` other than ``key``, most similar first."""
+        others = []
+        for label, similarity in found:
+            other = self._live_key(part, label)
+            if other is not None and other != key:
+                others.append((other, similarity))
+        others.sort(key=lambda pair: -pair[1])
+        return tuple(others)
 
     async def _search(
         self, index: PartitionIndex, vector: Vectors, k: int

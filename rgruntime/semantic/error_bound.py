@@ -25,10 +25,11 @@ similarity (with no wrong outcome it proves 2% from 189 right ones, 1% from 381,
 each wrong one adds more; never from fewer than ``probation``). Why a probation: against the
 static thresholds (chosen with hindsight) a learner that must prove 2% on a few hundred requests
 loses its whole proving period; served with no wrong answer it only has to match the most
-accurate static threshold. Its price: a stream whose matches are wrong 5% of the time passes
-100 right outcomes in a row with probability 0.95^100 = 0.6%, one wrong 3% of the time with
-4.8%, one wrong 2% of the time with 13% (then it serves at that rate until an exploration draw
-finds a wrong answer). Why not the old optimistic start (an opt-in :class:`Prior`): on QQP
+accurate static threshold. Its price: for one similarity, 100 right outcomes in a row from a
+stream wrong 5% of the time happen with probability 0.95^100 = 0.6% (2%: 13%); re-tested at
+every similarity after every outcome, simulated streams 2% wrong opened 61% of the time, 3%
+wrong 18-25% (docs/semantic.md), and are then served at their own rate until an exploration
+draw finds a wrong answer. Why not the old optimistic start (an opt-in :class:`Prior`): on QQP
 every static threshold serves 5-24% wrong answers, and a prior vouching for 0.91 served
 30-255 requests 9-16% wrong before exploration refuted it.
 
@@ -290,6 +291,9 @@ class Decision:
     exploring: bool = False
     #: True when another cached answer was nearly as similar (always verified, learned apart).
     ambiguous: bool = False
+    #: True when served (or explored) because the verifier found the texts the same question
+    #: by rule, not because of the evidence at its similarity.
+    by_rule: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -467,7 +471,15 @@ class ErrorBoundPolicy:
                 self._served_by_rule += by_rule
             action: Action = "verify" if explores else "serve"
             return self._count(
-                Decision(action, similarity, threshold, estimate, upper, exploring=explores)
+                Decision(
+                    action,
+                    similarity,
+                    threshold,
+                    estimate,
+                    upper,
+                    exploring=explores,
+                    by_rule=by_rule,
+                )
             )
         # Real outcomes only: the prior's pessimism below its threshold must not stop the
         # index from learning there.
@@ -550,7 +562,8 @@ class ErrorBoundPolicy:
             return
         if isinstance(decision, Decision) and decision.exploring:
             threshold = decision.threshold
-            if threshold is not None and similarity >= threshold:
+            # A sample of what is served: at or above the threshold, or served by rule.
+            if decision.by_rule or (threshold is not None and similarity >= threshold):
                 self._explored += 1
                 self._explored_wrong += not correct
         self._index.add(similarity, correct)

@@ -48,7 +48,7 @@ class SemanticHit:
     similarity: float
     text: str
     #: The similarity of the most similar other entry of the partition whose answer differs
-    #: (None: none at or above the lookup's threshold). Close to ``similarity``: ambiguous.
+    #: (None: the search found none). Close to ``similarity``: ambiguous.
     runner_up: float | None = None
     #: The verifier found the two texts the same question by rule (see SemanticMatch).
     equivalent: bool = False
@@ -113,15 +113,15 @@ class LayerSemanticIndex:
         )
 
     def _differing(self, match: SemanticMatch, value: Any) -> float | None:
-        """The runner-up's similarity if it holds another answer: two entries with one answer
-        (a question and its paraphrase, both cached) are no ambiguity."""
-        if match.runner_up is None:
-            return None
-        key, similarity = match.runner_up
-        other = self.layer.peek(key, MISSING)
-        if other is MISSING or normalized(answer_text(other)) == normalized(answer_text(value)):
-            return None
-        return similarity
+        """The similarity of the most similar other entry that holds another answer: two
+        entries with one answer (a question and its paraphrase, both cached) are no ambiguity,
+        and one that left the layer (or expired) would not be served either."""
+        answer = normalized(answer_text(value))
+        for key, similarity in match.others:
+            other = self.layer.peek(key, MISSING)
+            if other is not MISSING and normalized(answer_text(other)) != answer:
+                return similarity
+        return None
 
     async def add(self, partition: str, key: str, text: str) -> None:
         """Index ``text`` for the layer's entry ``key`` (store the entry first)."""

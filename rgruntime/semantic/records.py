@@ -30,13 +30,19 @@ class SemanticMatch:
     similarity: float
     text: str
     partition: str
-    #: The most similar *other* live entry of the partition at or above the lookup's threshold
-    #: (verified or not), its key and similarity: None when there is none. Two cached texts
-    #: about equally close to the query make the match ambiguous (the error bound verifies it).
-    runner_up: tuple[str, float] | None = None
+    #: The other live entries of the partition the search found (verified or not, above the
+    #: lookup's threshold or not), most similar first: key and similarity. Another cached text
+    #: about as close to the query, with another answer, makes the match ambiguous (the error
+    #: bound verifies it).
+    others: tuple[tuple[str, float], ...] = ()
     #: The verifier found the two texts the same question by rule (an implicit-default
     #: qualifier is all they differ in): :attr:`rgruntime.semantic.verify.Verdict.equivalent`.
     equivalent: bool = False
+
+    @property
+    def runner_up(self) -> tuple[str, float] | None:
+        """The most similar of :attr:`others` (None: the search found no other entry)."""
+        return self.others[0] if self.others else None
 
 
 @attrs.frozen(repr=False)

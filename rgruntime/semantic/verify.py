@@ -21,9 +21,11 @@ changes the answer:
   than Messi?"): who does what to whom changed, which the embedding barely sees (0.98-0.99);
 - ``implicit default`` (an acceptance, not a rejection): in two present-tense questions,
   "today", "now", "currently", "right now", "at the moment"... add nothing (the present is the
-  default), so a pair that differs only in such a qualifier (and in at most two words of the
-  question's frame: "what's" / "how's") is *equivalent*: accepted at any similarity, and
-  flagged (:attr:`Verdict.equivalent`) so that the error bound may serve it cold. A word that
+  default), so two plain questions (ending with "?", quoting nothing) of which one has such a
+  qualifier (lower case: "USA Today" is a name) and the other none, the same word for word
+  otherwise but for "what" / "how" / "like" / "the", are *equivalent*: accepted at any
+  similarity, and flagged (:attr:`Verdict.equivalent`) so that the error bound may serve them
+  cold. Two different qualifiers ("today" / "now") are no equivalence. A word that
   moves either question in time ("tomorrow", "tonight", "was", "will", "last", a past-tense
   verb) turns the rule off: "today" / "tomorrow" stays a contrast. The rule family was
   motivated by the guide's own pair ("What's the weather?" / "How's the weather today?", 0.81);
@@ -321,7 +323,46 @@ def _present_reduced(text: str) -> str | None:
     return " ".join(_IMPLICIT_DEFAULT.sub(" ", text).split())
 
 
-_MAX_FRAME_WORDS: Final = 2
+#: The words a question's frame may change in without asking otherwise ("What's the weather
+#: like?" / "How's the weather?", "today's date" / "the date"): everything else must be the
+#: same word for word.
+_FRAME_WORDS: Final = frozenset(_words("what how like the"))
+_MIN_QUESTION_WORDS: Final = 3
+_CONTRACTIONS: Final = {"'s": " is", "'re": " are", "'m": " am"}
+_QUOTES: Final = re.compile(
+    "[\"\u201c\u201d\u2018\u00ab\u00bb]|(?<![^\\W\\d_])['\u2019]|['\u2019](?![^\\W\\d_])"
+)
+
+
+def _plain_question(text: str) -> bool:
+    """A question asked in plain words: ends with "?", quotes nothing (a quoted "today" is a
+    word being asked about, not a time)."""
+    return text.rstrip().endswith("?") and _QUOTES.search(text) is None
+
+
+def _qualifier_apart(query: str, cached: str) -> tuple[str, str] | None:
+    """Both texts without their qualifiers, when exactly one of them has some, both are plain
+    present-tense questions, and no qualifier is capitalised (a name: "USA Today")."""
+    found = [_IMPLICIT_DEFAULT.findall(text) for text in (query, cached)]
+    if bool(found[0]) == bool(found[1]):
+        return None  # neither, or both (two qualifiers may differ: "today" / "now")
+    if not all(_plain_question(text) for text in (query, cached)):
+        return None
+    if any(qualifier != qualifier.lower() for qualifier in found[0] or found[1]):
+        return None
+    reduced_query, reduced_cached = _present_reduced(query), _present_reduced(cached)
+    if reduced_query is None or reduced_cached is None:
+        return None
+    return reduced_query, reduced_cached
+
+
+def _expanded_words(text: str) -> list[str]:
+    """``text``'s words, lower case, contractions of "is" / "are" / "am" spelled out."""
+    lowered = text.lower().replace("\u2019", "'")
+    for short, long in _CONTRACTIONS.items():
+        lowered = lowered.replace(short, long)
+    return _WORD_FORM.findall(lowered)
+
 
 _DEFAULT_NEAR_IDENTICAL: Final = 0.93
 #: Chosen on the even rows of GPTCache's data (flat from 0.05 to 0.3), confirmed on the odd rows
@@ -648,27 +689,19 @@ class LexicalVerifier:
         return self._check(query, cached, similarity)
 
     def _without_defaults(self, query: str, cached: str, similarity: float) -> Verdict | None:
-        """EQUIVALENT when the two texts, both in the present tense, differ in an
-        implicit-default qualifier and in nothing else the rules or the content words see."""
-        qualifiers = [
-            {found.lower() for found in _IMPLICIT_DEFAULT.findall(text)} for text in (query, cached)
-        ]
-        if qualifiers[0] == qualifiers[1]:
-            return None  # no qualifier, or the same ones: nothing for this rule to say
-        reduced_query, reduced_cached = _present_reduced(query), _present_reduced(cached)
-        if reduced_query is None or reduced_cached is None:
+        """EQUIVALENT when two present-tense questions differ in an implicit-default qualifier
+        that one of them has and the other has not ("How's the weather today?" / "What's the
+        weather?"), and otherwise at most in the question word (what / how); None: the rule has
+        nothing to say (the texts are then checked as written)."""
+        reduced = _qualifier_apart(query, cached)
+        if reduced is None:
             return None
-        if not self._check(reduced_query, reduced_cached, similarity).accepted:
+        words = [_expanded_words(text) for text in reduced]
+        if min(len(words[0]), len(words[1])) < _MIN_QUESTION_WORDS:
             return None
-        if _analyse(reduced_query).content.keys() != _analyse(reduced_cached).content.keys():
-            return None
-        # Beyond the qualifier, at most the frame of the question may be worded apart ("what's"
-        # / "how's"): two words in all. More (which ... should I get / what is) asks otherwise.
-        words = [
-            {word.lower() for word in _WORD_FORM.findall(text)}
-            for text in (reduced_query, reduced_cached)
-        ]
-        if len(words[0] ^ words[1]) > _MAX_FRAME_WORDS:
+        if not set(words[0]) ^ set(words[1]) <= _FRAME_WORDS:
+            return None  # another word changed (a pronoun, "why", "ever", "there"...)
+        if not self._check(*reduced, similarity).accepted:
             return None
         return EQUIVALENT
 

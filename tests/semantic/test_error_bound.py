@@ -130,6 +130,18 @@ def test_a_pair_equivalent_by_rule_is_served_cold_until_a_wrong_outcome() -> Non
     assert other.decide("p", "k", 0.81, equivalent=True).action == "verify"
 
 
+def test_answers_served_by_rule_are_sampled_by_exploration() -> None:
+    # What is served by rule sits below any threshold: its explored outcomes must still count
+    # as samples of what is served (the estimated error rate), and end the rule's trust.
+    cold = policy(0.02, explore=1.0, explore_floor=1.0)  # every servable candidate explored
+    decision = cold.decide("p", "k", 0.81, equivalent=True)
+    assert (decision.action, decision.exploring, decision.by_rule) == ("verify", True, True)
+    cold.record("p", "k", decision, False)
+    stats = cold.stats()
+    assert (stats.explored, stats.explored_wrong, stats.estimated_error_rate) == (1, 1, 1.0)
+    assert cold.decide("p", "k2", 0.81, equivalent=True).by_rule is False
+
+
 def test_wrong_outcomes_refute_an_optimistic_prior_and_stop_serving() -> None:
     # Opt-in: the old static default as pseudo-outcomes (340 at 0.91, 0.5% wrong).
     learner = policy(0.02, prior=Prior())

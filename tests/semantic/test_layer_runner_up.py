@@ -67,3 +67,20 @@ async def test_a_runner_up_that_left_the_layer_is_no_ambiguity(index: LayerSeman
     again = await index.lookup("p", ASKED)
     assert again is not None
     assert again.runner_up is None
+
+
+async def test_the_runner_up_is_the_closest_entry_with_another_answer(
+    index: LayerSemanticIndex,
+) -> None:
+    # A second phrasing with the match's own answer, closer than anything else, must not hide
+    # a third entry that holds another answer.
+    await store(index, "a", PARIS, "Sunny")
+    await store(index, "b", f"{ASKED} please", "Sunny")
+    await store(index, "c", f"{ASKED} thanks", "Rain all day")
+    match = await index.cache.lookup("p", ASKED, verify=False)
+    hit = await index.lookup("p", ASKED)
+    assert match is not None
+    assert hit is not None
+    similarities = dict(match.others)
+    assert match.others[0][0] != "c"  # the closest other holds the match's own answer
+    assert hit.runner_up == pytest.approx(similarities["c"])

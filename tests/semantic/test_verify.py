@@ -337,6 +337,20 @@ def test_an_implicit_default_qualifier_makes_no_difference(query: str, cached: s
         ("Which phone should I buy now?", "What is a phone?"),  # more than the frame differs
         ("What is the weather now?", "What is the weather now?"),  # identical: plain accept
         ("What is the weather in Paris now?", "What is the weather in Rome?"),
+        # Found by review: one qualifier for another, any other word, not a question, a quote,
+        # a name.
+        ("Is the store open today?", "Is the store open now?"),
+        ("Is the museum open now?", "Is the museum open these days?"),
+        ("Who is my manager now?", "Who is your manager?"),
+        ("Can I call you now?", "Can you call me?"),
+        ("Why is the market down today?", "Is the market down?"),
+        ("Is it dark now?", "Is it dark there?"),
+        ("Is the store open now?", "Is the store ever open?"),
+        ("Translate to French: it is cold today", "Translate to French: it is cold"),
+        ("Write a poem about today", "Write a poem"),
+        ("How do you say 'today' in Spanish?", "How do you say 'now' in Spanish?"),
+        ("What is in USA Today?", "What is in USA?"),
+        ("", "now"),
     ],
 )
 def test_an_implicit_default_qualifier_is_no_equivalence_otherwise(query: str, cached: str) -> None:
