@@ -205,6 +205,10 @@ class RedisServer(_ServerProcess):
     def _answers(self) -> bool:
         return _ask(self.port, b"PING\r\n").startswith(b"+PONG")
 
+    def command(self, *words: str) -> bytes:
+        """Send one inline command (``server.command("REPLICAOF", "NO", "ONE")``); its reply."""
+        return _ask(self.port, " ".join(words).encode() + b"\r\n")
+
     def cli(self, *arguments: str) -> str:
         result = subprocess.run(
             ["redis-cli", "-p", str(self.port), *arguments],

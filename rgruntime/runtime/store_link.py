@@ -168,8 +168,10 @@ class SharedStore:
         except StoreUnavailableError as error:
             self._failed(error)
             raise
-        except StoreError:
+        except StoreError as error:
             breaker.succeeded()  # refused: the server is there, and answered
+            self.errors += 1
+            self.last_error = str(error)
             raise
         except BaseExceptionGroup as group:
             # A store call that fans out (one task per cluster bucket) may report several.
@@ -241,7 +243,7 @@ class StoreLink:
         # Direct writes and deletes in flight, by key: the number of the newest. One that fails
         # keeps itself for later only while it is still its key's newest change (an older write
         # failing late must not replace a newer one queued meanwhile).
-        self._in_flight: dict[str, int] = {}
+        self._in_flight: dict[str, tuple[int, frozenset[str]]] = {}
         self._changes_started = 0
         # Invalidations and clears the server has not had yet (it was away), oldest first: the
         # writer applies them before the writes kept after them.
@@ -337,8 +339,7 @@ class StoreLink:
     async def _apply_now(self, key: str, write: _Write) -> None:
         """Apply a caller's write or delete now; if the server is away, keep it for the writer
         task, unless a newer change of the key came meanwhile."""
-        self._changes_started += 1
-        number = self._in_flight[key] = self._changes_started
+        number = self._start_change(key, write)
         applied = False
         try:
             applied = await self._apply(key, write)
@@ -347,9 +348,7 @@ class StoreLink:
                 self.refused_writes += 1
             raise
         finally:
-            newest = self._in_flight.get(key) == number
-            if newest:
-                del self._in_flight[key]
+            newest = self._end_change(key, number)
         if not applied and newest:
             self._keep(key, write)
 
@@ -363,19 +362,20 @@ class StoreLink:
         self._pending.pop(key, None)
         shared = self.shared
         name = self._prefix + key
-        self._changes_started += 1
-        number = self._in_flight[key] = self._changes_started
+        number = self._start_change(key, None)
         try:
             removed = await shared.call("delete", lambda: shared.store.delete([name]))
         except StoreUnavailableError:
             if self.strict:
+                self._end_change(key, number)
                 raise
-            if self._in_flight.get(key) == number:
+            if self._end_change(key, number):  # still the key's newest change: kept for later
                 self._keep(key, None)
             return False
-        finally:
-            if self._in_flight.get(key) == number:
-                del self._in_flight[key]
+        except BaseException:
+            self._end_change(key, number)
+            raise
+        self._end_change(key, number)
         await self.publish(keys=[name])
         return removed > 0
 
@@ -521,12 +521,11 @@ class StoreLink:
             self._in_flight.pop(key, None)
         if selection.tags or selection.pattern is not None:
             for key, write in list(self._pending.items()):
-                tags = () if write is None else write[2]
-                mine = frozenset(tag for tag in map(self.tag_of, tags) if tag is not None)
-                if selection.matches(key, mine):
+                if selection.matches(key, self._layer_tags(write)):
                     del self._pending[key]
-            for key in [key for key in self._in_flight if selection.matches(key, frozenset())]:
-                del self._in_flight[key]
+            for key, (_, tags) in list(self._in_flight.items()):
+                if selection.matches(key, tags):
+                    del self._in_flight[key]
 
     def _keep_removal(self, selection: Selection | None) -> None:
         """The server is away: keep the removal for the writer task (keys as kept deletes)."""
@@ -551,6 +550,8 @@ class StoreLink:
                 await self._remove_on_server(selection, removed)
         except StoreUnavailableError:
             return False
+        except StoreError as error:
+            self._refused("an invalidation kept while the server was away", error)
         finally:
             self.shared.changed()
         self._removals.popleft()
@@ -591,6 +592,8 @@ class StoreLink:
             )
         except StoreUnavailableError:
             return False
+        except StoreError as error:
+            self._refused("news of a change", error)
         for key in keys:  # what gathered meanwhile waits for the next message
             self._news_keys.pop(key, None)
         for tag in tags:
@@ -616,6 +619,8 @@ class StoreLink:
             )
         except StoreUnavailableError:
             return False
+        except StoreError as error:
+            self._refused(f"the dependency edges of {dependent!r}", error)
         self._edges.popleft()
         return True
 
@@ -709,6 +714,30 @@ class StoreLink:
             for request in waiting:
                 request.answer(None)
 
+    def _start_change(self, key: str, write: _Write) -> int:
+        """A direct write or delete of ``key`` is on its way: its number (the newest)."""
+        self._changes_started += 1
+        self._in_flight[key] = (self._changes_started, self._layer_tags(write))
+        return self._changes_started
+
+    def _end_change(self, key: str, number: int) -> bool:
+        """The change ``number`` of ``key`` is over; whether it is still the newest."""
+        newest = self._in_flight.get(key, (None,))[0] == number
+        if newest:
+            del self._in_flight[key]
+        return newest
+
+    def _layer_tags(self, write: _Write) -> frozenset[str]:
+        """The layer's own tags of a write (a delete has none)."""
+        tags = () if write is None else write[2]
+        return frozenset(tag for tag in map(self.tag_of, tags) if tag is not None)
+
+    def _refused(self, what: str, error: StoreError) -> None:
+        """The server refused ``what`` from the writer task: never retried (it would be refused
+        again, and hold what waits behind it); counted and logged."""
+        self.refused_writes += 1
+        log.warning("layer %r: the store refused %s: %s", self.layer, what, error)
+
     def warn_if_left(self) -> None:
         """Log what never reached the server (the runtime is closing and it is away)."""
         if self._pending or self._removals:
@@ -743,8 +772,7 @@ class StoreLink:
         except StoreError as error:
             # Refused (a value the server will not take): sending it again would be refused
             # again, and would hold the writes after it. Dropped, counted and logged.
-            self.refused_writes += 1
-            log.warning("layer %r: the store refused a write of key %r: %s", self.layer, key, error)
+            self._refused(f"a write of key {key!r}", error)
             if self._pending.get(key, ...) is write:
                 del self._pending[key]
             return True

@@ -52,15 +52,20 @@ MAX_BATCH: Final = 512
 
 
 class _Batch(Generic[Item, Result]):
-    __slots__ = ("done", "epoch", "failure", "items", "results")
+    __slots__ = ("done", "epoch", "failure", "failures", "interrupted", "items", "results")
 
     def __init__(self, first: Item, epoch: int) -> None:
         #: How many barriers had started when it was opened: it waits for those still running.
         self.epoch = epoch
         self.items: list[Item] = [first]
         self.done = anyio.Event()
-        self.results: Sequence[Result] = ()
+        self.results: list[Result | None] = []
+        #: Why the whole batch failed; or, after it was sent again one request at a time, why
+        #: each request that failed did (by position).
         self.failure: BaseException | None = None
+        self.failures: dict[int, BaseException] = {}
+        #: The sender was interrupted by a cancellation no shield holds (asyncio's own).
+        self.interrupted = False
 
 
 class Coalescer(Generic[Item, Result]):
@@ -69,7 +74,9 @@ class Coalescer(Generic[Item, Result]):
     ``send(items)`` answers a batch with one result per item, in order. ``failed(error)`` makes
     the error a caller raises when the batch's ``send`` raised ``error`` (its own exception
     object). ``retry_alone``: after an outage, send each request of a failed batch again alone
-    (a store of several servers).
+    (a store of several servers). ``resend_interrupted``: when the sender is interrupted, the
+    other callers send their requests again (reads); otherwise they fail (writes: sent again,
+    they would land after the commands that came after them).
     """
 
     __slots__ = (
@@ -78,6 +85,7 @@ class Coalescer(Generic[Item, Result]):
         "_failed",
         "_max_batch",
         "_open",
+        "_resend_interrupted",
         "_retry_alone",
         "_send",
         "_unanswered",
@@ -90,6 +98,7 @@ class Coalescer(Generic[Item, Result]):
         *,
         max_batch: int = MAX_BATCH,
         retry_alone: bool = False,
+        resend_interrupted: bool = True,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch: {max_batch!r} is not accepted; expected at least 1")
@@ -97,6 +106,7 @@ class Coalescer(Generic[Item, Result]):
         self._failed = failed
         self._max_batch = max_batch
         self._retry_alone = retry_alone
+        self._resend_interrupted = resend_interrupted
         #: The batch the callers of this round join (None: the next caller opens one).
         self._open: _Batch[Item, Result] | None = None
         #: Batches opened and not yet answered, in the order they were opened.
@@ -116,77 +126,81 @@ class Coalescer(Generic[Item, Result]):
             if index + 1 >= self._max_batch:
                 self._open = None  # full: the next caller starts another
             await joined.done.wait()
-            return await self._outcome(joined, index, item)
+            if joined.interrupted and self._resend_interrupted:
+                return await self.submit(item)
+            return self._result(joined, index)
         batch: _Batch[Item, Result] = _Batch(item, self._barriers_started)
         gather = bool(self._unanswered) or bool(self._barriers)
         self._unanswered[batch] = None
-        if gather:
-            # Requests are in flight: let the other tasks of this round join (and let a barrier
-            # command finish). Given up if this caller is cancelled meanwhile (asyncio's own
-            # cancel lands even in anyio's shield): then its callers send again.
-            self._open = batch
-            try:
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-                for number, finished in list(self._barriers.items()):
-                    if number <= batch.epoch:
-                        await finished.wait()
-            except BaseException as error:
-                self._answered(batch, error)
-                raise
-            if self._open is batch:
-                self._open = None
-        # Else nothing is in flight: no one to wait for (a round costs a trip through the loop).
-        with anyio.CancelScope(shield=True):
-            try:
-                batch.results = await self._send(batch.items)
-            except BaseException as error:
-                self._answered(batch, error)
-            else:
-                self._answered(batch, None)
+        try:
+            with anyio.CancelScope(shield=True):  # anyio's cancellation waits for the answer
+                if gather:
+                    # Requests are in flight: let the other tasks of this round join (and let
+                    # the barrier commands started before it finish).
+                    self._open = batch
+                    await anyio.lowlevel.cancel_shielded_checkpoint()
+                    if self._open is batch:
+                        self._open = None
+                    for number, finished in list(self._barriers.items()):
+                        if number <= batch.epoch:
+                            await finished.wait()
+                # Else nothing is in flight: no one to wait for (a round costs a trip through
+                # the loop).
+                await self._send_batch(batch)
+        except BaseException:
+            # asyncio's own cancellation, which anyio's shield does not hold: the others must
+            # not wait for an answer that will never come.
+            batch.interrupted = True
+            raise
+        finally:
+            self._answered(batch)
         await anyio.lowlevel.checkpoint_if_cancelled()
-        return await self._outcome(batch, 0, item)
+        return self._result(batch, 0)
 
-    def _answered(self, batch: _Batch[Item, Result], failure: BaseException | None) -> None:
-        batch.failure = failure
+    async def _send_batch(self, batch: _Batch[Item, Result]) -> None:
+        """Send ``batch``; a refused one (or a failed one, with ``retry_alone``) again one
+        request at a time, while it still holds its place (barriers wait for it)."""
+        try:
+            answers = await self._send(batch.items)
+        except Exception as error:
+            if len(batch.items) == 1 or not (self._retry_alone or _refused(error)):
+                batch.failure = error
+                return
+        else:
+            batch.results = list(answers)
+            return
+        batch.results = [None] * len(batch.items)
+
+        async def alone(index: int, item: Item) -> None:
+            try:
+                batch.results[index] = (await self._send([item]))[0]
+            except Exception as error:
+                batch.failures[index] = error
+
+        async with anyio.create_task_group() as group:
+            for index, item in enumerate(batch.items):
+                group.start_soon(alone, index, item)
+
+    def _answered(self, batch: _Batch[Item, Result]) -> None:
         if self._open is batch:
             self._open = None
         del self._unanswered[batch]
         batch.done.set()
 
-    async def _outcome(self, batch: _Batch[Item, Result], index: int, item: Item) -> Result:
-        failure = batch.failure
+    def _result(self, batch: _Batch[Item, Result], index: int) -> Result:
+        failure = batch.failures.get(index, batch.failure)
+        if batch.interrupted:
+            failure = _INTERRUPTED
         if failure is None:
-            return batch.results[index]
-        if not isinstance(failure, Exception):
-            if index == 0:
-                raise failure  # the sender's own cancellation (or interruption)
-            return await self.submit(item)  # the sender was interrupted: send it again
-        alone = len(batch.items) > 1 and (self._retry_alone or _refused(failure))
-        if alone:
-            return await self._alone(item)
+            return batch.results[index]  # type: ignore[return-value]
         if index == 0 and not isinstance(failure, BaseExceptionGroup):
-            raise failure
+            raise failure  # the sender raises what it met
         raise self._failed(failure) from failure
-
-    async def _alone(self, item: Item) -> Result:
-        """Send ``item`` by itself, in order with the batches (it is one of them)."""
-        batch: _Batch[Item, Result] = _Batch(item, self._barriers_started)
-        self._unanswered[batch] = None
-        with anyio.CancelScope(shield=True):
-            try:
-                batch.results = await self._send(batch.items)
-            except BaseException as error:
-                self._answered(batch, error)
-                if isinstance(error, BaseExceptionGroup):
-                    raise self._failed(error) from error
-                raise
-            self._answered(batch, None)
-        return batch.results[0]
 
     async def drain(self) -> None:
         """Wait until every request submitted so far is answered."""
-        for batch in list(self._unanswered):
-            await batch.done.wait()
+        while self._unanswered:
+            await next(iter(self._unanswered)).done.wait()
 
     @asynccontextmanager
     async def barrier(self) -> AsyncIterator[None]:
@@ -196,12 +210,20 @@ class Coalescer(Generic[Item, Result]):
         finished = self._barriers[number] = anyio.Event()
         self._open = None  # later callers must not join a batch sent before the command
         try:
-            for batch in [batch for batch in self._unanswered if batch.epoch < number]:
-                await batch.done.wait()
+            while True:
+                earlier = next((b for b in self._unanswered if b.epoch < number), None)
+                if earlier is None:
+                    break
+                await earlier.done.wait()
             yield
         finally:
             del self._barriers[number]
             finished.set()
+
+
+#: Why a caller fails whose batch's sender was interrupted (a write: sending it again would put
+#: it after the commands called after it; it may or may not have reached the server).
+_INTERRUPTED: Final = RuntimeError("its batch's sender was cancelled before the answer came")
 
 
 def _refused(error: BaseException) -> bool:

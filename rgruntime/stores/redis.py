@@ -191,16 +191,34 @@ class _Write(NamedTuple):
 
 
 #: Error replies that say the server cannot serve now (loading, a script running, a cluster
-#: reconfiguring, a replica that cannot take writes): an outage, not a refusal.
+#: reconfiguring, a replica that cannot take writes): an outage, not a refusal. glide words them
+#: by its own kinds ("- ReadOnly: You can't write against a read only replica", "- MasterDown:
+#: ...", "BusyLoadingError", "TryAgain", "ClusterDown"), Redis by its codes; both are here, lower
+#: case.
 _TRANSIENT_REPLIES: Final = frozenset(
-    ("LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "NOREPLICAS")
+    (
+        "loading",
+        "busy",
+        "masterdown",
+        "clusterdown",
+        "tryagain",
+        "readonly",
+        "noreplicas",
+        "busyloadingerror",
+        "clusterconnectionnotfound",
+        "ioerror",
+    )
 )
+#: glide's own answer when too many requests wait on a connection: an overload, not a refusal.
+_CLIENT_OVERLOAD: Final = "inflight"
 
 
 def _transient(message: str) -> bool:
-    """Whether an error reply (as glide words it: its own text, then the server's) is one of
-    :data:`_TRANSIENT_REPLIES` (their codes are upper case, whole words)."""
-    return not _TRANSIENT_REPLIES.isdisjoint(message.replace(":", " ").split())
+    """Whether an error reply (as glide words it: its own text, then the server's) says the
+    server cannot serve now, rather than that it refused the request."""
+    lowered = message.lower()
+    words = lowered.replace(":", " ").replace("-", " ").split()
+    return _CLIENT_OVERLOAD in lowered or not _TRANSIENT_REPLIES.isdisjoint(words)
 
 
 async def _per_bucket(
@@ -218,9 +236,9 @@ async def _per_bucket(
             for bucket in chosen:
                 group.start_soon(call, bucket)
     except BaseExceptionGroup as group_error:
-        failures, _ = group_error.split(StoreError)
-        if failures is None:
-            raise
+        failures, others = group_error.split(StoreError)
+        if failures is None or others is not None:
+            raise  # a cancellation or a bug among them: not the store's error to report
         first: BaseException = failures
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
@@ -285,7 +303,10 @@ class RedisStore(OpenedOnce):
             self._get_batch, failure_of(self._description, "get"), retry_alone=self.cluster
         )
         self._writes: Coalescer[_Write, None] = Coalescer(
-            self._set_batch, failure_of(self._description, "set"), retry_alone=self.cluster
+            self._set_batch,
+            failure_of(self._description, "set"),
+            retry_alone=self.cluster,
+            resend_interrupted=False,  # sent again, a set would land after later deletes
         )
 
     def __repr__(self) -> str:

@@ -303,7 +303,10 @@ async def test_a_value_the_server_refuses_fails_its_caller_and_nothing_else(
             await _until_written_back(layer)
             health = layer.statistics().store
             assert health is not None
-            assert (health.state, health.refused_writes, health.errors) == ("ok", 2, 0)
+            # Counted as errors (shown), not as an outage: the breaker stays closed.
+            assert (health.state, health.refused_writes, health.errors) == ("ok", 2, 2)
+            assert health.outages == 0
+            assert "refused" in health.last_error
             await layer.set("after", 1)
         assert await _on_the_server(server, "tool", "queued-small") == "fine"
         assert await _on_the_server(server, "tool", "after") == 1
@@ -322,3 +325,45 @@ async def test_writes_that_never_reach_the_server_are_said_lost_at_close(
     lost = [record.getMessage() for record in caplog.records if "never reached" in record.message]
     assert len(lost) == 1
     assert "layer 'tool': closing with 2 write(s) and 1 invalidation(s)" in lost[0]
+
+
+async def test_a_tagged_write_in_flight_goes_with_an_invalidation_of_its_tag(
+    redis_private: RedisServer,
+) -> None:
+    async with _runtime(redis_private) as runtime:
+        layer = runtime.layer("tool")
+        await layer.set("warm", 1)
+        await anyio.to_thread.run_sync(redis_private.pause)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(lambda: layer.set("k", "old", tags=["t"]))
+                await anyio.wait_all_tasks_blocked()  # the write waits for the server
+                await layer.invalidate(tags=["t"])  # asked after it: both are kept
+        finally:
+            await anyio.to_thread.run_sync(redis_private.resume)
+        await _until_written_back(layer)
+    assert await _on_the_server(redis_private, "tool", "k") is MISSING
+
+
+async def test_a_replica_that_refuses_writes_is_an_outage_not_a_refusal(
+    redis_private: RedisServer,
+) -> None:
+    async with _runtime(redis_private) as runtime:
+        layer = runtime.layer("tool")
+        await layer.set("a", "old", tags=["t"])
+        # Turned into a replica (of nothing that answers): it serves no write ("ReadOnly", as
+        # valkey-glide words it), which is what a failover looks like to a client.
+        redis_private.command("REPLICAOF", "127.0.0.1", "1")
+        try:
+            await layer.set("b", "kept")  # kept for later, not refused
+            await layer.invalidate(tags=["t"])  # kept for later too
+            health = layer.statistics().store
+            assert health is not None
+            assert health.refused_writes == 0
+            assert health.pending_writes >= 1
+            assert health.kept_removals == 1
+        finally:
+            redis_private.command("REPLICAOF", "NO", "ONE")
+        await _until_written_back(layer)  # and the runtime is still running
+    assert await _on_the_server(redis_private, "tool", "b") == "kept"
+    assert await _on_the_server(redis_private, "tool", "a") is MISSING

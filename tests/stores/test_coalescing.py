@@ -229,17 +229,18 @@ async def _gather_outcomes(requests: Coalescer[int, int], count: int) -> dict[in
     """Each item's answer or error, all asked at once (the first to run goes alone, the others
     gather behind it)."""
     outcomes: dict[int, object] = {}
-
-    async def ask(item: int) -> None:
-        try:
-            outcomes[item] = await requests.submit(item)
-        except StoreError as error:
-            outcomes[item] = error
-
     async with anyio.create_task_group() as group:
         for item in range(count):
-            group.start_soon(ask, item)
+            group.start_soon(_ask_into, outcomes, requests, item)
     return outcomes
+
+
+async def _ask_into(outcomes: dict[int, object], requests: Coalescer[int, int], item: int) -> None:
+    """``item``'s answer, or the store's error, into ``outcomes``."""
+    try:
+        outcomes[item] = await requests.submit(item)
+    except StoreError as error:
+        outcomes[item] = error
 
 
 async def test_a_refused_request_fails_its_caller_only() -> None:
@@ -322,3 +323,116 @@ async def test_a_barrier_command_runs_between_the_requests_asked_before_and_afte
         server.release.set()
     assert log.index("command") > max(log.index(0), log.index(1))
     assert server.batches[-1] == [2]
+
+
+class Recorder:
+    """A fake server that logs what reaches it, sets and barrier commands alike."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, list[int]]] = []
+
+    async def send(self, items: list[int]) -> Sequence[None]:
+        self.log.append(("set", list(items)))
+        await anyio.lowlevel.checkpoint()
+        return [None] * len(items)
+
+    def position(self, kind: str, item: int) -> int:
+        return next(i for i, (what, items) in enumerate(self.log) if what == kind and item in items)
+
+
+async def test_a_cancelled_sender_waiting_for_a_barrier_keeps_its_batchs_place() -> None:
+    # The sender of [1, 5] is cancelled while its batch waits for an earlier command; a delete
+    # of 5 asked after set(5) must still come after it (the batch keeps its place).
+    server = Recorder()
+    requests: Coalescer[int, None] = Coalescer(server.send, failure_of("fake", "set"))
+    hold = anyio.Event()
+    sender_scope = anyio.CancelScope()
+
+    async def earlier_command() -> None:
+        async with requests.barrier():
+            server.log.append(("delete", [0]))
+            await hold.wait()
+
+    async def delete(item: int) -> None:
+        async with requests.barrier():
+            server.log.append(("delete", [item]))
+
+    async def sender() -> None:
+        with sender_scope:
+            await requests.submit(1)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(earlier_command)
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(sender)
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(requests.submit, 5)  # joins the sender's batch
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(delete, 5)
+        await anyio.wait_all_tasks_blocked()
+        sender_scope.cancel()
+        await anyio.wait_all_tasks_blocked()
+        hold.set()
+    assert sender_scope.cancelled_caught
+    assert server.position("set", 5) < server.position("delete", 5)
+
+
+async def test_requests_sent_again_alone_keep_their_batchs_place() -> None:
+    # A refused batch is sent again one request at a time before it counts as answered, so a
+    # command asked meanwhile still comes after every one of its requests.
+    server = Refusing(refused=3)
+    retries = anyio.Event()
+    log: list[object] = []
+
+    async def send(items: list[int]) -> Sequence[int]:
+        if len(items) == 1:
+            await retries.wait()  # the requests sent again wait here
+        answers = await server.send(items)
+        log.extend(items)
+        return answers
+
+    requests = Coalescer(send, failure_of("fake", "set"))
+    outcomes: dict[int, object] = {}
+
+    async def command() -> None:
+        async with requests.barrier():
+            log.append("command")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(requests.submit, 100)  # in flight alone (held): the others gather
+        await anyio.wait_all_tasks_blocked()
+        for item in range(6):
+            group.start_soon(_ask_into, outcomes, requests, item)
+        await anyio.wait_all_tasks_blocked()  # their batch was refused; each waits to go alone
+        group.start_soon(command)
+        await anyio.wait_all_tasks_blocked()
+        assert "command" not in log
+        retries.set()
+    assert isinstance(outcomes.pop(3), StoreError)
+    assert outcomes == {item: item * 2 for item in [0, 1, 2, 4, 5]}
+    assert log[-1] == "command"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_when_writes_must_keep_order_an_interrupted_senders_waiters_fail() -> None:
+    # Sent again, a write would land after the commands asked after it: with
+    # resend_interrupted=False its caller gets the store's error instead (its request may or
+    # may not have reached the server).
+    server = FakeServer()
+    requests = Coalescer(server.send, failure_of("fake", "set"), resend_interrupted=False)
+    server.release = anyio.Event()
+    first = asyncio.ensure_future(requests.submit(0))
+    await anyio.wait_all_tasks_blocked()
+    sender = asyncio.ensure_future(requests.submit(1))
+    waiter = asyncio.ensure_future(requests.submit(2))
+    await asyncio.sleep(0)
+    sender.cancel()
+    await anyio.wait_all_tasks_blocked()
+    server.release.set()
+    with anyio.fail_after(5):
+        results = await asyncio.gather(first, sender, waiter, return_exceptions=True)
+    assert results[0] == 0
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert isinstance(results[2], StoreUnavailableError)
+    assert "cancelled" in str(results[2])
+    assert [2] not in server.batches

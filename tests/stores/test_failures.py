@@ -111,6 +111,16 @@ def test_redis_error_replies_that_mean_an_outage_are_told_from_refusals() -> Non
         "CLUSTERDOWN The cluster is down",
         "TRYAGAIN Multiple keys request during rehashing of slot",
         "MASTERDOWN Link with MASTER is down",
+        # As valkey-glide words them (its own kinds, not Redis' codes): seen on a real server
+        # turned replica.
+        "An error was signalled by the server: - ReadOnly: You can't write against a read only "
+        "replica.",
+        "An error was signalled by the server: - MasterDown: Link with MASTER is down and "
+        "replica-serve-stale-data is set to 'no'.",
+        "An error was signalled by the server: - BusyLoadingError: Redis is loading",
+        "An error was signalled by the server: - TryAgain: Multiple keys request",
+        "An error was signalled by the server: - ClusterDown: The cluster is down",
+        "Reached maximum inflight requests",
     ):
         assert _transient(reply), reply
     for reply in (
