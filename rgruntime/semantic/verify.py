@@ -274,6 +274,16 @@ _CONTRAST_CLASSES: Final = tuple(
         "height age weight width length depth area population size",
     )
 )
+# The present against another time: "open now?" / "open tonight?", "the queue now" / "the queue
+# last night", "the UV index right now" / "at noon". A question about the present and one about
+# another time ask different things, however close their words (0.80-0.95 on MiniLM).
+_PRESENT_TIME: Final = frozenset(_words("now currently presently nowadays"))
+_OTHER_TIME: Final = frozenset(
+    _words(
+        "tonight tomorrow yesterday morning afternoon evening night noon midnight dawn dusk "
+        "weekend weekends last next ago later earlier soon"
+    )
+)
 # Superlatives are a class of their own: two different ones ask for different things ("the
 # warmest month" / "the coldest"). Words ending in -est that are not superlatives:
 _NOT_SUPERLATIVES: Final = frozenset(
@@ -574,7 +584,8 @@ def _is_superlative(word: str) -> bool:
 
 
 def _contrasted(a: _Text, b: _Text) -> tuple[str, str] | None:
-    """A word of ``a`` and a word of ``b``, each missing from the other, of one closed class."""
+    """A word of ``a`` and a word of ``b``, each missing from the other, of one closed class;
+    or the present in one ("now") against another time in the other ("tonight", "last")."""
     only_a, only_b = a.words - b.words, b.words - a.words
     for word_a in sorted(only_a):
         for word_b in sorted(only_b):
@@ -582,6 +593,10 @@ def _contrasted(a: _Text, b: _Text) -> tuple[str, str] | None:
                 return word_a, word_b
             if _is_superlative(word_a) and _is_superlative(word_b):
                 return word_a, word_b
+    for present, other in ((only_a, only_b), (only_b, only_a)):
+        now, then = present & _PRESENT_TIME, other & _OTHER_TIME
+        if now and then:
+            return min(now), min(then)
     return None
 
 

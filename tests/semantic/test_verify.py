@@ -304,6 +304,20 @@ def test_swap_rejects_directions_that_trade_places(query: str, cached: str) -> N
     assert (verdict.accepted, verdict.reason) == (False, "swap")
 
 
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("Is the pharmacy open now?", "Is the pharmacy open tonight?"),
+        ("How long is the queue at the border now?", "How long was the queue last night?"),
+        ("What is the UV index right now?", "What is the UV index at noon?"),
+        ("Is the road currently closed?", "Is the road closed tomorrow?"),
+    ],
+)
+def test_the_present_contrasts_with_another_time(query: str, cached: str) -> None:
+    verdict = VERIFIER.check(query, cached, 0.95)
+    assert (verdict.accepted, verdict.reason) == (False, "contrast")
+
+
 def test_contrast_rule_can_be_turned_off() -> None:
     off = LexicalVerifier(contrasts=False, max_changed_words=0)
     assert off.check("Open in the afternoon?", "Open in the evening?", 0.97).accepted
