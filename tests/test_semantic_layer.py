@@ -177,3 +177,77 @@ async def test_the_index_stops_with_the_runtime() -> None:
         await index.add("p", "k2", PARIS)
     with pytest.raises(RuntimeClosedError):
         await semantic_index(runtime, "tool", embedder="hashing")
+
+
+# -- the runner-up of a hit: reported only when that entry holds another answer ------------------
+# (two cached phrasings of one question are no ambiguity: the error bound would verify them
+# forever); a looser threshold, so that several entries are found.
+
+RUNNER_PARIS = "what is the weather like in paris"
+RUNNER_PARIS_LIKE = "what is the weather like in paris please"
+RUNNER_ASKED = "what is the weather like in paris now"
+
+
+@pytest.fixture
+async def loose_index(runtime: Runtime) -> LayerSemanticIndex:
+    return await semantic_index(
+        runtime, "answers", embedder=HashingEmbedder(), threshold=0.3, verifier=None
+    )
+
+
+async def _store_answer(index: LayerSemanticIndex, key: str, text: str, answer: str) -> None:
+    await index.layer.set(key, answer)
+    await index.add("p", key, text)
+
+
+async def test_a_runner_up_with_another_answer_is_reported(loose_index: LayerSemanticIndex) -> None:
+    await _store_answer(loose_index, "paris", RUNNER_PARIS, "Sunny")
+    await _store_answer(loose_index, "paris-2", RUNNER_PARIS_LIKE, "Rain all day")
+    hit = await loose_index.lookup("p", RUNNER_ASKED)
+    assert hit is not None
+    assert hit.runner_up is not None
+    assert hit.runner_up <= hit.similarity
+
+
+async def test_a_runner_up_with_the_same_answer_is_no_ambiguity(
+    loose_index: LayerSemanticIndex,
+) -> None:
+    await _store_answer(loose_index, "paris", RUNNER_PARIS, "Sunny, 21 degrees.")
+    # The same answer, once normalized.
+    await _store_answer(loose_index, "paris-2", RUNNER_PARIS_LIKE, "sunny 21 degrees")
+    hit = await loose_index.lookup("p", RUNNER_ASKED)
+    assert hit is not None
+    assert hit.runner_up is None
+
+
+async def test_a_runner_up_that_left_the_layer_is_no_ambiguity(
+    loose_index: LayerSemanticIndex,
+) -> None:
+    await _store_answer(loose_index, "paris", RUNNER_PARIS, "Sunny")
+    await loose_index.layer.set("paris-2", "Rain")
+    await loose_index.add("p", "paris-2", RUNNER_PARIS_LIKE)
+    hit = await loose_index.lookup("p", RUNNER_ASKED)
+    assert hit is not None
+    assert hit.runner_up is not None
+    other = "paris" if hit.key == "paris-2" else "paris-2"
+    await loose_index.layer.delete(other)
+    again = await loose_index.lookup("p", RUNNER_ASKED)
+    assert again is not None
+    assert again.runner_up is None
+
+
+async def test_the_runner_up_is_the_closest_entry_with_another_answer(
+    loose_index: LayerSemanticIndex,
+) -> None:
+    # A second phrasing with the match's own answer, closer than anything else, must not hide
+    # a third entry that holds another answer.
+    await _store_answer(loose_index, "a", RUNNER_PARIS, "Sunny")
+    await _store_answer(loose_index, "b", f"{RUNNER_ASKED} please", "Sunny")
+    await _store_answer(loose_index, "c", f"{RUNNER_ASKED} thanks", "Rain all day")
+    match = await loose_index.cache.lookup("p", RUNNER_ASKED, verify=False)
+    hit = await loose_index.lookup("p", RUNNER_ASKED)
+    assert match is not None
+    assert hit is not None
+    similarities = dict(match.others)
+    assert match.others[0][0] != "c"  # the closest other holds the match's own answer
+    assert hit.runner_up == pytest.approx(similarities["c"])

@@ -8,7 +8,6 @@ the model does place close together.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,13 +25,8 @@ RESET_AGAIN = "How can I reset my password?"
 
 @pytest.fixture
 def provider() -> SimulatedProvider:
+    """No model latency here (no virtual clock): conftest's ``client`` uses this provider."""
     return SimulatedProvider(latency=0)
-
-
-@pytest.fixture
-async def client(provider: SimulatedProvider) -> AsyncIterator[ResonantGenesis]:
-    async with ResonantGenesis(api_key="your_key", provider=provider) as opened:
-        yield opened
 
 
 async def ask(client: ResonantGenesis, agent_id: str, goal: str) -> Any:

@@ -9,8 +9,6 @@ error bound serves such pairs until a wrong outcome shows the rules are not enou
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from rgruntime import ResonantGenesis
@@ -23,13 +21,8 @@ DEFAULT = {"semantic_cache": {"enabled": True}}
 
 @pytest.fixture
 def provider() -> SimulatedProvider:
+    """No model latency here (no virtual clock): conftest's ``client`` uses this provider."""
     return SimulatedProvider(latency=0)
-
-
-@pytest.fixture
-async def client(provider: SimulatedProvider) -> AsyncIterator[ResonantGenesis]:
-    async with ResonantGenesis(api_key="your_key", provider=provider) as opened:
-        yield opened
 
 
 async def test_the_guides_pair_is_a_hit_by_default(
