@@ -12,6 +12,7 @@ from rgruntime.semantic.error_bound import (
     ErrorBoundSettings,
     Evidence,
     Prior,
+    anytime_proves_within,
     wilson_interval,
 )
 from rgruntime.semantic.judges import normalized, parse_verdict
@@ -29,6 +30,42 @@ def test_wilson_interval_matches_known_values() -> None:
     assert high == pytest.approx(0.02772, abs=1e-4)
     assert wilson_interval(0, 0, Z95) == (0.0, 1.0)
     assert wilson_interval(0, 100, Z95)[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("bound", "clean", "one_wrong"), [(0.01, 449, 683), (0.02, 224, 340), (0.05, 88, 134)]
+)
+def test_the_anytime_proof_needs_these_many_outcomes(
+    bound: float, clean: int, one_wrong: int
+) -> None:
+    assert not anytime_proves_within(0, clean - 1, bound, 0.05)
+    assert anytime_proves_within(0, clean, bound, 0.05)
+    assert not anytime_proves_within(1, one_wrong - 1, bound, 0.05)
+    assert anytime_proves_within(1, one_wrong, bound, 0.05)
+    # More right outcomes never undo a proof; an observed rate at the bound never proves it.
+    assert all(anytime_proves_within(1, n, bound, 0.05) for n in range(one_wrong, 3 * one_wrong))
+    assert not anytime_proves_within(50, round(50 / bound), bound, 0.05)
+    assert not anytime_proves_within(0, 0, bound, 0.05)
+    # Fractional counts (a prior's) are rounded the cautious way: 0.2 wrong counts as one.
+    assert not anytime_proves_within(0.2, clean, bound, 0.05)
+
+
+def test_the_anytime_proof_is_rarely_fooled_when_asked_after_every_outcome() -> None:
+    # 200 streams wrong exactly at the bound (5%), the question asked after each of 1,000
+    # outcomes: a proof valid over time is fooled at most 5% of the time in expectation (Ville's
+    # inequality); the Wilson interval, asked the same way, is fooled far more often.
+    bound, fooled, fooled_wilson = 0.05, 0, 0
+    for seed in range(200):
+        draw = random.Random(seed).random
+        wrong, ours, wilson = 0, False, False
+        for total in range(1, 1001):
+            wrong += draw() < bound
+            ours = ours or anytime_proves_within(wrong, total, bound, 0.05)
+            wilson = wilson or (total >= 50 and wilson_interval(wrong, total, Z95)[1] <= bound)
+        fooled += ours
+        fooled_wilson += wilson
+    assert fooled <= 10
+    assert fooled_wilson > 2 * fooled
 
 
 def test_evidence_counts_tails_and_bands() -> None:
@@ -60,11 +97,11 @@ def test_a_cold_index_serves_nothing_until_outcomes_prove_a_similarity(bound: fl
 
 
 def test_right_outcomes_prove_a_threshold_at_the_stated_confidence() -> None:
-    # 0 wrong of n: the upper end of the two-sided 95% Wilson interval is 3.84 / (n + 3.84);
-    # within 2% from n = 189 on (probation off: the proof alone).
+    # 0 wrong of n: Robbins' mixture reaches 1 / 0.05 from n = 224 on at 2% (probation off:
+    # the proof alone).
     assert policy(0.02, probation=0).threshold is None
-    assert proven(policy(0.02, probation=0), 0.97, 188).threshold is None
-    learner = proven(policy(0.02, probation=0), 0.97, 189)
+    assert proven(policy(0.02, probation=0), 0.97, 223).threshold is None
+    learner = proven(policy(0.02, probation=0), 0.97, 224)
     assert learner.threshold == pytest.approx(0.97)
     assert learner.decide("p", "k", 0.98).action == "serve"
     assert learner.decide("p", "k", 0.96).action == "verify"  # below what was proven
@@ -92,14 +129,14 @@ def test_probation_is_the_same_for_every_bound(bound: float) -> None:
 
 
 def test_no_similarity_is_served_on_fewer_outcomes_than_the_probation() -> None:
-    # At 5% the interval alone proves 73 right outcomes; the probation's 100 are needed first.
-    assert proven(policy(0.05, probation=0), 0.97, 73).threshold == pytest.approx(0.97)
-    learner = proven(policy(0.05), 0.97, 73)
+    # At 5% the proof alone takes 88 right outcomes; the probation's 100 are needed first.
+    assert proven(policy(0.05, probation=0), 0.97, 88).threshold == pytest.approx(0.97)
+    learner = proven(policy(0.05), 0.97, 88)
     assert learner.threshold is None
     learner.record("p", "bad", 0.98, False)
-    proven(learner, 0.97, 26)  # 100 outcomes, one wrong: the interval's upper end is 5.4%
+    proven(learner, 0.97, 44)  # 133 outcomes, one wrong: not yet a proof
     assert learner.threshold is None
-    proven(learner, 0.97, 20)  # 120, one wrong: 4.6%, proven
+    proven(learner, 0.97, 1)  # 134, one wrong: proven
     assert learner.threshold == pytest.approx(0.97)
 
 
