@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -73,6 +74,8 @@ def _initial_capacity(dimension: int, m: int) -> int:
 #: over 256 rows of 384 floats took 25 µs here (one row written: 8 µs), less than the hop to a
 #: worker thread and back (50-150 µs), and far under what the event loop can spare.
 INLINE_ROWS: Final = 256
+#: The weight of the newest search in :attr:`PartitionIndex.search_seconds`.
+_SEARCH_AVERAGE_WEIGHT: Final = 0.05
 
 
 def _check_positive(name: str, value: object) -> None:
@@ -158,6 +161,7 @@ class PartitionIndex:
         # stops the event loop too.
         self._graph_labels: ShardedDict[int, None] = ShardedDict()
         self._graph_deleted = 0
+        self._search_seconds = 0.0
 
     def __len__(self) -> int:
         """Live (not deleted) vectors."""
@@ -383,12 +387,38 @@ class PartitionIndex:
     def search_many(self, vectors: Vectors, k: int) -> list[list[tuple[int, float]]]:
         """:meth:`search` for each row of ``vectors`` (one call into hnswlib for them all)."""
         with self.lock:
-            k = min(k, self._live)
-            if k <= 0:
-                return [[] for _ in range(len(vectors))]
-            if self._graph is not None:
-                return self._search_graph(vectors, k)
-            return self._search_exact(vectors, k)
+            return self._search_locked(vectors, k)
+
+    def search_unless_busy(self, vector: Vectors, k: int) -> list[tuple[int, float]] | None:
+        """:meth:`search`, unless another thread holds the index (a write): then None, at once.
+
+        For the event loop's thread, which must never wait for a write to finish."""
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            return self._search_locked(vector[None, :], k)[0]
+        finally:
+            self.lock.release()
+
+    @property
+    def search_seconds(self) -> float:
+        """How long a search of this index has taken lately (a moving average; 0 before any)."""
+        return self._search_seconds
+
+    def _search_locked(self, vectors: Vectors, k: int) -> list[list[tuple[int, float]]]:
+        began = time.perf_counter()
+        k = min(k, self._live)
+        if k <= 0:
+            return [[] for _ in range(len(vectors))]
+        if self._graph is not None:
+            found = self._search_graph(vectors, k)
+        else:
+            found = self._search_exact(vectors, k)
+        # Per query, so that a batch of 16 does not look like one slow search. Written under the
+        # lock: one writer at a time.
+        spent = (time.perf_counter() - began) / len(vectors)
+        self._search_seconds += _SEARCH_AVERAGE_WEIGHT * (spent - self._search_seconds)
+        return found
 
     def _search_exact(self, vectors: Vectors, k: int) -> list[list[tuple[int, float]]]:
         assert self._matrix is not None

@@ -478,6 +478,7 @@ async def test_a_cancelled_lookup_does_not_wait_for_its_search_thread(
 
     monkeypatch.setattr(index, "search", blocked_search)
     monkeypatch.setattr(index, "runs_inline", lambda extra=0: False)  # small: a thread anyway
+    monkeypatch.setattr(index, "search_unless_busy", lambda vector, k: None)  # as if written
     async with anyio.create_task_group() as group:
         group.start_soon(cache.lookup, "p", FILLER[0])
         await entered.wait()
@@ -569,17 +570,67 @@ async def test_small_exact_partitions_are_searched_and_written_without_a_thread(
         assert match is not None
         assert match.key == "p-filler-2"
         assert "extra" in cache
-    else:  # a graph always goes through the search threads
-        calls: list[object] = []
-        search = cache._searcher.search
+    else:  # a graph: alone, searched on the loop's thread too (the hop would cost more)
+        monkeypatch.setattr(cache._searcher, "search", no_thread)
+        match = await cache.lookup("p", FILLER[2])
+        assert match is not None
+        assert match.key == "p-filler-2"
+
+
+@pytest.mark.parametrize(
+    "hnsw",
+    [HnswSettings(exact_limit=4), HnswSettings(exact_limit=8, graph_dimension=2, rerank=64)],
+    ids=["graph", "projected"],
+)
+async def test_a_graph_is_searched_by_the_threads_when_written_slow_or_not_alone(
+    hnsw: HnswSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from rgruntime.semantic.index import PartitionIndex
+
+    semantic = SemanticCache(CountingEmbedder(), threshold=0.5, hnsw=hnsw)
+    async with anyio.create_task_group() as group:
+        await group.start(semantic.run)
+        await fill(semantic, "p")
+        index = semantic._partitions["p"].index
+        assert index.uses_graph
+        threads: list[object] = []
+        search = semantic._searcher.search
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
-            calls.append(args)
+            threads.append(args)
             return await search(*args, **kwargs)
 
-        monkeypatch.setattr(cache._searcher, "search", counted)
-        assert await cache.lookup("p", FILLER[2]) is not None
-        assert len(calls) == 1
+        monkeypatch.setattr(semantic._searcher, "search", counted)
+        # A write holds the index: the loop's thread does not wait for it, a thread does.
+        held, release = threading.Event(), threading.Event()
+
+        def write() -> None:
+            with index.lock:
+                held.set()
+                release.wait(10)
+
+        async with anyio.create_task_group() as writing:
+            writing.start_soon(anyio.to_thread.run_sync, write)
+            await anyio.to_thread.run_sync(held.wait, 10)
+            async with anyio.create_task_group() as lookups:
+                lookups.start_soon(semantic.lookup, "p", FILLER[2])
+                while not threads:
+                    await anyio.lowlevel.checkpoint()
+                # Another lookup while the first waits for a thread: not alone, to the threads.
+                lookups.start_soon(semantic.lookup, "p", FILLER[3])
+                while len(threads) < 2:
+                    await anyio.lowlevel.checkpoint()
+                release.set()
+        assert len(threads) == 2
+        # Searches that have lately been slow go to the threads too.
+        monkeypatch.setattr(PartitionIndex, "search_seconds", property(lambda self: 0.01))
+        match = await semantic.lookup("p", FILLER[4])
+        assert match is not None
+        assert match.key == "p-filler-4"
+        assert len(threads) == 3
+        group.cancel_scope.cancel()
 
 
 async def test_a_match_names_its_runner_up_and_whether_the_rules_found_it_equivalent(
