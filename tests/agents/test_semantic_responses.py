@@ -224,7 +224,10 @@ async def test_an_unproven_candidate_is_verified_by_the_judge_and_learned(
     second = await ask(client, agent.id, RESET_AGAIN)
     assert (second.cached, provider.calls) == (False, 2)
     assert seen == [(RESET_AGAIN, first.output, second.output)]
-    stats = client.cache.get_semantic_stats()["response:minilm"].error_bound["0.01"]
+    # A custom judge teaches a policy of its own, named after it.
+    bounds = client.cache.get_semantic_stats()["response:minilm"].error_bound
+    assert list(bounds) == [f"0.01 judge={judge.__qualname__}"]
+    stats = bounds[f"0.01 judge={judge.__qualname__}"]
     assert (stats.verified, stats.judged, stats.judged_wrong, stats.served) == (1, 1, 1, 0)
     assert stats.exploration_rate == 1.0
 
@@ -237,7 +240,10 @@ async def test_the_model_judge_is_counted_in_usage_and_cost(
     await ask(client, agent.id, RESET)
     plain = await ask(client, agent.id, RESET_AGAIN)  # verified: a cold index serves nothing
     assert provider.calls == 3  # two answers and one yes / no question
-    stats = client.cache.get_semantic_stats()["response:minilm"].error_bound["0.01"]
+    # The model judge's policy is the model's own.
+    bounds = client.cache.get_semantic_stats()["response:minilm"].error_bound
+    assert list(bounds) == ["0.01 judge=model:sim-small"]
+    stats = bounds["0.01 judge=model:sim-small"]
     assert stats.judged == 1
     assert plain.usage.total_tokens > 0
     assert plain.model_calls == 1  # the judge's call is counted in usage, not as an answer
