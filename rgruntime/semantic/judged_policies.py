@@ -16,7 +16,8 @@ per entry) would grow without end. Past the limit the least recently used policy
 *Why dropping, not refusing:* dropping evidence never serves more by meaning, it only sends that
 judge's agents back to probation (every candidate verified, the precision-first start), whereas
 an error would fail requests of a long-running service whose old agents are long gone. The
-price, stated: a judge dropped while in use pays its probation again. The first drop of an index
+price, stated: a judge dropped while in use pays its probation again, and a kept policy keeps its
+judge (the callable, and what it holds) alive until it is dropped. The first drop of an index
 is logged as a warning (a sign of judges made per agent or per call); ``dropped`` counts them all
 (:attr:`~rgruntime.semantic.records.SemanticStats.judge_policies_dropped`).
 """

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 import rgruntime
-from rgruntime import Runtime
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.semantic import ANSWER_JUDGE, HashingEmbedder, judge_identity, semantic_index
 from rgruntime.semantic.bounded import bounded_lookup, settle
@@ -160,19 +159,14 @@ def test_a_bad_limit_is_refused(limit: object) -> None:
 
 
 @pytest.fixture
-async def runtime() -> AsyncIterator[Runtime]:
-    config = {"layers": {"answers": {"ttl": None, "max_entries": 10}}}
-    async with rgruntime.open_runtime(config) as runtime:
-        yield runtime
-
-
-@pytest.fixture
-async def index(runtime: Runtime) -> LayerSemanticIndex:
-    index = await semantic_index(runtime, "answers", embedder=HashingEmbedder(), verifier=None)
-    for partition in ("tenant-a", "tenant-b"):
-        await index.layer.set(f"k-{partition}", f"answer to {PARIS}")
-        await index.add(partition, f"k-{partition}", PARIS)
-    return index
+async def index() -> AsyncIterator[LayerSemanticIndex]:
+    """The tool layer's index, one entry of PARIS in each of two partitions."""
+    async with rgruntime.open_runtime() as runtime:
+        index = await semantic_index(runtime, "tool", embedder=HashingEmbedder(), verifier=None)
+        for partition in ("tenant-a", "tenant-b"):
+            await index.layer.set(f"k-{partition}", f"answer to {PARIS}")
+            await index.add(partition, f"k-{partition}", PARIS)
+        yield index
 
 
 async def judged(
