@@ -17,12 +17,14 @@ naming the dotted field (``cache_config.response_cache.ttl``), the value and wha
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 
 from rgruntime.errors import ConfigError
+from rgruntime.runtime.arguments import is_async_callable
 from rgruntime.validation import (
     boolean,
     check_known_keys,
@@ -92,12 +94,32 @@ def _error_rate(value: object, field: str) -> float:
     return float(value)
 
 
+_JUDGE_ACCEPTED: Final = (
+    '"answer", "model" or an async function (query, cached_answer, fresh_answer) -> bool '
+    "(async def, or an object whose __call__ is async def)"
+)
+
+
 def _judge(value: object, field: str) -> object:
-    if value in ("answer", "model") or callable(value):
+    """A judge is refused here, not at the first verified candidate: a plain function would fail
+    a request after its fresh answer was made, naming neither the judge nor the fix."""
+    if isinstance(value, str) and value in ("answer", "model"):
         return value
-    raise ConfigError(
-        field, value, '"answer", "model" or an async function (query, cached, fresh) -> bool'
-    )
+    if is_async_callable(value) and _takes_three_arguments(value):
+        return value
+    raise ConfigError(field, value, _JUDGE_ACCEPTED)
+
+
+def _takes_three_arguments(function: object) -> bool:
+    try:
+        signature = inspect.signature(function)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return True  # nothing to read (some built-in callables): the call will tell
+    try:
+        signature.bind("query", "cached answer", "fresh answer")
+    except TypeError:
+        return False
+    return True
 
 
 _SEMANTIC_CACHE_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {

@@ -15,7 +15,9 @@ least that similar is served (the static mode). Otherwise (the default) the agen
 ``max_error_rate`` (default 0.02) and :class:`~rgruntime.semantic.error_bound.ErrorBoundPolicy`
 decides per candidate: serve it, or *verify* it (the request runs as a miss, the fresh answer is
 returned, and the judge says whether the cached answer would have been right: that outcome is
-what the policy learns from), or treat it as a miss.
+what the policy learns from), or treat it as a miss. The policy is the agent's judge's own
+(:func:`~rgruntime.semantic.judges.judge_identity`: the answer judge, ``"model"`` per model, a
+custom callable by identity): a lenient judge never opens serving for agents that chose another.
 """
 
 from __future__ import annotations
@@ -127,13 +129,15 @@ class SemanticResponses:
     async def lookup(self, agent: Agent, partition: str, goal: str) -> BoundedLookup:
         """An answer to serve, a candidate to verify (the error-bound mode), or neither."""
         from rgruntime.semantic.bounded import BoundedLookup, bounded_lookup
+        from rgruntime.semantic.judges import judge_identity
 
         index = await self.index_for(agent)
         bound = error_bound_of(agent)
         if bound is None:
             hit = await index.lookup(partition, goal, threshold=threshold_of(agent))
             return BoundedLookup(hit=hit)
-        return await bounded_lookup(index, bound, partition, goal)
+        judge = judge_identity(agent.cache_config.semantic_cache.judge, agent.model)
+        return await bounded_lookup(index, bound, partition, goal, judge)
 
     async def settle(
         self, agent: Agent, pending: Pending, fresh_answer: str, models: ModelGateway

@@ -29,6 +29,7 @@ __all__ = [
     "check_loader",
     "check_size",
     "check_tags",
+    "is_async_callable",
 ]
 
 T = TypeVar("T")
@@ -100,7 +101,7 @@ async def await_loader(loader: Callable[[], Awaitable[T]], field: str = "loader"
     """
     result: object = loader()
     if not inspect.isawaitable(result):
-        kind = "an async callable" if _is_async(loader) else "a plain (sync) callable"
+        kind = "an async callable" if is_async_callable(loader) else "a plain (sync) callable"
         raise InvalidArgumentError(
             field,
             loader,
@@ -110,7 +111,7 @@ async def await_loader(loader: Callable[[], Awaitable[T]], field: str = "loader"
     return cast(T, await result)
 
 
-def _is_async(loader: object) -> bool:
+def is_async_callable(loader: object) -> bool:
     """Whether calling ``loader`` runs an ``async def`` (through partials and ``__call__``)."""
     while isinstance(loader, functools.partial):
         loader = loader.func

@@ -32,15 +32,24 @@ from rgruntime.semantic.error_bound import (
 from rgruntime.semantic.errors import EmbedderUnavailableError, EmbeddingError
 from rgruntime.semantic.hashing import HashingEmbedder, make_hashing
 from rgruntime.semantic.index import HnswSettings, PartitionIndex
-from rgruntime.semantic.judges import AnswerJudge, Judge
+from rgruntime.semantic.judged_policies import MAX_JUDGE_POLICIES
+from rgruntime.semantic.judges import (
+    ANSWER_JUDGE,
+    AnswerJudge,
+    Judge,
+    JudgeIdentity,
+    judge_identity,
+)
 from rgruntime.semantic.minilm import MiniLMEmbedder, make_minilm
 from rgruntime.semantic.openai_embedder import OpenAIEmbedder, make_openai
 from rgruntime.semantic.records import SemanticMatch, SemanticStats, SimilarityHistogram
 from rgruntime.semantic.verify import LexicalVerifier, RejectionReason, UserVerifier, Verdict
 
 __all__ = [
+    "ANSWER_JUDGE",
     "DEFAULT_EMBEDDER",
     "DEFAULT_THRESHOLD",
+    "MAX_JUDGE_POLICIES",
     "AnswerJudge",
     "CachedEmbedder",
     "Decision",
@@ -53,6 +62,7 @@ __all__ = [
     "HashingEmbedder",
     "HnswSettings",
     "Judge",
+    "JudgeIdentity",
     "LexicalVerifier",
     "MiniLMEmbedder",
     "OpenAIEmbedder",
@@ -67,6 +77,7 @@ __all__ = [
     "Verdict",
     "embedder_names",
     "embedding_limiter",
+    "judge_identity",
     "make_embedder",
     "register_embedder",
     "semantic_index",

@@ -6,9 +6,14 @@ The glue between a layer's :class:`~rgruntime.semantic.layer_index.LayerSemantic
 ``strategy="semantic"`` (:mod:`rgruntime.tools.caching`):
 
 1. :func:`bounded_lookup` finds the best lexically verified candidate at or above the policy's
-   floor and asks the policy: a hit to serve, a :class:`Pending` candidate to verify, or nothing;
+   floor and asks the policy of the caller's bound and judge: a hit to serve, a :class:`Pending`
+   candidate to verify, or nothing;
 2. the caller runs the request as a miss and returns the fresh value; then :func:`settle` judges
-   whether the candidate's value would have been right, and the policy learns the outcome.
+   whether the candidate's value would have been right, and the policy that decided learns the
+   outcome.
+
+The policy is the one of the judge that will give the verdict: what one judge calls right never
+teaches another's agents (:mod:`rgruntime.semantic.judged_policies`).
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from typing import TYPE_CHECKING
 import attrs
 
 from rgruntime.errors import InvalidArgumentError
-from rgruntime.semantic.judges import answer_text
+from rgruntime.semantic.judges import ANSWER_JUDGE, JudgeIdentity, answer_text
 
 if TYPE_CHECKING:
-    from rgruntime.semantic.error_bound import Decision
+    from rgruntime.semantic.error_bound import Decision, ErrorBoundPolicy
     from rgruntime.semantic.layer_index import LayerSemanticIndex, SemanticHit
 
 __all__ = ["BoundedLookup", "Pending", "answer_text", "bounded_lookup", "settle"]
@@ -33,7 +38,8 @@ class Pending:
     """A candidate being verified: judge its value against the fresh one, then learn."""
 
     index: LayerSemanticIndex
-    bound: float
+    #: The policy that decided, and learns the verdict (the judge's own: never another's).
+    policy: ErrorBoundPolicy
     partition: str
     text: str
     hit: SemanticHit
@@ -49,9 +55,14 @@ class BoundedLookup:
 
 
 async def bounded_lookup(
-    index: LayerSemanticIndex, bound: float, partition: str, text: str
+    index: LayerSemanticIndex,
+    bound: float,
+    partition: str,
+    text: str,
+    judge: JudgeIdentity = ANSWER_JUDGE,
 ) -> BoundedLookup:
-    policy = index.error_bound(bound)
+    """Look ``text`` up in ``partition`` under ``bound``, as taught by ``judge``'s verdicts."""
+    policy = index.error_bound(bound, judge)
     hit = await index.lookup(partition, text, threshold=policy.settings.floor)
     if hit is None:
         return BoundedLookup()
@@ -61,7 +72,7 @@ async def bounded_lookup(
     if decision.action == "serve":
         return BoundedLookup(hit=hit)
     if decision.action == "verify":
-        return BoundedLookup(pending=Pending(index, bound, partition, text, hit, decision))
+        return BoundedLookup(pending=Pending(index, policy, partition, text, hit, decision))
     return BoundedLookup()
 
 
@@ -70,6 +81,7 @@ async def settle(pending: Pending, judge: Callable[[], Awaitable[object]]) -> bo
     correct = await judge()
     if not isinstance(correct, bool):
         raise InvalidArgumentError("the semantic judge returned", correct, "True or False")
-    policy = pending.index.error_bound(pending.bound)
-    policy.record(pending.partition, pending.hit.key, pending.decision, correct)
+    # The policy held since the lookup, not looked up again: had the index dropped it meanwhile
+    # (judged_policies), a new one would learn from a decision it never made.
+    pending.policy.record(pending.partition, pending.hit.key, pending.decision, correct)
     return correct

@@ -1,7 +1,9 @@
 """Serve a match by meaning only while its chance of being wrong is known to be within a bound.
 
 Pure and synchronous (no I/O, no clock): the caller owns one :class:`ErrorBoundPolicy` per
-semantic index and asks it, for each candidate match that passed the lexical check, what to do:
+semantic index, bound and judge (:mod:`rgruntime.semantic.judged_policies`: what one judge calls
+right never teaches another's agents) and asks it, for each candidate match that passed the
+lexical check, what to do:
 
 - ``"serve"``: the evidence says that answers served at this similarity are wrong at most
   ``max_error_rate`` of the time: their judged outcomes prove it at ``confidence`` (95% by
@@ -13,9 +15,9 @@ semantic index and asks it, for each candidate match that passed the lexical che
 - ``"miss"``: the evidence says matches this far are too often wrong; not even worth judging.
 
 **Evidence, three levels.** Each judged outcome (similarity, right or wrong) is counted for its
-cached entry, for its partition and for the whole index (every partition: the outcomes of other
-partitions teach how far this *embedder* and *verifier* can be trusted; no entry, text or answer
-crosses a partition).
+cached entry, for its partition and for the whole index (every partition judged by the same
+judge: the outcomes of other partitions teach how far this *embedder* and *verifier* can be
+trusted; no entry, text or answer crosses a partition).
 
 **A cold index starts on probation, precision first.** Until judged outcomes vouch for a
 similarity, every candidate at or above the floor is verified (it would be a miss anyway:

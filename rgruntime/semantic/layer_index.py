@@ -28,13 +28,14 @@ import attrs
 
 from rgruntime._missing import MISSING
 from rgruntime.semantic.cache import SemanticCache
-from rgruntime.semantic.error_bound import ErrorBoundPolicy, ErrorBoundSettings
-from rgruntime.semantic.judges import answer_text, normalized
+from rgruntime.semantic.judged_policies import JudgedPolicies
+from rgruntime.semantic.judges import ANSWER_JUDGE, JudgeIdentity, answer_text, normalized
 from rgruntime.semantic.records import SemanticMatch, SemanticStats
 
 if TYPE_CHECKING:
     from rgruntime.runtime.layer import Layer
     from rgruntime.runtime.removals import RemovalReason
+    from rgruntime.semantic.error_bound import ErrorBoundPolicy
 
 __all__ = ["LayerSemanticIndex", "SemanticHit"]
 
@@ -60,9 +61,10 @@ class LayerSemanticIndex:
     def __init__(self, layer: Layer, cache: SemanticCache) -> None:
         self.layer = layer
         self.cache = cache
-        # One policy per error bound asked for: the evidence is about this index's embedder and
-        # verifier, the bound only about what to do with it.
-        self._policies: dict[float, ErrorBoundPolicy] = {}
+        # One policy per error bound and judge asked for: the evidence is about this index's
+        # embedder and verifier as one judge sees them (never pooled across judges: a lenient
+        # one would open serving for every agent), the bound only about what to do with it.
+        self._policies = JudgedPolicies()
         # For the layer's lifetime: the index and the layer live and stop with one runtime.
         layer.add_removal_listener(self._removed)
 
@@ -77,16 +79,14 @@ class LayerSemanticIndex:
         # A replaced value keeps its key, and the key derives from the text: the vector stays.
         if reason != "replaced":
             self.cache.remove(key)
-            for policy in self._policies.values():
-                policy.forget((key,))
+            self._policies.forget(key)
 
-    def error_bound(self, max_error_rate: float) -> ErrorBoundPolicy:
-        """The serve / verify policy of this index for ``max_error_rate`` (made on first use)."""
-        policy = self._policies.get(max_error_rate)
-        if policy is None:
-            settings = ErrorBoundSettings(max_error_rate=max_error_rate)
-            policy = self._policies[max_error_rate] = ErrorBoundPolicy(settings)
-        return policy
+    def error_bound(
+        self, max_error_rate: float, judge: JudgeIdentity = ANSWER_JUDGE
+    ) -> ErrorBoundPolicy:
+        """The serve / verify policy of this index for ``max_error_rate`` as taught by
+        ``judge`` (made on first use; see :mod:`rgruntime.semantic.judged_policies`)."""
+        return self._policies.get(max_error_rate, judge)
 
     async def lookup(
         self, partition: str, text: str, *, threshold: float | None = None, verify: bool = True
@@ -132,5 +132,8 @@ class LayerSemanticIndex:
             self.cache.remove(key)
 
     def stats(self) -> SemanticStats:
-        bounds = {f"{bound:g}": policy.stats() for bound, policy in self._policies.items()}
-        return attrs.evolve(self.cache.stats(), error_bound=bounds)
+        return attrs.evolve(
+            self.cache.stats(),
+            error_bound=self._policies.stats(),
+            judge_policies_dropped=self._policies.dropped,
+        )

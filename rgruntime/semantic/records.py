@@ -106,10 +106,18 @@ class SemanticStats:
     pending_removals: int = 0
     embedded_texts: int = 0
     embedding_cache_entries: int = 0
-    #: Under ``max_error_rate``: each bound's decisions and estimates (served by meaning,
-    #: verified, judged wrong, estimated error rate and its interval, exploration rate), keyed
-    #: by the bound (``"0.02"``). Empty for an index used with static thresholds only.
+    #: Under ``max_error_rate``: each policy's decisions and estimates (served by meaning,
+    #: verified, judged wrong, estimated error rate and its interval, exploration rate). A policy
+    #: learns from one judge's verdicts (evidence is never pooled across judges), and is keyed by
+    #: its bound for the default answer judge (``"0.02"``), else by the bound and the judge:
+    #: ``"0.02 judge=model:gpt-4o"`` (``judge="model"``, per model), ``"0.02 judge=<the callable's
+    #: __qualname__>"`` (a custom judge; ``" #2"``... when kept judges share a name). Empty for an
+    #: index used with static thresholds only.
     error_bound: Mapping[str, ErrorBoundStats] = attrs.field(factory=dict)
+    #: Policies of judges other than the default one dropped, least recently used first, to keep
+    #: at most :data:`~rgruntime.semantic.judged_policies.MAX_JUDGE_POLICIES` per index: their
+    #: agents start over on probation. Rising: judges are being made per agent or per call.
+    judge_policies_dropped: int = 0
 
     @property
     def misses(self) -> int:

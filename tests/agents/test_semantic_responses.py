@@ -8,11 +8,13 @@ the model does place close together.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
 
 from rgruntime import ConfigError, ResonantGenesis
+from rgruntime.errors import describe_value
 from rgruntime.providers import SimulatedProvider
 from tests.providers.fake_openai import FakeOpenAI, serve
 
@@ -224,7 +226,10 @@ async def test_an_unproven_candidate_is_verified_by_the_judge_and_learned(
     second = await ask(client, agent.id, RESET_AGAIN)
     assert (second.cached, provider.calls) == (False, 2)
     assert seen == [(RESET_AGAIN, first.output, second.output)]
-    stats = client.cache.get_semantic_stats()["response:minilm"].error_bound["0.01"]
+    # A custom judge teaches a policy of its own, named after it.
+    bounds = client.cache.get_semantic_stats()["response:minilm"].error_bound
+    assert list(bounds) == [f"0.01 judge={judge.__qualname__}"]
+    stats = bounds[f"0.01 judge={judge.__qualname__}"]
     assert (stats.verified, stats.judged, stats.judged_wrong, stats.served) == (1, 1, 1, 0)
     assert stats.exploration_rate == 1.0
 
@@ -237,10 +242,67 @@ async def test_the_model_judge_is_counted_in_usage_and_cost(
     await ask(client, agent.id, RESET)
     plain = await ask(client, agent.id, RESET_AGAIN)  # verified: a cold index serves nothing
     assert provider.calls == 3  # two answers and one yes / no question
-    stats = client.cache.get_semantic_stats()["response:minilm"].error_bound["0.01"]
+    # The model judge's policy is the model's own.
+    bounds = client.cache.get_semantic_stats()["response:minilm"].error_bound
+    assert list(bounds) == ["0.01 judge=model:sim-small"]
+    stats = bounds["0.01 judge=model:sim-small"]
     assert stats.judged == 1
     assert plain.usage.total_tokens > 0
     assert plain.model_calls == 1  # the judge's call is counted in usage, not as an answer
+
+
+async def test_a_lenient_judge_opens_serving_for_its_own_agents_only(
+    client: ResonantGenesis, provider: SimulatedProvider
+) -> None:
+    async def lenient(query: str, cached: str, fresh: str) -> bool:
+        return True  # every cached answer "would have been right"
+
+    config = {"semantic_cache": {"enabled": True, "judge": lenient}}
+    mine = await client.agents.create(name="Lenient", cache_config=config)
+    await ask(client, mine.id, RESET)
+    # Its probation: 100 verified candidates, each judged right (the fresh answer is removed
+    # each time, so that the paraphrase is a candidate again, not an exact hit).
+    for _ in range(100):
+        assert not (await ask(client, mine.id, RESET_AGAIN)).cached
+        assert await client.cache.invalidate(agent_id=mine.id, key=RESET_AGAIN) >= 1
+    assert (await ask(client, mine.id, RESET_AGAIN)).match == "semantic"
+    # Another agent given the same judge is served at once: its evidence is that judge's.
+    also_mine = await client.agents.create(name="Lenient too", cache_config=config)
+    await ask(client, also_mine.id, RESET)
+    assert (await ask(client, also_mine.id, RESET_AGAIN)).match == "semantic"
+    # Agents with the default judge, or with the model judge, are on probation of their own.
+    for judge in ("answer", "model"):
+        strict = {"semantic_cache": {"enabled": True, "judge": judge}}
+        agent = await client.agents.create(name=f"Judged by {judge}", cache_config=strict)
+        await ask(client, agent.id, RESET)
+        # Verified, not served by meaning (its model call may hit the model layer: same model,
+        # same prompt as the lenient agents' calls).
+        assert (await ask(client, agent.id, RESET_AGAIN)).layer != "response"
+    bounds = client.cache.get_semantic_stats()["response:minilm"].error_bound
+    assert list(bounds) == [
+        "0.02",  # the default judge's key, as before judges were kept apart
+        "0.02 judge=model:sim-small",
+        f"0.02 judge={lenient.__qualname__}",
+    ]
+    assert (bounds["0.02"].served, bounds["0.02"].verified, bounds["0.02"].judged) == (0, 1, 1)
+    lenients = bounds[f"0.02 judge={lenient.__qualname__}"]
+    assert (lenients.served, lenients.judged, lenients.judged_wrong) == (2, 100, 0)
+    assert (
+        bounds["0.02 judge=model:sim-small"].served,
+        bounds["0.02 judge=model:sim-small"].judged,
+    ) == (0, 1)
+
+
+def plain_judge(query: str, cached: str, fresh: str) -> bool:
+    return True
+
+
+async def right_judge(query: str, cached: str, fresh: str) -> bool:
+    return True
+
+
+async def two_argument_judge(cached: str, fresh: str) -> bool:
+    return True
 
 
 @pytest.mark.parametrize(
@@ -249,6 +311,13 @@ async def test_the_model_judge_is_counted_in_usage_and_cost(
         ({"max_error_rate": 0}, "semantic_cache.max_error_rate", "above 0"),
         ({"max_error_rate": True}, "semantic_cache.max_error_rate", "above 0"),
         ({"judge": 42}, "semantic_cache.judge", "async function"),
+        ({"judge": "models"}, "semantic_cache.judge", "async function"),
+        ({"judge": None}, "semantic_cache.judge", "async function"),
+        # A plain function would fail a request once its fresh answer was made: refused here.
+        ({"judge": plain_judge}, "semantic_cache.judge", "async def"),
+        # Nor a plain callable returning an awaitable: whether it does is not known here.
+        ({"judge": lambda q, c, f: right_judge(q, f, c)}, "semantic_cache.judge", "async def"),
+        ({"judge": two_argument_judge}, "semantic_cache.judge", "fresh_answer"),
         (
             {"max_error_rate": 0.02, "similarity_threshold": 0.9},
             "semantic_cache.max_error_rate",
@@ -263,4 +332,24 @@ async def test_bad_error_bound_settings_are_refused(
         await client.agents.create(
             name="Bot", cache_config={"semantic_cache": {"enabled": True, **options}}
         )
-    assert field in str(raised.value)
+    assert raised.value.field == f"cache_config.{field}"
+    assert f"{field}: {describe_value(raised.value.value)} is not accepted" in str(raised.value)
+    assert client.agents.list() == []  # nothing was created
+
+
+async def test_the_accepted_judges_are_taken(client: ResonantGenesis) -> None:
+    class Judge:
+        async def __call__(self, query: str, cached: str, fresh: str) -> bool:
+            return True
+
+        async def method(self, query: str, cached: str, fresh: str) -> bool:
+            return True
+
+    async def judge(query: str, cached: str, fresh: str, *, strict: bool = False) -> bool:
+        return True
+
+    instance = Judge()
+    for accepted in ("answer", "model", judge, instance, instance.method, partial(judge)):
+        config = {"semantic_cache": {"enabled": True, "judge": accepted}}
+        agent = await client.agents.create(name="Bot", cache_config=config)
+        assert agent.cache_config.semantic_cache.judge is accepted
