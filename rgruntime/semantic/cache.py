@@ -369,16 +369,21 @@ class SemanticCache:
     async def _search(
         self, index: PartitionIndex, vector: Vectors, k: int
     ) -> list[tuple[int, float]]:
+        found: list[tuple[int, float]] | None = None
         if index.runs_inline():
-            return index.search(vector, k)  # a few rows: faster than any hop to a thread
-        if self._searcher.idle and index.search_seconds <= INLINE_SEARCH_SECONDS:
+            found = index.search(vector, k)  # a few rows: faster than any hop to a thread
+        elif self._searcher.idle and index.search_seconds <= INLINE_SEARCH_SECONDS:
             # Alone, and quick: the hop to a thread and back (85-200 µs here, more on a busy
             # machine) would cost as much as the search. Concurrent lookups still go to the
             # threads, which batch them; so does a search while a write holds the index.
             found = index.search_unless_busy(vector, k)
-            if found is not None:
-                return found
-        return await self._searcher.search(index, vector, k)
+        if found is None:
+            return await self._searcher.search(index, vector, k)
+        # Searched in place: still yield to the loop once, as any await of ours does. A task
+        # looking up one text after another would otherwise never let the loop run (four such
+        # tasks held it for 330 ms at 100,000 entries), and could not be cancelled between them.
+        await anyio.lowlevel.checkpoint()
+        return found
 
     def _live_key(self, part: _Partition, label: int) -> str | None:
         """The key that ``label`` of ``part`` stands for, if that key is live under it."""

@@ -577,19 +577,46 @@ async def test_small_exact_partitions_are_searched_and_written_without_a_thread(
         assert match.key == "p-filler-2"
 
 
+async def test_a_lookup_searched_in_place_still_lets_the_loop_run(cache: SemanticCache) -> None:
+    await fill(cache, "p")
+    for text in FILLER:  # embedded once: the lookups below suspend nowhere else
+        await cache.lookup("p", text)
+    turns = 0
+    done = False
+
+    async def other_task() -> None:
+        nonlocal turns
+        while not done:
+            turns += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(other_task)
+        await anyio.lowlevel.checkpoint()
+        before = turns
+        for text in FILLER * 2:
+            assert await cache.lookup("p", text) is not None
+        ran = turns - before
+        done = True
+    # Each lookup yielded at least once (exact and graph partitions alike): the other task ran
+    # about once per lookup (a scheduler may run the two in either order: half is the floor);
+    # a lookup that never yields lets it run not at all.
+    assert ran >= len(FILLER)
+
+
 @pytest.mark.parametrize(
-    "hnsw",
+    "graph",
     [HnswSettings(exact_limit=4), HnswSettings(exact_limit=8, graph_dimension=2, rerank=64)],
-    ids=["graph", "projected"],
+    ids=["full", "projected"],
 )
 async def test_a_graph_is_searched_by_the_threads_when_written_slow_or_not_alone(
-    hnsw: HnswSettings, monkeypatch: pytest.MonkeyPatch
+    graph: HnswSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
 
     from rgruntime.semantic.index import PartitionIndex
 
-    semantic = SemanticCache(CountingEmbedder(), threshold=0.5, hnsw=hnsw)
+    semantic = SemanticCache(CountingEmbedder(), threshold=0.5, hnsw=graph)
     async with anyio.create_task_group() as group:
         await group.start(semantic.run)
         await fill(semantic, "p")
