@@ -18,9 +18,8 @@ import pytest
 
 import rgruntime
 from rgruntime import MISSING, Layer, Runtime
-from rgruntime.runtime.dependencies import record_read, recording
 from rgruntime.stores import StoreError, StoreUnavailableError, make_store
-from tests.remote.conftest import eventually
+from tests.remote.conftest import compute_a_chain, eventually
 from tests.servers import MemcachedServer, RedisServer, started
 
 pytestmark = pytest.mark.anyio
@@ -291,21 +290,6 @@ async def test_invalidations_and_clears_made_while_away_reach_the_server(
     assert await _on_the_server(private_server, "session", "s") is MISSING
 
 
-async def _compute_a_chain(runtime: Runtime) -> None:
-    """tool:weather -> model:summary -> response:answer, each computed from the one before, the
-    edges recorded by the runtime's dependency graph (and so on the server)."""
-    await runtime.layer("tool").set("weather", {"temp": 17}, tags=["city:paris"])
-    for (source_layer, source), (layer, key, value) in (
-        (("tool", "weather"), ("model", "summary", "mild")),
-        (("model", "summary"), ("response", "answer", "17 degrees, mild")),
-    ):
-        with recording(runtime.dependencies) as reads:
-            await runtime.layer(source_layer).get(source)
-            record_read(source_layer, source)
-        assert runtime.dependencies.depend((layer, key), reads)
-        await runtime.layer(layer).set(key, value)
-
-
 #: How the tool result is removed, by server: Memcached cannot name the entries a tag
 #: invalidation removes (tags are versions there), so no tag invalidation of it cascades on the
 #: server, direct or kept (docs/stores.md).
@@ -331,7 +315,7 @@ async def test_what_was_computed_from_an_entry_removed_while_away_goes_when_the_
     # in the near caches of both.
     async with _runtime(private_server) as reader, _runtime(private_server) as remover:
         async with _runtime(private_server) as computing:
-            await _compute_a_chain(computing)
+            await compute_a_chain(computing)
         for runtime in (reader, remover):
             assert await runtime.layer("model").get("summary") == "mild"
             assert await runtime.layer("response").get("answer") == "17 degrees, mild"
