@@ -357,9 +357,9 @@ class RemoteLayer(Layer):
 @contextlib.contextmanager
 def _chain() -> Iterator[set[str]]:
     """The store names the current cascade went through (a new cascade starts empty)."""
-    visited = _cascading.get()
-    if visited is not None:
-        yield visited
+    outer = _cascading.get()
+    if outer is not None:
+        yield outer
         return
     visited: set[str] = set()
     token = _cascading.set(visited)
