@@ -135,3 +135,27 @@ async def test_a_writer_cancelled_mid_lookup_keeps_the_lookup_and_says_so_at_clo
     # Nothing half done: the dependents are still on the server, and were never looked up.
     assert store.looked_up == []
     assert await _on_the_server(server, ["model:summary", "response:answer"]) == [True, True]
+
+
+async def test_a_kept_cascade_follows_a_cycle_of_edges_once() -> None:
+    server = MemoryServer()
+    async with _runtime(MemoryStore(prefix=_PREFIX, server=server)) as computing:
+        tools, answers = computing.layer("tool"), computing.layer("response")
+        assert isinstance(tools, RemoteLayer)
+        assert isinstance(answers, RemoteLayer)
+        await tools.set("k", 1)
+        await answers.set("a", 2)
+        answers.record_edges("a", [(tools, "k")])
+        tools.record_edges("k", [(answers, "a")])  # each computed from the other
+    store = _LookupsAway(server)
+    async with _runtime(store) as remover:
+        store.away = {"tool:k"}
+        await remover.layer("tool").invalidate(key="k")
+        store.away.clear()
+
+        async def looked_up() -> bool:
+            return _kept(remover, "tool") == (0, 0)
+
+        await eventually(looked_up)
+    assert await _on_the_server(server, ["tool:k", "response:a"]) == [False, False]
+    assert sorted(store.looked_up) == ["response:a", "tool:k"]  # each once: the cycle ended
