@@ -163,7 +163,8 @@ class SharedStore:
         """``await function()`` through the breaker; :class:`StoreUnavailableError` when the
         server is away (or known to be: then at once)."""
         breaker = self.breaker
-        if not breaker.allow():
+        ticket = breaker.allow()
+        if ticket is None:
             raise StoreUnavailableError(
                 self.description,
                 operation,
@@ -172,10 +173,10 @@ class SharedStore:
         try:
             result = await function()
         except StoreUnavailableError as error:
-            self._failed(error)
+            self._failed(ticket, error)
             raise
         except StoreError as error:
-            breaker.succeeded()  # refused: the server is there, and answered
+            breaker.succeeded(ticket)  # refused: the server is there, and answered
             self.errors += 1
             self.last_error = str(error)
             raise
@@ -183,19 +184,19 @@ class SharedStore:
             # A store call that fans out (one task per cluster bucket) may report several.
             unavailable, others = group.split(StoreUnavailableError)
             if unavailable is None or others is not None:
-                breaker.abandoned()
+                breaker.abandoned(ticket)
                 raise
             first = _first(unavailable)
-            self._failed(first)
+            self._failed(ticket, first)
             raise first from group
         except BaseException:
-            breaker.abandoned()  # cancelled, or a bug of ours: the server said nothing
+            breaker.abandoned(ticket)  # cancelled, or a bug of ours: the server said nothing
             raise
-        breaker.succeeded()
+        breaker.succeeded(ticket)
         return result
 
-    def _failed(self, error: StoreUnavailableError) -> None:
-        self.breaker.failed()
+    def _failed(self, ticket: int, error: StoreUnavailableError) -> None:
+        self.breaker.failed(ticket)
         self.errors += 1
         self.last_error = str(error)
 
