@@ -89,18 +89,24 @@ def test_a_late_failure_of_a_call_made_before_it_opened_changes_nothing() -> Non
     assert (breaker.state, breaker.opened, breaker.retry_in()) == ("open", 1, retry)
 
 
+def _probing_with_an_older_call() -> tuple[Breaker, int, int]:
+    """A breaker whose probe is out; the tickets of a call that began before it opened (still
+    waiting for the server) and of the probe."""
+    clock = Clock()
+    breaker = Breaker(clock)
+    older = _ticket(breaker)
+    breaker.failed(_ticket(breaker))
+    breaker.failed(_ticket(breaker))
+    clock.now += FIRST_BACKOFF
+    return breaker, older, _ticket(breaker)
+
+
 @pytest.mark.parametrize("outcome", ["failed", "succeeded", "abandoned"])
 def test_only_the_probe_decides_what_happens_to_the_probe(outcome: str) -> None:
     # A call that started before the probe ends while the probe is out: whatever its outcome,
     # it says nothing about the server now. The breaker stays half open, lets no second probe
     # overlap the first, and the probe alone decides.
-    clock = Clock()
-    breaker = Breaker(clock)
-    older = _ticket(breaker)  # still waiting for the server when the breaker opens
-    breaker.failed(_ticket(breaker))
-    breaker.failed(_ticket(breaker))
-    clock.now += FIRST_BACKOFF
-    probe = _ticket(breaker)
+    breaker, older, probe = _probing_with_an_older_call()
     getattr(breaker, outcome)(older)
     assert breaker.state == "half_open"
     assert breaker.allow() is None  # no second probe
@@ -112,13 +118,8 @@ def test_only_the_probe_decides_what_happens_to_the_probe(outcome: str) -> None:
 def test_an_older_call_answered_after_a_failed_probe_closes_it() -> None:
     # No probe is out any more: an answer from the server, whenever the call started, says it
     # is there.
-    clock = Clock()
-    breaker = Breaker(clock)
-    older = _ticket(breaker)
-    breaker.failed(_ticket(breaker))
-    breaker.failed(_ticket(breaker))
-    clock.now += FIRST_BACKOFF
-    breaker.failed(_ticket(breaker))  # the probe failed: open again, twice as long
+    breaker, older, probe = _probing_with_an_older_call()
+    breaker.failed(probe)  # open again, twice as long
     breaker.succeeded(older)  # the server answered a call from before: it is there
     assert breaker.state == "closed"
 
