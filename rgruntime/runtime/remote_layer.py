@@ -23,7 +23,8 @@ read: the store's change counter moved while it was in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -288,30 +289,33 @@ class RemoteLayer(Layer):
 
     async def _cascade(self, names: AbstractSet[str]) -> None:
         """Invalidate what the server records as computed from the store ``names``, in the
-        layers on this store; once per name along one chain (edges may form a cycle)."""
-        visited = _cascading.get()
-        if visited is None:
-            visited = set()
-            token = _cascading.set(visited)
-        else:
-            token = None
-        try:
+        layers on this store; once per name along one chain (edges may form a cycle). Names the
+        server could not be asked about (it went away) are kept by the link, and looked up by
+        its writer task when it answers (:meth:`remove_dependents`)."""
+        with _chain() as visited:
             new = names - visited
-            visited |= new
-            if not new:
-                return
-            by_layer: dict[str, list[str]] = {}
-            for name in await self._link.dependents(new):
-                layer_name, _, key = name.partition(":")
-                by_layer.setdefault(layer_name, []).append(key)
-            layers = self._link.shared.layers
-            for layer_name, keys in by_layer.items():
-                layer = layers.get(layer_name)
-                if layer is not None:
-                    await layer.invalidate(keys=keys)
-        finally:
-            if token is not None:
-                _cascading.reset(token)
+            visited.update(new)
+            if new:
+                await self._invalidate_in_layers(await self._link.dependents(new))
+
+    async def remove_dependents(self, names: AbstractSet[str], dependents: Iterable[str]) -> None:
+        """Invalidate ``dependents`` (store names recorded as computed from the store ``names``,
+        which are gone), in their layers on this store, as one chain from ``names``: the link's
+        writer task calls it when a removal kept during an outage has reached the server."""
+        with _chain() as visited:
+            visited.update(names)
+            await self._invalidate_in_layers(dependents)
+
+    async def _invalidate_in_layers(self, names: Iterable[str]) -> None:
+        by_layer: dict[str, list[str]] = {}
+        for name in names:
+            layer_name, _, key = name.partition(":")
+            by_layer.setdefault(layer_name, []).append(key)
+        layers = self._link.shared.layers
+        for layer_name, keys in by_layer.items():
+            layer = layers.get(layer_name)
+            if layer is not None:
+                await layer.invalidate(keys=keys)
 
     async def clear(self) -> int:
         self._link.shared.changed()
@@ -348,6 +352,21 @@ class RemoteLayer(Layer):
     def statistics(self) -> LayerStatistics:
         statistics = super().statistics()
         return attrs.evolve(statistics, store=self._link.health(self._state.remote_hits))
+
+
+@contextlib.contextmanager
+def _chain() -> Iterator[set[str]]:
+    """The store names the current cascade went through (a new cascade starts empty)."""
+    outer = _cascading.get()
+    if outer is not None:
+        yield outer
+        return
+    visited: set[str] = set()
+    token = _cascading.set(visited)
+    try:
+        yield visited
+    finally:
+        _cascading.reset(token)
 
 
 def new_remote_layer(

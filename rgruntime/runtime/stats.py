@@ -161,3 +161,8 @@ class StoreHealth:
     #: Writes the server refused (a value it will not take: too large for Memcached...):
     #: raised to the caller of ``set``, or dropped from the writes waiting, never retried.
     refused_writes: int = 0
+    #: Removed entries whose dependents on the server wait to be looked up (the removal was
+    #: made while the server was away, or it went away mid-cascade); dropped because more than
+    #: ``write_back_limit`` were waiting (what depended on them lives out its TTL).
+    kept_cascades: int = 0
+    cascades_dropped: int = 0

@@ -13,7 +13,11 @@ talks to it through its own :class:`StoreLink`:
 - **faults**: every call goes through the shared :class:`~rgruntime.runtime.breaker.Breaker`. A
   server that is away fails reads as misses and keeps writes in process (at most
   ``write_back_limit``, oldest dropped first and counted), written back in order by the link's
-  writer task once the server answers again. With ``strict=True`` the layer raises instead.
+  writer task once the server answers again. With ``strict=True`` the layer raises instead;
+- **cascades kept for later**: what depends on a removal made while the server was away (the
+  edges other processes recorded there) is looked up once the removal reached it, and removed
+  in its layer by the link's own layer (:class:`Invalidates`); so are the names whose lookup the
+  server failed mid-cascade.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any, Final, Literal, NamedTuple, Protocol, TypeVar
 
 import anyio
@@ -30,6 +35,7 @@ import anyio.abc
 import attrs
 
 from rgruntime.config import LayerConfig
+from rgruntime.errors import RuntimeClosedError
 from rgruntime.runtime._actor import Mailbox, Request
 from rgruntime.runtime.arguments import Selection
 from rgruntime.runtime.breaker import Breaker
@@ -157,7 +163,8 @@ class SharedStore:
         """``await function()`` through the breaker; :class:`StoreUnavailableError` when the
         server is away (or known to be: then at once)."""
         breaker = self.breaker
-        if not breaker.allow():
+        ticket = breaker.allow()
+        if ticket is None:
             raise StoreUnavailableError(
                 self.description,
                 operation,
@@ -166,10 +173,10 @@ class SharedStore:
         try:
             result = await function()
         except StoreUnavailableError as error:
-            self._failed(error)
+            self._failed(ticket, error)
             raise
         except StoreError as error:
-            breaker.succeeded()  # refused: the server is there, and answered
+            breaker.succeeded(ticket)  # refused: the server is there, and answered
             self.errors += 1
             self.last_error = str(error)
             raise
@@ -177,19 +184,19 @@ class SharedStore:
             # A store call that fans out (one task per cluster bucket) may report several.
             unavailable, others = group.split(StoreUnavailableError)
             if unavailable is None or others is not None:
-                breaker.abandoned()
+                breaker.abandoned(ticket)
                 raise
             first = _first(unavailable)
-            self._failed(first)
+            self._failed(ticket, first)
             raise first from group
         except BaseException:
-            breaker.abandoned()  # cancelled, or a bug of ours: the server said nothing
+            breaker.abandoned(ticket)  # cancelled, or a bug of ours: the server said nothing
             raise
-        breaker.succeeded()
+        breaker.succeeded(ticket)
         return result
 
-    def _failed(self, error: StoreUnavailableError) -> None:
-        self.breaker.failed()
+    def _failed(self, ticket: int, error: StoreUnavailableError) -> None:
+        self.breaker.failed(ticket)
         self.errors += 1
         self.last_error = str(error)
 
@@ -203,6 +210,10 @@ class Invalidates(Protocol):
     """What the store's registry needs of a layer: removing keys (and what depends on them)."""
 
     async def invalidate(self, *, keys: Iterable[str] | None = None) -> int: ...
+
+    async def remove_dependents(self, names: AbstractSet[str], dependents: Iterable[str]) -> None:
+        """Remove ``dependents`` (store names the server records as computed from the store
+        ``names``, which are gone) in their layers, as one cascade starting at ``names``."""
 
 
 # A write waiting for the server: the envelope, its TTL and its store tags; None: a delete.
@@ -248,11 +259,18 @@ class StoreLink:
         # Invalidations and clears the server has not had yet (it was away), oldest first: the
         # writer applies them before the writes kept after them.
         self._removals: deque[Selection | None] = deque()
+        # Removed store names whose dependents are still to be looked up on the server (their
+        # removal was kept for later, or the server went away mid-cascade), oldest first, each
+        # with the number of its newest keeping: a name kept again while the writer looks it up
+        # stays kept.
+        self._cascades: OrderedDict[str, int] = OrderedDict()
+        self._cascades_kept = 0
         self.undecodable = 0
         self.kept_during_outage = 0
         self.written_back = 0
         self.write_back_dropped = 0
         self.refused_writes = 0
+        self.cascades_dropped = 0
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -371,6 +389,7 @@ class StoreLink:
                 raise
             if self._end_change(key, number):  # still the key's newest change: kept for later
                 self._keep(key, None)
+            self._keep_cascades([name])  # looked up once the delete reached the server
             return False
         except BaseException:
             self._end_change(key, number)
@@ -533,6 +552,7 @@ class StoreLink:
         if selection is not None:
             for key in selection.keys:
                 self._queue(key, None)
+            self._keep_cascades(self._prefix + key for key in selection.keys)
             if not selection.tags and selection.pattern is None:
                 return
             selection = attrs.evolve(selection, keys=())
@@ -554,6 +574,10 @@ class StoreLink:
             self._refused("an invalidation kept while the server was away", error)
         finally:
             self.shared.changed()
+            # What is gone is gone, even if the rest failed (a retry would not find it again):
+            # its dependents go once the kept removals and writes are on the server. A clear
+            # cascades no more than a direct one does (RemoteLayer.clear; docs/stores.md).
+            self._keep_cascades(removed)
         self._removals.popleft()
         self.written_back += 1
         tags = [self.layer] if selection is None else [self._prefix + t for t in selection.tags]
@@ -625,16 +649,60 @@ class StoreLink:
         return True
 
     async def dependents(self, names: Iterable[str]) -> set[str]:
-        """The store names recorded (by any process) as computed from any of ``names``."""
+        """The store names recorded (by any process) as computed from any of ``names``. If the
+        server goes away on the way, the names not looked up are kept: the writer task looks
+        them up when it answers, and the layer removes what it finds then."""
         found: set[str] = set()
-        for name in names:
+        names = list(names)
+        for index, name in enumerate(names):
             try:
                 found |= await self._dependents_of(name)
             except StoreUnavailableError:
                 if self.strict:
                     raise
-                break  # the server is away: what depended on it goes with its TTL
+                self._keep_cascades(names[index:])
+                break
         return found
+
+    def _keep_cascades(self, names: Iterable[str]) -> None:
+        """Keep removed store ``names`` for the writer task to look up their dependents (after
+        the removals and writes kept before them); at most ``write_back_limit``, the oldest
+        dropped first, counted and logged (what depended on them then lives out its TTL)."""
+        cascades = self._cascades
+        for name in names:
+            self._cascades_kept += 1
+            cascades[name] = self._cascades_kept
+            cascades.move_to_end(name)
+        if not cascades:
+            return
+        while len(cascades) > self._limit:
+            name, _ = cascades.popitem(last=False)
+            self.cascades_dropped += 1
+            log.warning(
+                "layer %r: more than %d removals wait for their dependents to be looked up; "
+                "the oldest (%r) is dropped: what depends on it lives out its TTL",
+                self.layer,
+                self._limit,
+                name[:200],
+            )
+        self._mailbox.wake()
+
+    async def _cascade_kept(self) -> bool:
+        """Look up what depends on the oldest kept name and have the layer remove it; False if
+        the server is away (the name stays kept, and so if the task is cancelled meanwhile)."""
+        name, number = next(iter(self._cascades.items()))
+        try:
+            found = await self._dependents_of(name)
+            layer = self.shared.layers.get(self.layer)
+            if found and layer is not None:
+                await layer.remove_dependents({name}, found)
+        except (StoreUnavailableError, RuntimeClosedError):
+            return False  # away (or a strict layer down the chain was): tried again later
+        except StoreError as error:
+            self._refused(f"the lookup of what depends on {name!r}", error)
+        if self._cascades.get(name) == number:  # not kept again meanwhile
+            del self._cascades[name]
+        return True
 
     async def _dependents_of(self, name: str) -> frozenset[str]:
         store = self.shared.store
@@ -740,23 +808,27 @@ class StoreLink:
 
     def warn_if_left(self) -> None:
         """Log what never reached the server (the runtime is closing and it is away)."""
-        if self._pending or self._removals:
+        if self._pending or self._removals or self._cascades:
             log.warning(
                 "layer %r: closing with %d write(s) and %d invalidation(s) that never reached "
-                "the store (%s): lost",
+                "the store, and %d removal(s) whose dependents were not looked up (%s): lost",
                 self.layer,
                 len(self._pending),
                 len(self._removals),
+                len(self._cascades),
                 self.shared.last_error or "the server is away",
             )
 
     def _next_chore(self) -> Callable[[], Awaitable[bool]] | None:
         """What the writer does next, in order: removals (before the writes kept after them),
-        writes, dependency edges, news; None: nothing waits."""
+        writes, the dependents of removals (once those are on the server), dependency edges,
+        news; None: nothing waits."""
         if self._removals:
             return self._apply_removal
         if self._pending:
             return self._write_oldest
+        if self._cascades:
+            return self._cascade_kept
         if self._edges:
             return self._write_edges
         if self._news_keys or self._news_tags:
@@ -802,6 +874,8 @@ class StoreLink:
             write_back_dropped=self.write_back_dropped,
             kept_removals=len(self._removals),
             refused_writes=self.refused_writes,
+            kept_cascades=len(self._cascades),
+            cascades_dropped=self.cascades_dropped,
         )
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import rgruntime
 from rgruntime import Runtime
+from rgruntime.runtime.dependencies import record_read, recording
 from tests.stores.conftest import StoreFactory
 
 #: The longest the news of a change may take to reach another runtime here (a loaded machine;
@@ -91,3 +92,19 @@ async def eventually(
             if outcome:
                 return
             await anyio.sleep(0.005)
+
+
+async def compute_a_chain(runtime: Runtime) -> None:
+    """tool:weather (tagged city:paris) -> model:summary -> response:answer, each computed from
+    the one before, the edges recorded by the runtime's dependency graph (and so on the server
+    of remote layers)."""
+    await runtime.layer("tool").set("weather", {"temp": 17}, tags=["city:paris"])
+    for (source_layer, source), (layer, key, value) in (
+        (("tool", "weather"), ("model", "summary", "mild")),
+        (("model", "summary"), ("response", "answer", "17 degrees, mild")),
+    ):
+        with recording(runtime.dependencies) as reads:
+            await runtime.layer(source_layer).get(source)
+            record_read(source_layer, source)
+        assert runtime.dependencies.depend((layer, key), reads)
+        await runtime.layer(layer).set(key, value)

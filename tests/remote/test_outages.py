@@ -19,7 +19,7 @@ import pytest
 import rgruntime
 from rgruntime import MISSING, Layer, Runtime
 from rgruntime.stores import StoreError, StoreUnavailableError, make_store
-from tests.remote.conftest import eventually
+from tests.remote.conftest import compute_a_chain, eventually
 from tests.servers import MemcachedServer, RedisServer, started
 
 pytestmark = pytest.mark.anyio
@@ -69,7 +69,10 @@ async def _until_written_back(*layers: Layer) -> None:
     def written_back() -> bool:
         healths = [layer.statistics().store for layer in layers]
         return all(
-            health is not None and health.pending_writes == 0 and health.kept_removals == 0
+            health is not None
+            and health.pending_writes == 0
+            and health.kept_removals == 0
+            and health.kept_cascades == 0
             for health in healths
         )
 
@@ -285,6 +288,73 @@ async def test_invalidations_and_clears_made_while_away_reach_the_server(
     for key, value in expected.items():
         assert await _on_the_server(private_server, "tool", key) == value, key
     assert await _on_the_server(private_server, "session", "s") is MISSING
+
+
+#: How the tool result is removed, by server: Memcached cannot name the entries a tag
+#: invalidation removes (tags are versions there), so no tag invalidation of it cascades on the
+#: server, direct or kept (docs/stores.md).
+_REMOVALS = [
+    *(("redis", removal) for removal in ("delete", "key", "tag", "pattern")),
+    *(("memcached", removal) for removal in ("delete", "key", "pattern")),
+]
+
+
+@pytest.mark.parametrize(
+    ("private_server", "removal"),
+    _REMOVALS,
+    indirect=["private_server"],
+    ids=[f"{server}-{removal}" for server, removal in _REMOVALS],
+)
+async def test_what_was_computed_from_an_entry_removed_while_away_goes_when_the_removal_lands(
+    private_server: Server, removal: str
+) -> None:
+    # The runtime that computed the chain has stopped: only the edges on the server know that
+    # the summary and the answer were computed from the tool result (the other runtimes only
+    # read them). One removes the tool result while the server is away; when the server is back
+    # and its writer has applied the removal, what was computed from it goes, on the server and
+    # in the near caches of both.
+    async with _runtime(private_server) as reader, _runtime(private_server) as remover:
+        async with _runtime(private_server) as computing:
+            await compute_a_chain(computing)
+        for runtime in (reader, remover):
+            assert await runtime.layer("model").get("summary") == "mild"
+            assert await runtime.layer("response").get("answer") == "17 degrees, mild"
+        tools = remover.layer("tool")
+        assert await tools.get("weather") == {"temp": 17}  # known here (Memcached's patterns)
+        await anyio.to_thread.run_sync(private_server.pause)
+        try:
+            match removal:
+                case "delete":
+                    await tools.delete("weather")
+                case "key":
+                    await tools.invalidate(key="weather")
+                case "tag":
+                    await tools.invalidate(tags=["city"])
+                case _:
+                    await tools.invalidate(pattern="weath*")
+            health = tools.statistics().store
+            assert health is not None
+            # A key's dependents wait to be looked up; a tag's or a pattern's are found when
+            # the removal lands (the names it removes are not known before).
+            assert health.kept_cascades == (1 if removal in ("delete", "key") else 0)
+            assert health.kept_removals == (1 if removal in ("tag", "pattern") else 0)
+        finally:
+            await anyio.to_thread.run_sync(private_server.resume)
+
+        await _until_written_back(*(remover.layer(name) for name in ("tool", "model", "response")))
+
+        async def computed_ones_gone() -> bool:
+            near = [
+                await runtime.layer(layer).get(key, MISSING)
+                for runtime in (reader, remover)
+                for layer, key in (("model", "summary"), ("response", "answer"))
+            ]
+            return near == [MISSING] * 4
+
+        await eventually(computed_ones_gone, limit=_RECOVERY)
+    assert await _on_the_server(private_server, "model", "summary") is MISSING
+    assert await _on_the_server(private_server, "response", "answer") is MISSING
+    assert await _on_the_server(private_server, "tool", "weather") is MISSING
 
 
 async def test_a_value_the_server_refuses_fails_its_caller_and_nothing_else(
