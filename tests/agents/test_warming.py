@@ -29,6 +29,18 @@ from rgruntime.providers import SimulatedProvider
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
 
+#: Where the wall clock stands when a test starts: 30 s into a minute. Under virtual time a
+#: schedule's clock is the wall clock at its start plus the loop's time, so a test left on the
+#: real wall clock started in the last second of a minute saw an every-minute schedule fire twice
+#: in 61 s (about one run in sixty).
+WALL_CLOCK_AT_START = datetime(2026, 3, 2, 10, 15, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def pinned_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(warming, "_wall_clock", lambda: WALL_CLOCK_AT_START)
+
+
 COMMON_QUERIES = [
     "What are your business hours?",
     "How do I reset my password?",
