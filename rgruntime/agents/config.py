@@ -110,6 +110,15 @@ def _judge(value: object, field: str) -> object:
     raise ConfigError(field, value, _JUDGE_ACCEPTED)
 
 
+def _one_mode(similarity_threshold: object, max_error_rate: object, where: str) -> None:
+    if similarity_threshold is not None and max_error_rate:
+        raise ConfigError(
+            f"{where}.max_error_rate",
+            max_error_rate,
+            "one mode: either similarity_threshold (static) or max_error_rate, not both",
+        )
+
+
 def _takes_three_arguments(function: object) -> bool:
     try:
         signature = inspect.signature(function)  # type: ignore[arg-type]
@@ -148,15 +157,17 @@ class SemanticCacheConfig:
     judge: Any = attrs.field(default="answer", eq=False)
     embedding_model: str | None = None
 
+    def __attrs_post_init__(self) -> None:
+        # Built directly rather than from the guide's mapping, it is checked the same way: a
+        # sync judge or a misspelt "model" must fail here, not at the first verified candidate.
+        for name, check in _SEMANTIC_CACHE_KEYS.items():
+            check(getattr(self, name), f"semantic_cache.{name}")
+        _one_mode(self.similarity_threshold, self.max_error_rate, "semantic_cache")
+
     @classmethod
     def from_mapping(cls, options: object, where: str) -> SemanticCacheConfig:
         fields = _parse_fields(_SEMANTIC_CACHE_KEYS, options, where)
-        if fields.get("similarity_threshold") is not None and fields.get("max_error_rate"):
-            raise ConfigError(
-                f"{where}.max_error_rate",
-                fields["max_error_rate"],
-                "one mode: either similarity_threshold (static) or max_error_rate, not both",
-            )
+        _one_mode(fields.get("similarity_threshold"), fields.get("max_error_rate"), where)
         return cls(**fields)
 
 

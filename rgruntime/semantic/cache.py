@@ -102,6 +102,9 @@ _APPLY_SLICE: Final = 8
 #: thread when no other search is waiting (100,000 vectors: ~0.13-0.3 ms). A loop that stands
 #: still for half a millisecond is far under the 5 ms its other tasks are promised.
 INLINE_SEARCH_SECONDS: Final = 0.0005
+#: ... and asks for at most this many neighbours (a lookup asks for its candidates plus the
+#: removals not yet applied: thousands after a large invalidation, milliseconds of search).
+INLINE_SEARCH_K: Final = 64
 
 
 class _Partition:
@@ -215,6 +218,8 @@ class SemanticCache:
         self._mailbox: Mailbox[_Message] | None = None
         # Lookups search in its threads while run() runs (anyio.to_thread otherwise).
         self._searcher = Searcher(WORKER_THREADS)
+        # Searches under way (in place or in a thread): a search is done in place only alone.
+        self._searching = 0
         self._running = False
         self._closed = False
         # Statistics.
@@ -369,21 +374,32 @@ class SemanticCache:
     async def _search(
         self, index: PartitionIndex, vector: Vectors, k: int
     ) -> list[tuple[int, float]]:
-        found: list[tuple[int, float]] | None = None
-        if index.runs_inline():
-            found = index.search(vector, k)  # a few rows: faster than any hop to a thread
-        elif self._searcher.idle and index.search_seconds <= INLINE_SEARCH_SECONDS:
-            # Alone, and quick: the hop to a thread and back (85-200 µs here, more on a busy
-            # machine) would cost as much as the search. Concurrent lookups still go to the
-            # threads, which batch them; so does a search while a write holds the index.
-            found = index.search_unless_busy(vector, k)
-        if found is None:
-            return await self._searcher.search(index, vector, k)
-        # Searched in place: still yield to the loop once, as any await of ours does. A task
-        # looking up one text after another would otherwise never let the loop run (four such
-        # tasks held it for 330 ms at 100,000 entries), and could not be cancelled between them.
-        await anyio.lowlevel.checkpoint()
-        return found
+        self._searching += 1
+        try:
+            found: list[tuple[int, float]] | None = None
+            if index.runs_inline():
+                found = index.search(vector, k)  # a few rows: faster than any hop to a thread
+            elif (
+                self._searching == 1
+                and k <= INLINE_SEARCH_K
+                and index.search_seconds <= INLINE_SEARCH_SECONDS
+            ):
+                # Alone, and known to be quick: the hop to a thread and back (85-200 µs here,
+                # more on a busy machine) would cost as much as the search. A search while
+                # another is under way (in place until its checkpoint below, or in a thread)
+                # goes to the threads, which batch concurrent ones; so does one while a write
+                # holds the index, one of a partition not yet timed, and one asking for many
+                # neighbours (past removals the actor has not applied yet).
+                found = index.search_unless_busy(vector, k)
+            if found is None:
+                return await self._searcher.search(index, vector, k)
+            # Searched in place: still yield to the loop once, as any await of ours does. A
+            # task looking up one text after another would otherwise never let the loop run
+            # (four such tasks held it for 330 ms at 100,000 entries), nor be cancelled.
+            await anyio.lowlevel.checkpoint()
+            return found
+        finally:
+            self._searching -= 1
 
     def _live_key(self, part: _Partition, label: int) -> str | None:
         """The key that ``label`` of ``part`` stands for, if that key is live under it."""

@@ -153,19 +153,30 @@ def _log_mixture(wrong: int, total: int, bound: float) -> float:
     Closed form: ``(1/b) * b^-w * (1-b)^-(n-w) * B(w+1, n-w+1) * I_b(w+1, n-w+1)``, where the
     regularized incomplete beta of whole arguments is a binomial tail,
     ``I_b(w+1, n-w+1) = P(Binomial(n+1, b) > w)``. Called only with ``w / n < b``: the
-    binomial's mean is then above ``w``, so ``1 - P(... <= w)`` loses no precision.
+    binomial's mean is then above ``w``, so its terms grow from ``k = 0`` to ``k = w``, and
+    ``P(... <= w)`` is summed from ``k = w`` down, each term from the one above, until they stop
+    mattering: about the square root of ``n * b`` terms at most, however large ``w`` is (an index
+    that judged 10^6 outcomes must not stall the event loop re-learning its threshold).
     """
     log_bound, log_rest = math.log(bound), math.log1p(-bound)
-    terms = [
-        math.lgamma(total + 2)
-        - math.lgamma(k + 1)
-        - math.lgamma(total + 2 - k)
-        + k * log_bound
-        + (total + 1 - k) * log_rest
-        for k in range(wrong + 1)
-    ]
-    top = max(terms)
-    tail = 1.0 - math.exp(top) * math.fsum(math.exp(term - top) for term in terms)
+    trials = total + 1
+    log_term = (
+        math.lgamma(trials + 1)
+        - math.lgamma(wrong + 1)
+        - math.lgamma(trials - wrong + 1)
+        + wrong * log_bound
+        + (trials - wrong) * log_rest
+    )
+    # sum over k <= w of P(k) / P(w); P(k - 1) / P(k) = k (1 - b) / ((n + 2 - k) b).
+    odds = (1 - bound) / bound
+    ratio_sum, term = 1.0, 1.0
+    for k in range(wrong, 0, -1):
+        term *= k * odds / (trials - k + 1)
+        ratio_sum += term
+        if term < 1e-17 * ratio_sum:
+            break
+    below = math.exp(log_term) * ratio_sum
+    tail = 1.0 - below
     if tail <= 0.0:
         return -math.inf
     log_beta = math.lgamma(wrong + 1) + math.lgamma(total - wrong + 1) - math.lgamma(total + 2)
@@ -318,8 +329,8 @@ class ErrorBoundSettings:
     #: None: a cold index serves only what real outcomes vouch for (see ``probation``).
     prior: Prior | None = None
     #: Probation: the least number of judged outcomes in a similarity's tail before it is
-    #: served; with none of them wrong they suffice, else the Wilson interval must prove the
-    #: bound (0: the interval alone). See the module.
+    #: served; with none of them wrong they suffice, else they must prove the bound
+    #: (:func:`anytime_proves_within`; 0: the proof alone). See the module.
     probation: int = 100
     #: A candidate whose runner-up (another cached entry with another answer) is less than this
     #: far below it is ambiguous: always verified, its outcome kept apart (0: off).
@@ -474,11 +485,12 @@ class ErrorBoundPolicy:
             # the bound, re-tested after every outcome (at 5% that takes 88 right ones alone).
             # A tail that carries the prior is read with the Wilson interval its weight was
             # chosen for: the prior is a claim the user opted into, not outcomes re-tested.
-            if index >= vouched:
+            if total < probation:
+                proven = False
+            elif index >= vouched:
                 proven = wilson_interval(wrong, total, self._z)[1] <= bound
             else:
                 proven = anytime_proves_within(wrong, total, bound, 1 - self.settings.confidence)
-            proven = proven and total >= probation
             on_probation = (
                 probation > 0 and real_totals[index] >= probation and real_wrongs[index] == 0
             )

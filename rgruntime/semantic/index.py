@@ -27,6 +27,7 @@ remapping rather than copying (``_INITIAL_CAPACITY``) and doubles, to pause the 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from pathlib import Path
@@ -161,7 +162,7 @@ class PartitionIndex:
         # stops the event loop too.
         self._graph_labels: ShardedDict[int, None] = ShardedDict()
         self._graph_deleted = 0
-        self._search_seconds = 0.0
+        self._search_seconds = math.inf
 
     def __len__(self) -> int:
         """Live (not deleted) vectors."""
@@ -402,7 +403,8 @@ class PartitionIndex:
 
     @property
     def search_seconds(self) -> float:
-        """How long a search of this index has taken lately (a moving average; 0 before any)."""
+        """How long a search of this index has taken lately (a moving average; infinite until
+        one was timed)."""
         return self._search_seconds
 
     def _search_locked(self, vectors: Vectors, k: int) -> list[list[tuple[int, float]]]:
@@ -417,7 +419,10 @@ class PartitionIndex:
         # Per query, so that a batch of 16 does not look like one slow search. Written under the
         # lock: one writer at a time.
         spent = (time.perf_counter() - began) / len(vectors)
-        self._search_seconds += _SEARCH_AVERAGE_WEIGHT * (spent - self._search_seconds)
+        if self._search_seconds == math.inf:
+            self._search_seconds = spent
+        else:
+            self._search_seconds += _SEARCH_AVERAGE_WEIGHT * (spent - self._search_seconds)
         return found
 
     def _search_exact(self, vectors: Vectors, k: int) -> list[list[tuple[int, float]]]:

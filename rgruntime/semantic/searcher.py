@@ -18,9 +18,9 @@ so that concurrent lookups cost one hand-off between them.
 Without a running actor (before ``run``, after it ended) or on an event loop that is neither
 asyncio nor trio, searches go through ``anyio.to_thread.run_sync`` as before.
 
-A lookup that would be the only search waiting (:attr:`Searcher.idle`) does not come here at all
-when its graph is quick to search: the cache searches it on the loop's thread
-(``SemanticCache._search``), since a hop to a thread and back costs as much as the search.
+A lookup that is the only search under way does not come here at all when its graph is known to
+be quick to search: the cache searches it on the loop's thread (``SemanticCache._search``),
+since a hop to a thread and back costs as much as the search.
 """
 
 from __future__ import annotations
@@ -89,14 +89,6 @@ class Searcher:
         # True while the threads serve the queue; read and written on the loop's thread only, so
         # that a request is queued only while some thread will take it.
         self._open = False
-        # Searches handed to the threads and not answered yet (the loop's thread only).
-        self._waiting = 0
-
-    @property
-    def idle(self) -> bool:
-        """True when no search waits for a thread: one more would be the only one (nothing to
-        batch it with)."""
-        return self._waiting == 0
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -144,12 +136,8 @@ class Searcher:
         if self._open:
             request = _Search(index, vector, k)
             self._queue.put(request)
-            self._waiting += 1
-            try:
-                # If cancelled here, the thread still searches; nobody reads the answer.
-                found = await request.result()
-            finally:
-                self._waiting -= 1
+            # If cancelled here, the thread still searches; nobody reads the answer.
+            found = await request.result()
             if found is not None:
                 return found
         return await anyio.to_thread.run_sync(index.search, vector, k, limiter=worker_limiter())

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from rgruntime import ConfigError, ResonantGenesis
+from rgruntime.agents.config import SemanticCacheConfig
 from rgruntime.errors import describe_value
 from rgruntime.providers import SimulatedProvider
 from tests.providers.fake_openai import FakeOpenAI, serve
@@ -305,26 +306,26 @@ async def two_argument_judge(cached: str, fresh: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize(
-    ("options", "field", "accepted"),
-    [
-        ({"max_error_rate": 0}, "semantic_cache.max_error_rate", "above 0"),
-        ({"max_error_rate": True}, "semantic_cache.max_error_rate", "above 0"),
-        ({"judge": 42}, "semantic_cache.judge", "async function"),
-        ({"judge": "models"}, "semantic_cache.judge", "async function"),
-        ({"judge": None}, "semantic_cache.judge", "async function"),
-        # A plain function would fail a request once its fresh answer was made: refused here.
-        ({"judge": plain_judge}, "semantic_cache.judge", "async def"),
-        # Nor a plain callable returning an awaitable: whether it does is not known here.
-        ({"judge": lambda q, c, f: right_judge(q, f, c)}, "semantic_cache.judge", "async def"),
-        ({"judge": two_argument_judge}, "semantic_cache.judge", "fresh_answer"),
-        (
-            {"max_error_rate": 0.02, "similarity_threshold": 0.9},
-            "semantic_cache.max_error_rate",
-            "one mode",
-        ),
-    ],
-)
+BAD_SETTINGS: list[tuple[dict[str, Any], str, str]] = [
+    ({"max_error_rate": 0}, "semantic_cache.max_error_rate", "above 0"),
+    ({"max_error_rate": True}, "semantic_cache.max_error_rate", "above 0"),
+    ({"judge": 42}, "semantic_cache.judge", "async function"),
+    ({"judge": "models"}, "semantic_cache.judge", "async function"),
+    ({"judge": None}, "semantic_cache.judge", "async function"),
+    # A plain function would fail a request once its fresh answer was made: refused here.
+    ({"judge": plain_judge}, "semantic_cache.judge", "async def"),
+    # Nor a plain callable returning an awaitable: whether it does is not known here.
+    ({"judge": lambda q, c, f: right_judge(q, f, c)}, "semantic_cache.judge", "async def"),
+    ({"judge": two_argument_judge}, "semantic_cache.judge", "fresh_answer"),
+    (
+        {"max_error_rate": 0.02, "similarity_threshold": 0.9},
+        "semantic_cache.max_error_rate",
+        "one mode",
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "field", "accepted"), BAD_SETTINGS)
 async def test_bad_error_bound_settings_are_refused(
     client: ResonantGenesis, options: dict[str, Any], field: str, accepted: str
 ) -> None:
@@ -335,6 +336,16 @@ async def test_bad_error_bound_settings_are_refused(
     assert raised.value.field == f"cache_config.{field}"
     assert f"{field}: {describe_value(raised.value.value)} is not accepted" in str(raised.value)
     assert client.agents.list() == []  # nothing was created
+
+
+@pytest.mark.parametrize(("options", "field", "accepted"), BAD_SETTINGS)
+def test_bad_settings_are_refused_in_a_config_built_directly(
+    options: dict[str, Any], field: str, accepted: str
+) -> None:
+    # Not only through the guide's mapping: the config classes check their own fields.
+    with pytest.raises(ConfigError, match=accepted) as raised:
+        SemanticCacheConfig(enabled=True, **options)
+    assert raised.value.field == field
 
 
 async def test_the_accepted_judges_are_taken(client: ResonantGenesis) -> None:

@@ -8,6 +8,7 @@ projected vectors re-scored on the full ones.
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -570,7 +571,10 @@ async def test_small_exact_partitions_are_searched_and_written_without_a_thread(
         assert match is not None
         assert match.key == "p-filler-2"
         assert "extra" in cache
-    else:  # a graph: alone, searched on the loop's thread too (the hop would cost more)
+    else:  # a graph: alone, once timed, searched on the loop's thread too (the hop costs more)
+        assert index.search_seconds == math.inf
+        assert await cache.lookup("p", FILLER[1]) is not None  # not timed yet: by a thread
+        assert index.search_seconds < 0.0005
         monkeypatch.setattr(cache._searcher, "search", no_thread)
         match = await cache.lookup("p", FILLER[2])
         assert match is not None
@@ -614,6 +618,7 @@ async def test_a_graph_is_searched_by_the_threads_when_written_slow_or_not_alone
 ) -> None:
     import threading
 
+    from rgruntime.semantic import cache as cache_module
     from rgruntime.semantic.index import PartitionIndex
 
     semantic = SemanticCache(CountingEmbedder(), threshold=0.5, hnsw=graph)
@@ -622,6 +627,7 @@ async def test_a_graph_is_searched_by_the_threads_when_written_slow_or_not_alone
         await fill(semantic, "p")
         index = semantic._partitions["p"].index
         assert index.uses_graph
+        assert await semantic.lookup("p", FILLER[0]) is not None  # times its searches
         threads: list[object] = []
         search = semantic._searcher.search
 
@@ -651,12 +657,24 @@ async def test_a_graph_is_searched_by_the_threads_when_written_slow_or_not_alone
                     await anyio.lowlevel.checkpoint()
                 release.set()
         assert len(threads) == 2
+        # A burst: the first is searched in place, those that come while it yields go to the
+        # threads (which batch them).
+        async with anyio.create_task_group() as burst:
+            for text in FILLER[:8]:
+                burst.start_soon(semantic.lookup, "p", text)
+        assert len(threads) >= 2 + 7
+        # A search asking for many neighbours (removals not applied yet) goes to the threads.
+        before = len(threads)
+        monkeypatch.setattr(semantic, "candidates", cache_module.INLINE_SEARCH_K + 1)
+        assert await semantic.lookup("p", FILLER[5]) is not None
+        assert len(threads) == before + 1
+        monkeypatch.setattr(semantic, "candidates", 4)
         # Searches that have lately been slow go to the threads too.
         monkeypatch.setattr(PartitionIndex, "search_seconds", property(lambda self: 0.01))
         match = await semantic.lookup("p", FILLER[4])
         assert match is not None
         assert match.key == "p-filler-4"
-        assert len(threads) == 3
+        assert len(threads) == before + 2
         group.cancel_scope.cancel()
 
 
