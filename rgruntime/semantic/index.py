@@ -480,11 +480,12 @@ class PartitionIndex:
     def _rescored(self, labels: LabelArray, vector: Vectors, k: int) -> list[tuple[int, float]]:
         """The ``k`` of ``labels`` most similar to ``vector`` by their full vectors."""
         assert self._matrix is not None
-        label_rows = self._label_rows
-        rows = [label_rows[label] for label in labels.tolist()]
-        similarities = self._matrix[rows] @ vector
-        order = np.argsort(-similarities, kind="stable")[:k]
-        return [(int(labels[i]), _clamp(float(similarities[i]))) for i in order.tolist()]
+        # On every lookup of a graph: Python lists rather than one numpy scalar per element.
+        label_list = labels.tolist()
+        similarities = self._matrix[self._label_rows.values_of(label_list)] @ vector
+        order = np.argsort(-similarities, kind="stable")[:k].tolist()
+        scores = similarities.tolist()
+        return [(label_list[i], _clamp(scores[i])) for i in order]
 
     # -- persistence ---------------------------------------------------------------------------
 
