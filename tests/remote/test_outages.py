@@ -8,8 +8,9 @@ raise :class:`StoreUnavailableError` instead. Recovery needs no restart of the r
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,16 @@ def _backend(server: Server) -> dict[str, Any]:
     if isinstance(server, RedisServer):
         return {"type": "redis", "url": server.url, "prefix": "o:", "timeout": _TIMEOUT}
     return {"type": "memcached", "servers": [server.address], "prefix": "o:", "timeout": _TIMEOUT}
+
+
+@contextlib.asynccontextmanager
+async def _paused(server: Server) -> AsyncIterator[None]:
+    """The server stopped (SIGSTOP: connections stay open, nothing answers), resumed on exit."""
+    await anyio.to_thread.run_sync(server.pause)
+    try:
+        yield
+    finally:
+        await anyio.to_thread.run_sync(server.resume)
 
 
 def _runtime(server: Server, **layer: Any) -> Runtime:
@@ -202,8 +213,7 @@ async def test_a_hung_server_costs_callers_a_timeout_not_an_error(
     async with _runtime(private_server) as runtime:
         layer = runtime.layer("tool")
         await layer.set("k", "near")
-        await anyio.to_thread.run_sync(private_server.pause)
-        try:
+        async with _paused(private_server):
             calls = 0
 
             async def loader() -> str:
@@ -216,8 +226,6 @@ async def test_a_hung_server_costs_callers_a_timeout_not_an_error(
                 assert await layer.get("k") == "near"  # the near copy answers
                 await layer.set("other", 1)  # kept for later
             assert calls == 1
-        finally:
-            await anyio.to_thread.run_sync(private_server.resume)
         await _until_written_back(layer)
 
 
@@ -242,16 +250,12 @@ async def test_an_older_write_failing_late_does_not_replace_newer_changes(
     async with _runtime(private_server) as runtime:
         layer = runtime.layer("tool")
         await layer.set("j", "old")
-        await anyio.to_thread.run_sync(private_server.pause)
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(layer.set, "k", "older")  # fails at the timeout
-                group.start_soon(layer.set, "j", "older")
-                await anyio.wait_all_tasks_blocked()  # both are waiting for the server
-                layer.set_nowait("k", "newer")  # newer changes, while they wait
-                layer.delete_nowait("j")
-        finally:
-            await anyio.to_thread.run_sync(private_server.resume)
+        async with _paused(private_server), anyio.create_task_group() as group:
+            group.start_soon(layer.set, "k", "older")  # fails at the timeout
+            group.start_soon(layer.set, "j", "older")
+            await anyio.wait_all_tasks_blocked()  # both are waiting for the server
+            layer.set_nowait("k", "newer")  # newer changes, while they wait
+            layer.delete_nowait("j")
         assert (layer.peek("k", MISSING), layer.peek("j", MISSING)) == ("newer", MISSING)
         await _until_written_back(layer)
         assert await _on_the_server(private_server, "tool", "k") == "newer"
@@ -268,8 +272,7 @@ async def test_invalidations_and_clears_made_while_away_reach_the_server(
         await tools.set("by-tag", "old", tags=["group:a"])
         await tools.set("by-pattern", "old")
         await sessions.set("s", "old")
-        await anyio.to_thread.run_sync(private_server.pause)
-        try:
+        async with _paused(private_server):
             await tools.invalidate(key="by-key")
             await tools.invalidate(tags=["group"])  # hierarchical: group:a goes too
             await tools.invalidate(pattern="by-pat*")
@@ -278,8 +281,6 @@ async def test_invalidations_and_clears_made_while_away_reach_the_server(
             health = tools.statistics().store
             assert health is not None
             assert health.kept_removals == 2  # the tag and the pattern (keys: kept deletes)
-        finally:
-            await anyio.to_thread.run_sync(private_server.resume)
 
         await _until_written_back(tools, sessions)
     expected = {"by-key": "newer", "kept": "old", "by-tag": MISSING}
@@ -321,8 +322,7 @@ async def test_what_was_computed_from_an_entry_removed_while_away_goes_when_the_
             assert await runtime.layer("response").get("answer") == "17 degrees, mild"
         tools = remover.layer("tool")
         assert await tools.get("weather") == {"temp": 17}  # known here (Memcached's patterns)
-        await anyio.to_thread.run_sync(private_server.pause)
-        try:
+        async with _paused(private_server):
             match removal:
                 case "delete":
                     await tools.delete("weather")
@@ -338,8 +338,6 @@ async def test_what_was_computed_from_an_entry_removed_while_away_goes_when_the_
             # the removal lands (the names it removes are not known before).
             assert health.kept_cascades == (1 if removal in ("delete", "key") else 0)
             assert health.kept_removals == (1 if removal in ("tag", "pattern") else 0)
-        finally:
-            await anyio.to_thread.run_sync(private_server.resume)
 
         await _until_written_back(*(remover.layer(name) for name in ("tool", "model", "response")))
 
@@ -403,14 +401,10 @@ async def test_a_tagged_write_in_flight_goes_with_an_invalidation_of_its_tag(
     async with _runtime(redis_private) as runtime:
         layer = runtime.layer("tool")
         await layer.set("warm", 1)
-        await anyio.to_thread.run_sync(redis_private.pause)
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(lambda: layer.set("k", "old", tags=["t"]))
-                await anyio.wait_all_tasks_blocked()  # the write waits for the server
-                await layer.invalidate(tags=["t"])  # asked after it: both are kept
-        finally:
-            await anyio.to_thread.run_sync(redis_private.resume)
+        async with _paused(redis_private), anyio.create_task_group() as group:
+            group.start_soon(lambda: layer.set("k", "old", tags=["t"]))
+            await anyio.wait_all_tasks_blocked()  # the write waits for the server
+            await layer.invalidate(tags=["t"])  # asked after it: both are kept
         await _until_written_back(layer)
     assert await _on_the_server(redis_private, "tool", "k") is MISSING
 
