@@ -69,16 +69,6 @@ def test_it_splits_past_the_threshold_and_keeps_every_key() -> None:
     assert sharded._shards == [{}]  # small again: one dict
 
 
-@pytest.mark.parametrize("count", [10, SPLIT_AT * 2])  # one dict, then shards
-def test_values_of_reads_many_keys_as_indexing_does(count: int) -> None:
-    sharded: ShardedDict[int, int] = ShardedDict((number, 2 * number) for number in range(count))
-    keys = random.Random(0).sample(range(count), 10)
-    assert sharded.values_of(keys) == [sharded[key] for key in keys]
-    assert sharded.values_of([]) == []
-    with pytest.raises(KeyError):
-        sharded.values_of([keys[0], -1])
-
-
 def test_setting_an_existing_key_does_not_count_it_twice() -> None:
     sharded = ShardedDict([("a", 1), ("b", 2)])
     sharded["a"] = 3

@@ -80,13 +80,6 @@ class ShardedDict(MutableMapping[K, V]):
         shards = self._shards
         return shards[hash(key) & (len(shards) - 1)][key]
 
-    def values_of(self, keys: Iterable[K]) -> list[V]:
-        """``[self[key] for key in keys]``, without a method call per key (a graph's lookup
-        maps 16 labels to rows this way)."""
-        shards = self._shards
-        mask = len(shards) - 1
-        return [shards[hash(key) & mask][key] for key in keys]
-
     def __setitem__(self, key: K, value: V) -> None:
         shards = self._shards
         shard = shards[hash(key) & (len(shards) - 1)]

@@ -90,10 +90,13 @@ __all__ = ["DEFAULT_THRESHOLD", "SemanticCache"]
 DEFAULT_THRESHOLD: Final = 0.91
 
 #: Format of :meth:`SemanticCache.save`; bumped when it changes. 2: a graph may hold projected
-#: vectors (``projection.npy`` beside it), which a reader of format 1 would misread silently.
-SAVE_FORMAT: Final = 2
-#: Formats :meth:`SemanticCache.load` reads (1 is 2 without projected graphs).
-_READABLE_FORMATS: Final = (1, 2)
+#: vectors (``projection.npy`` beside it), which a reader of format 1 would misread silently. 3: a
+#: graph's labels are rows of its index, which keeps its free rows (a reader of 2 would return
+#: rows as labels).
+SAVE_FORMAT: Final = 3
+#: Formats :meth:`SemanticCache.load` reads (1 is 2 without projected graphs; before 3, a graph's
+#: labels were the cache's labels, and such a graph is built again when it is loaded).
+_READABLE_FORMATS: Final = (1, 2, 3)
 
 _INBOX_SIZE: Final = 256
 #: Inserts per worker-thread call of the actor (see ``_apply_partition``).
@@ -328,29 +331,31 @@ class SemanticCache:
         # Removed labels may still be in the index: ask for enough to get past them.
         k = self.candidates + len(part.pending_deletes)
         found = await self._search(part.index, vector, k)
-        candidates: list[tuple[int, str, float, str]] = []
-        for label, similarity in found:
-            if similarity < minimum or len(candidates) >= self.candidates:
-                break
-            key = self._live_key(part, label)
-            if key is not None:
-                candidates.append((label, key, similarity, self._texts[key]))
+        # Each label's live key, read once: after a search of a large partition every map is
+        # out of the CPU's caches, and each read costs a few misses. Valid until the first
+        # await that can suspend (a user verifier's); re-read after it.
+        live: dict[int, str | None] = {}
+        candidates = self._candidates(part, found, minimum, live)
         if verify and self.verifier is not None and len(candidates) > 1:
             candidates = self._ranked(text, candidates)
+        suspends = verify and self.user_verifier is not None
         tried = 0
         for label, key, similarity, cached_text in candidates:
-            if self._live_key(part, label) != key:
+            if suspends and self._live_key(part, label) != key:
                 continue  # removed while an earlier candidate was being verified
             tried += 1
             verdict = await self._verified(text, cached_text, similarity) if verify else None
             if verdict is not None and not verdict.accepted:
                 continue
-            # Checked again after the last await, so that nothing removed meanwhile is returned.
-            if self._live_key(part, label) != key:
-                continue
+            if suspends:
+                # Checked again after the last await, so that nothing removed meanwhile is
+                # returned.
+                if self._live_key(part, label) != key:
+                    continue
+                live = {}
             self._hits += 1
             self._histogram[SimilarityHistogram.bin_of(similarity)] += 1
-            others = self._others(part, found, key)
+            others = self._others(part, found, key, live)
             equivalent = verdict is not None and verdict.equivalent
             return SemanticMatch(key, similarity, cached_text, partition, others, equivalent)
         if tried:
@@ -359,13 +364,36 @@ class SemanticCache:
             self._below += 1
         return None
 
+    def _candidates(
+        self,
+        part: _Partition,
+        found: list[tuple[int, float]],
+        minimum: float,
+        live: dict[int, str | None],
+    ) -> list[tuple[int, str, float, str]]:
+        """The first :attr:`candidates` live entries of ``found`` at ``minimum`` or above, as
+        (label, key, similarity, text); each label's live key is noted in ``live``."""
+        candidates: list[tuple[int, str, float, str]] = []
+        for label, similarity in found:
+            if similarity < minimum or len(candidates) >= self.candidates:
+                break
+            key = live[label] = self._live_key(part, label)
+            if key is not None:
+                candidates.append((label, key, similarity, self._texts[key]))
+        return candidates
+
     def _others(
-        self, part: _Partition, found: list[tuple[int, float]], key: str
+        self,
+        part: _Partition,
+        found: list[tuple[int, float]],
+        key: str,
+        live: dict[int, str | None],
     ) -> tuple[tuple[str, float], ...]:
-        """The live entries of ``found`` other than ``key``, most similar first."""
+        """The live entries of ``found`` other than ``key``, most similar first (``live``: the
+        live keys of labels already read)."""
         others = []
         for label, similarity in found:
-            other = self._live_key(part, label)
+            other = live[label] if label in live else self._live_key(part, label)
             if other is not None and other != key:
                 others.append((other, similarity))
         others.sort(key=lambda pair: -pair[1])

@@ -227,6 +227,45 @@ async def test_user_verifier(hnsw: HnswSettings) -> None:
         group.cancel_scope.cancel()
 
 
+async def test_entries_removed_while_a_user_verifier_runs_are_never_returned(
+    hnsw: HnswSettings,
+) -> None:
+    """A user verifier suspends the lookup: what it removes meanwhile is neither the match nor
+    among the match's other candidates, and never sent to the verifier."""
+    removals: dict[str, list[str]] = {}
+    verified: list[str] = []
+
+    async def verifier(query: str, cached: str, similarity: float) -> bool:
+        verified.append(cached)
+        await anyio.lowlevel.checkpoint()
+        semantic.remove_many(removals.get(cached, []))
+        return "accepted" in cached
+
+    semantic = SemanticCache(
+        "hashing", threshold=0.3, verifier=None, user_verifier=verifier, hnsw=hnsw
+    )
+    async with anyio.create_task_group() as group:
+        await group.start(semantic.run)
+        await fill(semantic, "p")
+        await semantic.add("p", "first", "refund policy for shoes rejected")
+        await semantic.add("p", "second", "refund policy for shoes accepted")
+        await semantic.add("p", "third", "refund policy for shoes accepted too")
+        asked = "refund policy for shoes rejected"
+        # Verifying "first" removes "second": "third" answers, and "second" is not among the
+        # others.
+        removals["refund policy for shoes rejected"] = ["second"]
+        match = await semantic.lookup("p", asked)
+        assert match is not None
+        assert match.key == "third"
+        assert "second" not in dict(match.others)
+        assert "first" in dict(match.others)
+        assert "refund policy for shoes accepted" not in verified
+        # Verifying "third" removes "third" itself and "first": no match at all.
+        removals["refund policy for shoes accepted too"] = ["third", "first"]
+        assert await semantic.lookup("p", asked) is None
+        group.cancel_scope.cancel()
+
+
 async def test_embeddings_are_cached(cache: SemanticCache) -> None:
     embedder = cache.embedder.inner
     assert isinstance(embedder, CountingEmbedder)
@@ -295,18 +334,19 @@ async def test_load_refuses_another_model(cache: SemanticCache, tmp_path: Path) 
         group.cancel_scope.cancel()
 
 
-async def test_load_reads_format_1_and_refuses_an_unknown_format(
+async def test_load_reads_earlier_formats_and_refuses_an_unknown_one(
     cache: SemanticCache, tmp_path: Path
 ) -> None:
-    """Format 2 added projected graphs; a format-1 directory (none) still loads."""
+    """Format 2 added projected graphs, 3 graphs labelled by rows; a partition written before 3
+    is read too (``test_projected_index.py``); the manifest's number gates the reader."""
     import json
 
     await fill(cache, "p")
     await cache.save(tmp_path / "index")
     manifest_path = tmp_path / "index" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    assert manifest["format"] == 2
-    for written, loads in ((1, True), (3, False)):
+    assert manifest["format"] == 3
+    for written, loads in ((1, True), (2, True), (4, False)):
         manifest_path.write_text(json.dumps({**manifest, "format": written}))
         restored = SemanticCache("hashing", threshold=0.5)
         async with anyio.create_task_group() as group:
@@ -315,7 +355,7 @@ async def test_load_reads_format_1_and_refuses_an_unknown_format(
                 await restored.load(tmp_path / "index")
                 assert len(restored) == len(FILLER)
             else:
-                with pytest.raises(InvalidArgumentError, match="format 1 or 2"):
+                with pytest.raises(InvalidArgumentError, match="format 1 or 2 or 3"):
                     await restored.load(tmp_path / "index")
             group.cancel_scope.cancel()
 
@@ -390,8 +430,7 @@ async def test_live_keys_add_nothing_to_garbage_collection(cache: SemanticCache)
     await fill(cache, "p")
     part = cache._partitions["p"]
     maps = [cache._labels, cache._texts, cache._partition_of, part.keys]
-    if part.index.uses_graph:
-        maps.append(part.index._graph_labels)
+    maps.append(part.index._rows._label_rows)
     # Each map is one tracked object holding plain dicts that the collector skips.
     shards = [shard for mapping in maps for shard in mapping._shards]
     assert shards

@@ -85,7 +85,8 @@ def test_deleted_vectors_are_never_returned_and_their_rows_are_reused() -> None:
     index.apply([], list(range(1000, 1250)), replacement)
     assert len(index) == 500
     assert index.search(replacement[17], 1)[0][0] == 1017
-    assert index._used_rows == 500  # the deleted rows were reused, the matrix did not grow
+    # The deleted rows were reused: neither the matrix nor the graph grew.
+    assert index._rows.used == index._graph.get_current_count() == 500
 
 
 def test_saved_and_loaded_it_answers_the_same(tmp_path: Path) -> None:
@@ -161,3 +162,77 @@ def test_the_fit_leaves_the_blas_thread_count_as_it_found_it() -> None:
     index, _ = filled()
     assert index.graph_dimension == 16
     assert [pool["num_threads"] for pool in threadpool_info()] == before
+
+
+def _write_labelled_graph(
+    directory: Path, labels: list[int], vectors: np.ndarray, projection: np.ndarray | None
+) -> None:
+    """A partition as ``save`` wrote it before format 3: the graph labelled by the caller's
+    labels, the live vectors only (beside a projected graph), one element deleted."""
+    import json
+
+    import hnswlib
+
+    graphed = vectors if projection is None else vectors @ projection
+    graph = hnswlib.Index(space="cosine", dim=graphed.shape[1])
+    graph.init_index(max_elements=1024, ef_construction=200, M=20, allow_replace_deleted=True)
+    graph.add_items(graphed, labels)
+    graph.add_items(graphed[:1], [99_999])
+    graph.mark_deleted(99_999)
+    graph.save_index(str(directory / "graph.bin"))
+    meta: dict[str, object] = {"dimension": DIMENSION, "mode": "graph", "deleted": 1}
+    if projection is None:
+        meta["labels"] = sorted(labels)
+    else:
+        np.save(directory / "vectors.npy", vectors)
+        np.save(directory / "projection.npy", projection)
+        meta["labels"] = labels
+        meta["projected"] = True
+    (directory / "index.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("projected", [True, False])
+def test_a_graph_saved_before_its_labels_were_rows_is_rebuilt_when_loaded(
+    tmp_path: Path, projected: bool
+) -> None:
+    vectors = embedding_like(400, seed=8)
+    labels = list(range(5000, 5400))
+    projection = None
+    if projected:
+        axes = np.linalg.eigh(vectors.T.astype(np.float64) @ vectors)[1][:, ::-1][:, :16]
+        projection = np.ascontiguousarray(axes, dtype=np.float32)
+    _write_labelled_graph(tmp_path, labels, vectors, projection)
+    loaded = PartitionIndex.load(tmp_path, SETTINGS)
+    assert len(loaded) == 400
+    assert loaded.graph_dimension == (16 if projected else DIMENSION)
+    queries = embedding_like(50, seed=9)
+    exact = queries @ vectors.T
+    for query, similarities in zip(queries, exact, strict=True):
+        label, similarity = loaded.search(query, 1)[0]
+        assert label == labels[int(similarities.argmax())]
+        assert similarity == pytest.approx(float(similarities.max()), abs=1e-5)
+    # It goes on as an index of this format: deletions, inserts, and a save read back.
+    loaded.apply([5000, 5001], [7000], queries[:1])
+    assert loaded.search(queries[0], 1)[0] == (7000, pytest.approx(1.0, abs=1e-5))
+    assert all(label not in (5000, 5001) for label, _ in loaded.search(vectors[0], 8))
+    again = tmp_path / "again"
+    again.mkdir()
+    loaded.save(again)
+    assert PartitionIndex.load(again, SETTINGS).search_many(queries, 3) == loaded.search_many(
+        queries, 3
+    )
+
+
+def test_an_exact_index_saved_before_format_3_is_read(tmp_path: Path) -> None:
+    import json
+
+    vectors = embedding_like(40, seed=10)
+    labels = list(range(300, 340))
+    np.save(tmp_path / "vectors.npy", vectors)
+    (tmp_path / "index.json").write_text(
+        json.dumps({"dimension": DIMENSION, "mode": "exact", "labels": labels})
+    )
+    loaded = PartitionIndex.load(tmp_path, SETTINGS)
+    assert not loaded.uses_graph
+    assert len(loaded) == 40
+    assert loaded.search(vectors[7], 1) == [(307, pytest.approx(1.0, abs=1e-5))]
