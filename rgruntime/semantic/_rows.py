@@ -97,6 +97,9 @@ class RowTable:
         row = self._label_rows.pop(label, None)
         if row is not None:
             self.labels[row] = FREE
+            if self.matrix is not None:
+                # A removed entry's vector must not outlive it, in memory or in a save.
+                self.matrix[row] = 0.0
             self._free.append(row)
         return row
 

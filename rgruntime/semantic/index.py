@@ -217,6 +217,11 @@ class PartitionIndex:
 
     def _add(self, labels: list[int], vectors: Vectors) -> None:
         self._check_shape(labels, vectors)
+        if len(set(labels)) != len(labels):
+            raise InvalidArgumentError("labels", labels, "distinct labels")
+        for label in labels:
+            if label in self._rows:
+                self._delete(label)  # added again: the new vector replaces the old one
         if self._graph is None and len(self) + len(labels) > self.settings.exact_limit:
             self._switch_to(self._graph_start(vectors))
         rows = self._rows.place(labels, vectors)
@@ -472,10 +477,12 @@ class PartitionIndex:
             vectors = np.ascontiguousarray(np.load(directory / "vectors.npy"), dtype=np.float32)
         else:
             projection = None
-            old = index._loaded_graph(
-                directory / "graph.bin", index.dimension, replace_deleted=True
-            )
-            vectors = np.ascontiguousarray(old.get_items(labels), dtype=np.float32)
+            vectors = np.empty((0, index.dimension), dtype=np.float32)
+            if len(labels):  # (hnswlib answers no labels with an array of another shape)
+                old = index._loaded_graph(
+                    directory / "graph.bin", index.dimension, replace_deleted=True
+                )
+                vectors = np.ascontiguousarray(old.get_items(labels), dtype=np.float32)
         index._check_shape(labels.tolist(), vectors)
         index._rebuilt(labels, vectors, projection)
         return index

@@ -236,3 +236,56 @@ def test_an_exact_index_saved_before_format_3_is_read(tmp_path: Path) -> None:
     assert not loaded.uses_graph
     assert len(loaded) == 40
     assert loaded.search(vectors[7], 1) == [(307, pytest.approx(1.0, abs=1e-5))]
+
+
+MODES = {
+    "exact": HnswSettings(exact_limit=10_000),
+    "graph": HnswSettings(exact_limit=300, graph_dimension=None),
+    "projected": SETTINGS,
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_label_added_again_keeps_only_its_new_vector(mode: str) -> None:
+    index, vectors = filled(500, MODES[mode])
+    index.apply([], [7], vectors[8:9])  # label 7 now holds label 8's vector
+    assert len(index) == 500
+    assert [label for label, _ in index.search(vectors[7], 3)].count(7) <= 1
+    assert index.search(vectors[8], 2)[1][0] in (7, 8)
+    index.apply([7], [], None)
+    assert len(index) == 499
+    assert all(label != 7 for label, _ in index.search(vectors[8], 8))
+    assert all(label != 7 for label, _ in index.search(vectors[7], 8))
+    with pytest.raises(InvalidArgumentError, match="distinct labels"):
+        index.apply([], [900, 900], vectors[:2])
+    assert len(index) == 499
+
+
+@pytest.mark.parametrize("mode", ["exact", "projected"])
+def test_a_removed_vector_is_neither_kept_nor_saved(mode: str, tmp_path: Path) -> None:
+    index, vectors = filled(500, MODES[mode])
+    index.apply([42], [], None)
+    index.save(tmp_path)
+    saved = np.load(tmp_path / "vectors.npy")
+    assert not (np.abs(saved @ vectors[42]) > 0.999).any()
+    assert len(PartitionIndex.load(tmp_path, MODES[mode])) == 499
+
+
+def test_a_legacy_graph_with_every_vector_deleted_loads_empty(tmp_path: Path) -> None:
+    import json
+
+    import hnswlib
+
+    graph = hnswlib.Index(space="cosine", dim=DIMENSION)
+    graph.init_index(max_elements=64, allow_replace_deleted=True)
+    graph.add_items(embedding_like(3, seed=11), [0, 1, 2])
+    for label in (0, 1, 2):
+        graph.mark_deleted(label)
+    graph.save_index(str(tmp_path / "graph.bin"))
+    meta = {"dimension": DIMENSION, "mode": "graph", "deleted": 3, "labels": []}
+    (tmp_path / "index.json").write_text(json.dumps(meta))
+    loaded = PartitionIndex.load(tmp_path, SETTINGS)
+    assert len(loaded) == 0
+    assert loaded.search(embedding_like(1, seed=12)[0], 3) == []
+    loaded.apply([], [5], embedding_like(1, seed=13))
+    assert len(loaded) == 1
