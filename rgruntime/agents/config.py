@@ -207,6 +207,20 @@ class AutoInvalidateConfig:
         return frozenset(ignored)
 
 
+def _one_response_mode(
+    response: ResponseCacheConfig, semantic: SemanticCacheConfig, where: str
+) -> None:
+    # The guide's response_cache.similarity_threshold is the static mode too: with an error
+    # bound beside it, one of the two would be silently ignored.
+    if response.similarity_threshold is not None and semantic.max_error_rate:
+        raise ConfigError(
+            f"{where}.semantic_cache.max_error_rate",
+            semantic.max_error_rate,
+            f"one mode: either {where}.response_cache.similarity_threshold (static) or "
+            "semantic_cache.max_error_rate, not both",
+        )
+
+
 @attrs.frozen(kw_only=True)
 class AgentCacheConfig:
     """An agent's ``cache_config``.
@@ -222,6 +236,9 @@ class AgentCacheConfig:
     response_cache: ResponseCacheConfig = ResponseCacheConfig()
     semantic_cache: SemanticCacheConfig = SemanticCacheConfig()
     auto_invalidate: AutoInvalidateConfig = AutoInvalidateConfig()
+
+    def __attrs_post_init__(self) -> None:
+        _one_response_mode(self.response_cache, self.semantic_cache, "cache_config")
 
     @property
     def response_ttl(self) -> float | None:
@@ -262,14 +279,16 @@ class AgentCacheConfig:
                     "of the two only",
                 )
             response = attrs.evolve(response, ttl=response.ttl if response.ttl else ttl)
+        semantic = SemanticCacheConfig.from_mapping(
+            checked.get("semantic_cache", {}), f"{where}.semantic_cache"
+        )
+        _one_response_mode(response, semantic, where)
         return cls(
             enabled=boolean(checked.get("enabled", True), f"{where}.enabled"),
             tool_cache=boolean(checked.get("tool_cache", True), f"{where}.tool_cache"),
             memory_cache=boolean(checked.get("memory_cache", True), f"{where}.memory_cache"),
             response_cache=response,
-            semantic_cache=SemanticCacheConfig.from_mapping(
-                checked.get("semantic_cache", {}), f"{where}.semantic_cache"
-            ),
+            semantic_cache=semantic,
             auto_invalidate=AutoInvalidateConfig.from_mapping(
                 checked.get("auto_invalidate", {}), f"{where}.auto_invalidate"
             ),

@@ -29,7 +29,11 @@ from rgruntime.semantic.error_bound import (
     ErrorBoundStats,
     Prior,
 )
-from rgruntime.semantic.errors import EmbedderUnavailableError, EmbeddingError
+from rgruntime.semantic.errors import (
+    EmbedderUnavailableError,
+    EmbeddingError,
+    EmbeddingFailedError,
+)
 from rgruntime.semantic.hashing import HashingEmbedder, make_hashing
 from rgruntime.semantic.index import HnswSettings, PartitionIndex
 from rgruntime.semantic.judged_policies import MAX_JUDGE_POLICIES
@@ -56,6 +60,7 @@ __all__ = [
     "Embedder",
     "EmbedderUnavailableError",
     "EmbeddingError",
+    "EmbeddingFailedError",
     "ErrorBoundPolicy",
     "ErrorBoundSettings",
     "ErrorBoundStats",

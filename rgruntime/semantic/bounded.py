@@ -18,10 +18,12 @@ teaches another's agents (:mod:`rgruntime.semantic.judged_policies`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import attrs
+import numpy as np
 
 from rgruntime.errors import InvalidArgumentError
 from rgruntime.semantic.judges import ANSWER_JUDGE, JudgeIdentity, answer_text
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from rgruntime.semantic.layer_index import LayerSemanticIndex, SemanticHit
 
 __all__ = ["BoundedLookup", "Pending", "answer_text", "bounded_lookup", "settle"]
+
+logger = logging.getLogger("rgruntime.semantic")
 
 
 @attrs.frozen
@@ -76,12 +80,32 @@ async def bounded_lookup(
     return BoundedLookup()
 
 
-async def settle(pending: Pending, judge: Callable[[], Awaitable[object]]) -> bool:
-    """Ask ``judge`` whether the candidate would have been right, and teach the policy."""
-    correct = await judge()
-    if not isinstance(correct, bool):
-        raise InvalidArgumentError("the semantic judge returned", correct, "True or False")
+async def settle(pending: Pending, judge: Callable[[], Awaitable[object]]) -> bool | None:
+    """Ask ``judge`` whether the candidate would have been right, and teach the policy.
+
+    The request was answered with its fresh result already: a judge that fails (raises, or
+    answers anything but True or False; numpy's booleans are taken as booleans) must not fail it.
+    The failure is logged and counted (``judge_failures``), nothing is learned, and None is
+    returned. Cancellation is not a failure: it goes through.
+    """
+    try:
+        verdict = await judge()
+    except Exception:
+        pending.policy.judge_failed()
+        logger.warning(
+            "the semantic judge failed: nothing learned from this candidate", exc_info=True
+        )
+        return None
+    if isinstance(verdict, np.bool_):
+        verdict = bool(verdict)
+    if not isinstance(verdict, bool):
+        pending.policy.judge_failed()
+        logger.warning(
+            "%s: nothing learned from this candidate",
+            InvalidArgumentError("the semantic judge returned", verdict, "True or False"),
+        )
+        return None
     # The policy held since the lookup, not looked up again: had the index dropped it meanwhile
     # (judged_policies), a new one would learn from a decision it never made.
-    pending.policy.record(pending.partition, pending.hit.key, pending.decision, correct)
-    return correct
+    pending.policy.record(pending.partition, pending.hit.key, pending.decision, verdict)
+    return verdict

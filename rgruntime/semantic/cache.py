@@ -67,6 +67,7 @@ from rgruntime.semantic.embedder import (
     worker_limiter,
 )
 from rgruntime.semantic.embedding_cache import CachedEmbedder
+from rgruntime.semantic.errors import EmbeddingFailedError
 from rgruntime.semantic.index import HnswSettings, PartitionIndex
 from rgruntime.semantic.records import (
     HISTOGRAM_BINS,
@@ -231,6 +232,7 @@ class SemanticCache:
         self._empty = 0
         self._below = 0
         self._rejected = 0
+        self._embedding_failures = 0
         self._rejections: Counter[RejectionReason] = Counter()
         self._histogram = [0] * HISTOGRAM_BINS
         self._adds = 0
@@ -268,7 +270,7 @@ class SemanticCache:
         token = object()
         self._pending[key] = token
         try:
-            vector = (await self.embedder.embed([text]))[0]
+            vector = await self._embedded(text)
         except BaseException:
             if self._pending.get(key) is token:
                 del self._pending[key]
@@ -276,6 +278,15 @@ class SemanticCache:
         if self._pending.get(key) is not token:
             return  # removed or added again while embedding
         await self._require_mailbox().ask(_Insert(partition, key, text, vector, token))
+
+    async def _embedded(self, text: str) -> Vectors:
+        try:
+            vectors = await self.embedder.embed([text])
+        except Exception as error:  # cancellation is no failure: it goes through
+            self._embedding_failures += 1
+            raise EmbeddingFailedError(self.embedder.name, error) from error
+        vector: Vectors = vectors[0]
+        return vector
 
     def remove(self, key: str) -> bool:
         """Take ``key`` out of the cache at once; True if it was indexed (or being indexed).
@@ -327,7 +338,7 @@ class SemanticCache:
             return None
         vector = self.embedder.cached(text)
         if vector is None:
-            vector = (await self.embedder.embed([text]))[0]
+            vector = await self._embedded(text)
         # Removed labels may still be in the index: ask for enough to get past them.
         k = self.candidates + len(part.pending_deletes)
         found = await self._search(part.index, vector, k)
@@ -482,6 +493,7 @@ class SemanticCache:
             partitions=sum(1 for part in self._partitions.values() if part.keys),
             pending_removals=sum(len(part.pending_deletes) for part in self._partitions.values()),
             embedded_texts=self.embedder.embedded,
+            embedding_failures=self._embedding_failures,
             embedding_cache_entries=len(self.embedder),
         )
 

@@ -400,6 +400,9 @@ class ErrorBoundStats:
     ambiguous_wrong: int = 0
     #: Served because the verifier found the texts the same question by rule (cold trust).
     served_by_rule: int = 0
+    #: Verified candidates whose judge failed (raised, or gave no True / False): nothing was
+    #: learned from them, and the request was answered with its fresh result all the same.
+    judge_failures: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return attrs.asdict(self)
@@ -439,6 +442,7 @@ class ErrorBoundPolicy:
         self._candidates = self._served = self._verified = self._missed = 0
         self._judged = self._judged_wrong = self._explored = self._explored_wrong = 0
         self._ambiguous = self._ambiguous_wrong = self._served_by_rule = 0
+        self._judge_failures = 0
         self._expected_sum = 0.0
 
     # -- deciding ------------------------------------------------------------------------------
@@ -624,6 +628,10 @@ class ErrorBoundPolicy:
 
     # -- learning ------------------------------------------------------------------------------
 
+    def judge_failed(self) -> None:
+        """A verified candidate's judge failed: counted, nothing learned."""
+        self._judge_failures += 1
+
     def record(self, partition: str, key: str, decision: Decision | float, correct: bool) -> None:
         """A judge's verdict on a verified candidate: would ``key``'s answer have been right?"""
         similarity = _unit(
@@ -688,4 +696,5 @@ class ErrorBoundPolicy:
             ambiguous=self._ambiguous,
             ambiguous_wrong=self._ambiguous_wrong,
             served_by_rule=self._served_by_rule,
+            judge_failures=self._judge_failures,
         )

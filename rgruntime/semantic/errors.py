@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rgruntime.errors import RGRuntimeError
 
-__all__ = ["EmbedderUnavailableError", "EmbeddingError"]
+__all__ = ["EmbedderUnavailableError", "EmbeddingError", "EmbeddingFailedError"]
 
 
 class EmbedderUnavailableError(RGRuntimeError, RuntimeError):
@@ -23,3 +23,17 @@ class EmbedderUnavailableError(RGRuntimeError, RuntimeError):
 
 class EmbeddingError(RGRuntimeError):
     """An embedding service answered, but not with one vector per text of the request."""
+
+
+class EmbeddingFailedError(RGRuntimeError):
+    """The embedder failed to embed a text (its server unreachable, an error of its own...).
+
+    Raised by :class:`~rgruntime.semantic.SemanticCache`'s ``lookup`` and ``add``, with the
+    embedder's error as its cause. A layer's semantic index takes it as a miss, or as an entry
+    left unindexed (a cache that cannot embed must not fail the request it was asked to spare).
+    """
+
+    def __init__(self, embedder: str, error: Exception) -> None:
+        self.embedder = embedder
+        self.error = error
+        super().__init__(f"embedder {embedder!r} failed: {type(error).__name__}: {error}")

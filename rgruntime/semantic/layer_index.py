@@ -22,12 +22,14 @@ vector search, so entries of another partition are never candidates.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from rgruntime._missing import MISSING
 from rgruntime.semantic.cache import SemanticCache
+from rgruntime.semantic.errors import EmbeddingFailedError
 from rgruntime.semantic.judged_policies import JudgedPolicies
 from rgruntime.semantic.judges import ANSWER_JUDGE, JudgeIdentity, answer_text, normalized
 from rgruntime.semantic.records import SemanticMatch, SemanticStats
@@ -38,6 +40,11 @@ if TYPE_CHECKING:
     from rgruntime.semantic.error_bound import ErrorBoundPolicy
 
 __all__ = ["LayerSemanticIndex", "SemanticHit"]
+
+logger = logging.getLogger("rgruntime.semantic")
+
+#: An embedder's failures are logged at the first and every this many after.
+_LOG_EVERY: Final = 100
 
 
 @attrs.frozen
@@ -96,7 +103,11 @@ class LayerSemanticIndex:
         ``threshold``: cosine similarity in [0, 1] (default: the index's). The entry is read
         through the layer (its hit is counted there), so an expired entry is never returned.
         """
-        match = await self.cache.lookup(partition, text, threshold, verify=verify)
+        try:
+            match = await self.cache.lookup(partition, text, threshold, verify=verify)
+        except EmbeddingFailedError as error:
+            self._embedding_failed("a lookup by meaning is a miss", error)
+            return None
         if match is None:
             return None
         value = self.layer.get_nowait(match.key, MISSING)
@@ -125,11 +136,28 @@ class LayerSemanticIndex:
 
     async def add(self, partition: str, key: str, text: str) -> None:
         """Index ``text`` for the layer's entry ``key`` (store the entry first)."""
-        await self.cache.add(partition, key, text)
+        try:
+            await self.cache.add(partition, key, text)
+        except EmbeddingFailedError as error:
+            self._embedding_failed("an entry is left unindexed (exact hits still find it)", error)
+            return
         if key not in self.layer:
             # The entry left the layer before or while its text was embedded: the listener has
             # nothing to remove yet at that moment, so the vector goes now.
             self.cache.remove(key)
+
+    def _embedding_failed(self, consequence: str, error: EmbeddingFailedError) -> None:
+        # Logged at the first failure and every 100th after: an embedding server that is down
+        # fails every request's lookup, and one line each would bury the log.
+        failures = self.cache.stats().embedding_failures
+        if failures % _LOG_EVERY == 1:
+            logger.warning(
+                "layer %r: %s; %s (failures so far: %d; see stats().embedding_failures)",
+                self.layer.name,
+                error,
+                consequence,
+                failures,
+            )
 
     def stats(self) -> SemanticStats:
         return attrs.evolve(

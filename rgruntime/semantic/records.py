@@ -106,6 +106,9 @@ class SemanticStats:
     pending_removals: int = 0
     embedded_texts: int = 0
     embedding_cache_entries: int = 0
+    #: Texts the embedder failed to embed (a lookup, or an add): on a layer's semantic index,
+    #: each was a miss, or an entry left unindexed, never a failed request.
+    embedding_failures: int = 0
     #: Under ``max_error_rate``: each policy's decisions and estimates (served by meaning,
     #: verified, judged wrong, estimated error rate and its interval, exploration rate). A policy
     #: learns from one judge's verdicts (evidence is never pooled across judges), and is keyed by

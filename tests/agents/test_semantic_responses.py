@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pytest
 
 from rgruntime import ConfigError, ResonantGenesis
@@ -22,6 +23,14 @@ from tests.providers.fake_openai import FakeOpenAI, serve
 pytestmark = pytest.mark.anyio
 
 SEMANTIC = {"semantic_cache": {"enabled": True, "similarity_threshold": 0.92}}
+#: The guide's semantic snippet, its vectors from an OpenAI-compatible server.
+OVER_HTTP = {
+    "semantic_cache": {
+        "enabled": True,
+        "similarity_threshold": 0.92,
+        "embedding_model": "text-embedding-3-small",
+    }
+}
 RESET = "How do I reset my password?"
 RESET_AGAIN = "How can I reset my password?"
 
@@ -158,16 +167,7 @@ async def test_the_guides_semantic_snippet_over_an_openai_compatible_server() ->
         serve(fake) as base_url,
         ResonantGenesis(api_key="sk-test", base_url=base_url) as client,
     ):
-        agent = await client.agents.create(
-            name="Support Bot",
-            cache_config={
-                "semantic_cache": {
-                    "enabled": True,
-                    "similarity_threshold": 0.92,
-                    "embedding_model": "text-embedding-3-small",
-                }
-            },
-        )
+        agent = await client.agents.create(name="Support Bot", cache_config=OVER_HTTP)
         first = await ask(client, agent.id, RESET)
         second = await ask(client, agent.id, RESET_AGAIN)
         assert not first.cached
@@ -176,6 +176,31 @@ async def test_the_guides_semantic_snippet_over_an_openai_compatible_server() ->
         assert fake.embedding_requests  # the vectors came over HTTP
         assert fake.embedding_requests[0].body["model"] == "text-embedding-3-small"
         assert fake.embedding_requests[0].headers["authorization"] == "Bearer sk-test"
+
+
+async def test_an_embedding_service_that_is_down_costs_misses_not_requests() -> None:
+    fake = FakeOpenAI()
+    async with (
+        serve(fake) as base_url,
+        ResonantGenesis(api_key="sk-test", base_url=base_url) as client,
+    ):
+        agent = await client.agents.create(name="Support Bot", cache_config=OVER_HTTP)
+        first = await ask(client, agent.id, RESET)  # indexed while the service is up
+        fake.embeddings_down = True
+        second = await ask(client, agent.id, RESET_AGAIN)  # its lookup is a miss
+        assert (first.cached, second.cached, len(fake.requests)) == (False, False, 2)
+        repeat = await ask(client, agent.id, RESET_AGAIN)  # exact hits need no embedder
+        assert (repeat.cached, repeat.match) == (True, "exact")
+        stats = client.cache.get_semantic_stats()["response:text-embedding-3-small"]
+        assert stats.embedding_failures == 2  # second's lookup, and its add: left unindexed
+        assert stats.entries == 1
+
+        fake.embeddings_down = False  # back: goals are indexed and found by meaning again
+        await ask(client, agent.id, "How do I change my email address?")
+        paraphrase = await ask(client, agent.id, "How can I change my email address?")
+        assert paraphrase.match == "semantic"
+        stats = client.cache.get_semantic_stats()["response:text-embedding-3-small"]
+        assert stats.embedding_failures == 2
 
 
 async def test_a_bad_embedder_is_refused() -> None:
@@ -233,6 +258,40 @@ async def test_an_unproven_candidate_is_verified_by_the_judge_and_learned(
     stats = bounds[f"0.01 judge={judge.__qualname__}"]
     assert (stats.verified, stats.judged, stats.judged_wrong, stats.served) == (1, 1, 1, 0)
     assert stats.exploration_rate == 1.0
+
+
+@pytest.mark.parametrize(
+    ("verdict", "learned"),
+    [
+        (RuntimeError("judge service down"), False),
+        ("yes", False),  # neither True nor False
+        (None, False),
+        (np.True_, True),  # numpy's booleans are booleans
+        (np.False_, True),
+    ],
+)
+async def test_a_failing_judge_never_fails_the_answered_request(
+    client: ResonantGenesis, provider: SimulatedProvider, verdict: object, learned: bool
+) -> None:
+    async def judge(query: str, cached: str, fresh: str) -> object:
+        if isinstance(verdict, Exception):
+            raise verdict
+        return verdict
+
+    config = {"semantic_cache": {"enabled": True, "max_error_rate": 0.01, "judge": judge}}
+    agent = await client.agents.create(name="Support Bot", cache_config=config)
+    await ask(client, agent.id, RESET)
+    second = await ask(client, agent.id, RESET_AGAIN)  # verified: a cold index serves nothing
+    assert (second.cached, second.output, provider.calls) == (False, second.output, 2)
+    assert second.output
+    stats = client.cache.get_semantic_stats()["response:minilm"].error_bound
+    (policy,) = stats.values()
+    assert (policy.verified, policy.judged, policy.judge_failures) == (
+        (1, 1, 0) if learned else (1, 0, 1)
+    )
+    # The fresh answer was stored: the same goal again is an exact hit.
+    again = await ask(client, agent.id, RESET_AGAIN)
+    assert (again.cached, again.match) == (True, "exact")
 
 
 async def test_the_model_judge_is_counted_in_usage_and_cost(
@@ -346,6 +405,33 @@ def test_bad_settings_are_refused_in_a_config_built_directly(
     with pytest.raises(ConfigError, match=accepted) as raised:
         SemanticCacheConfig(enabled=True, **options)
     assert raised.value.field == field
+
+
+async def test_a_threshold_in_response_cache_and_an_error_bound_are_refused_together(
+    client: ResonantGenesis,
+) -> None:
+    from rgruntime.agents.config import AgentCacheConfig, ResponseCacheConfig
+
+    both = {
+        "response_cache": {"similarity_threshold": 0.9},
+        "semantic_cache": {"enabled": True, "max_error_rate": 0.05},
+    }
+    with pytest.raises(ConfigError, match="one mode") as raised:
+        await client.agents.create(name="Bot", cache_config=both)
+    assert raised.value.field == "cache_config.semantic_cache.max_error_rate"
+    assert "response_cache.similarity_threshold" in str(raised.value)
+    assert client.agents.list() == []
+    with pytest.raises(ConfigError, match="one mode"):
+        AgentCacheConfig(
+            response_cache=ResponseCacheConfig(similarity_threshold=0.9),
+            semantic_cache=SemanticCacheConfig(enabled=True, max_error_rate=0.05),
+        )
+    # Either alone is taken.
+    for alone in (
+        {"response_cache": both["response_cache"]},
+        {"semantic_cache": both["semantic_cache"]},
+    ):
+        await client.agents.create(name="Bot", cache_config=alone)
 
 
 async def test_the_accepted_judges_are_taken(client: ResonantGenesis) -> None:

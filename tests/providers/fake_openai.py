@@ -142,6 +142,8 @@ class FakeOpenAI:
         self.stream_ended = anyio.Event()
         self._released = anyio.Event()
         self.embedding_requests: list[Received] = []
+        #: True: the embeddings endpoint answers 503 (an embedding service that is down).
+        self.embeddings_down = False
         self._embedder: Any = None
         self.app = Starlette(
             routes=[
@@ -182,6 +184,8 @@ class FakeOpenAI:
 
         body = json.loads(await request.body())
         self.embedding_requests.append(Received(dict(request.headers), body))
+        if self.embeddings_down:
+            return JSONResponse({"error": {"message": "embeddings unavailable"}}, 503)
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
         if self._embedder is None:
             self._embedder = MiniLMEmbedder()

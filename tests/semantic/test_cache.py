@@ -266,6 +266,60 @@ async def test_entries_removed_while_a_user_verifier_runs_are_never_returned(
         group.cancel_scope.cancel()
 
 
+class FailingEmbedder(HashingEmbedder):
+    """The hashing embedder, failing while ``down`` (an embedding service that is away)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        if self.down:
+            raise ConnectionError("embedding service unreachable")
+        return await super().embed(texts)
+
+
+async def test_an_embedder_failure_is_named_counted_and_stores_nothing(
+    hnsw: HnswSettings,
+) -> None:
+    from rgruntime.semantic import EmbeddingFailedError
+
+    embedder = FailingEmbedder()
+    semantic = SemanticCache(embedder, threshold=0.5, hnsw=hnsw)
+    async with anyio.create_task_group() as group:
+        await group.start(semantic.run)
+        await fill(semantic, "p")
+        embedder.down = True
+        with pytest.raises(EmbeddingFailedError, match="embedding service unreachable") as raised:
+            await semantic.lookup("p", "a text never embedded")
+        assert isinstance(raised.value.__cause__, ConnectionError)
+        assert raised.value.embedder == embedder.name
+        with pytest.raises(EmbeddingFailedError):
+            await semantic.add("p", "new", "another text never embedded")
+        stats = semantic.stats()
+        assert (stats.embedding_failures, stats.entries) == (2, len(FILLER))
+        assert "new" not in semantic  # nothing half-added
+        embedder.down = False
+        await semantic.add("p", "new", "another text never embedded")
+        match = await semantic.lookup("p", "another text never embedded")
+        assert match is not None
+        assert match.key == "new"
+        group.cancel_scope.cancel()
+
+
+async def test_a_cancelled_embedding_is_no_failure(cache: SemanticCache) -> None:
+    embedder = cache.embedder.inner
+    assert isinstance(embedder, CountingEmbedder)
+    await fill(cache, "p")
+    embedder.gate = anyio.Event()  # never set: the embedding waits until cancelled
+    with anyio.move_on_after(0.05):
+        await cache.lookup("p", "a text never embedded")
+    with anyio.move_on_after(0.05):
+        await cache.add("p", "k", "another text never embedded")
+    assert cache.stats().embedding_failures == 0
+    assert "k" not in cache
+
+
 async def test_embeddings_are_cached(cache: SemanticCache) -> None:
     embedder = cache.embedder.inner
     assert isinstance(embedder, CountingEmbedder)
