@@ -251,3 +251,41 @@ async def test_the_runner_up_is_the_closest_entry_with_another_answer(
     similarities = dict(match.others)
     assert match.others[0][0] != "c"  # the closest other holds the match's own answer
     assert hit.runner_up == pytest.approx(similarities["c"])
+
+
+async def test_an_embedder_that_fails_costs_a_miss_and_an_unindexed_entry(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shared by agents' answers and tools' results: the layer's index never raises for it."""
+    from collections.abc import Sequence
+
+    from rgruntime.semantic.embedder import Vectors
+
+    class Flaky(HashingEmbedder):
+        down = False
+
+        async def embed(self, texts: Sequence[str]) -> Vectors:
+            if self.down:
+                raise ConnectionError("embedding service unreachable")
+            return await super().embed(texts)
+
+    embedder = Flaky()
+    index = await semantic_index(
+        runtime, "answers", embedder=embedder, threshold=0.8, verifier=None
+    )
+    await filled(index)
+    embedder.down = True
+    with caplog.at_level("WARNING", logger="rgruntime.semantic"):
+        assert await index.lookup("p", PARIS_AGAIN) is None
+        await store(index, "k-new", "where can I buy fresh bread nearby")
+        for _ in range(3):
+            assert await index.lookup("p", PARIS_AGAIN) is None
+    assert index.layer.get_nowait("k-new") is not None  # stored in the layer, unindexed
+    stats = index.stats()
+    assert (stats.embedding_failures, stats.entries) == (5, 3)
+    warnings = [r for r in caplog.records if "embedding service unreachable" in r.getMessage()]
+    assert len(warnings) == 1  # the first failure; then every 100th
+    embedder.down = False
+    hit = await index.lookup("p", PARIS_AGAIN)
+    assert hit is not None
+    assert hit.key == "k-paris"
