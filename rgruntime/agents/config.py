@@ -119,6 +119,18 @@ def _one_mode(similarity_threshold: object, max_error_rate: object, where: str) 
         )
 
 
+def _judged_mode(similarity_threshold: object, judge: object, where: str) -> None:
+    # A judge teaches the error bound; the static mode learns nothing, so a judge given with a
+    # threshold would be silently unused.
+    if similarity_threshold is not None and not (isinstance(judge, str) and judge == "answer"):
+        raise ConfigError(
+            f"{where}.judge",
+            judge,
+            "a judge only in the error-bound mode (max_error_rate): the static mode "
+            "(similarity_threshold) judges nothing",
+        )
+
+
 def _takes_three_arguments(function: object) -> bool:
     try:
         signature = inspect.signature(function)  # type: ignore[arg-type]
@@ -163,11 +175,13 @@ class SemanticCacheConfig:
         for name, check in _SEMANTIC_CACHE_KEYS.items():
             check(getattr(self, name), f"semantic_cache.{name}")
         _one_mode(self.similarity_threshold, self.max_error_rate, "semantic_cache")
+        _judged_mode(self.similarity_threshold, self.judge, "semantic_cache")
 
     @classmethod
     def from_mapping(cls, options: object, where: str) -> SemanticCacheConfig:
         fields = _parse_fields(_SEMANTIC_CACHE_KEYS, options, where)
         _one_mode(fields.get("similarity_threshold"), fields.get("max_error_rate"), where)
+        _judged_mode(fields.get("similarity_threshold"), fields.get("judge", "answer"), where)
         return cls(**fields)
 
 
@@ -212,6 +226,8 @@ def _one_response_mode(
 ) -> None:
     # The guide's response_cache.similarity_threshold is the static mode too: with an error
     # bound beside it, one of the two would be silently ignored.
+    if response.similarity_threshold is not None:
+        _judged_mode(response.similarity_threshold, semantic.judge, f"{where}.semantic_cache")
     if response.similarity_threshold is not None and semantic.max_error_rate:
         raise ConfigError(
             f"{where}.semantic_cache.max_error_rate",

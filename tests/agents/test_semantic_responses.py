@@ -381,6 +381,9 @@ BAD_SETTINGS: list[tuple[dict[str, Any], str, str]] = [
         "semantic_cache.max_error_rate",
         "one mode",
     ),
+    # The static mode judges nothing: a judge there would be silently unused.
+    ({"similarity_threshold": 0.9, "judge": "model"}, "semantic_cache.judge", "error-bound mode"),
+    ({"similarity_threshold": 0.9, "judge": right_judge}, "semantic_cache.judge", "error-bound"),
 ]
 
 
@@ -426,6 +429,10 @@ async def test_a_threshold_in_response_cache_and_an_error_bound_are_refused_toge
             response_cache=ResponseCacheConfig(similarity_threshold=0.9),
             semantic_cache=SemanticCacheConfig(enabled=True, max_error_rate=0.05),
         )
+    judged = {"response_cache": {"similarity_threshold": 0.9}, "semantic_cache": {"judge": "model"}}
+    with pytest.raises(ConfigError, match="error-bound mode") as raised:
+        await client.agents.create(name="Bot", cache_config=judged)
+    assert raised.value.field == "cache_config.semantic_cache.judge"
     # Either alone is taken.
     for alone in (
         {"response_cache": both["response_cache"]},
