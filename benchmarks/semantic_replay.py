@@ -466,11 +466,60 @@ def order_robustness(console: Console, streams: Sequence[Stream], orders: int) -
     console.print(table)
 
 
+#: (tuning stream, held-out stream) pairs of :func:`_streams`, by position.
+TUNED_ON: Final = ((0, 3), (1, 5), (2, 6))
+
+
+def tuned_statics(console: Console, streams: Sequence[Stream], found: Sequence[Row]) -> None:
+    """The comparison without hindsight: for each bound, the static threshold a user would
+    choose on the tuning stream (the most hits with an error rate within the bound there),
+    applied to its held-out stream, beside what the policy served there."""
+    table = _table(
+        "A static threshold chosen on the tuning stream, on the held-out stream (no hindsight)",
+        (
+            "held-out stream",
+            "bound",
+            "threshold (tuning)",
+            "held out: served, wrong, error, Wilson upper",
+            "error <= bound+1pt",
+            "ours: served / wrong (seeds)",
+        ),
+    )
+    for tuning, held_out in TUNED_ON:
+        for bound in BOUNDS:
+            accurate = [
+                (result.hit_rate, threshold)
+                for threshold in STATIC_THRESHOLDS
+                if (result := static(streams[tuning], threshold)).hits
+                and result.error_rate <= bound
+            ]
+            ours = ", ".join(
+                f"{row.ours.hits} / {row.ours.wrong}"
+                for row in found
+                if row.stream == streams[held_out].name and row.bound == bound
+            )
+            if not accurate:
+                table.add_row(streams[held_out].name, f"{bound:.0%}", "none", "", "", ours)
+                continue
+            threshold = max(accurate)[1]
+            result = static(streams[held_out], threshold)
+            table.add_row(
+                streams[held_out].name,
+                f"{bound:.0%}",
+                f"{threshold:.2f}",
+                f"{result.hits}, {result.wrong}, {_pct(result.error_rate)}, {_pct(result.upper)}",
+                "PASS" if result.upper <= bound + 0.01 else "FAIL",
+                ours,
+            )
+    console.print(table)
+
+
 def run_replay(console: Console, quick: bool) -> None:
     streams = anyio.run(_streams, quick)
     found = [row for stream in streams for row in report(console, stream)]
     checks = [check for row in found for check in (row.within, row.enough)]
     console.print(f"[bold]Replay acceptance[/bold]: {sum(checks)} of {len(checks)} checks pass")
+    tuned_statics(console, streams, found)
     order_robustness(console, streams, ORDERS_QUICK if quick else ORDERS)
     path = os.environ.get("RGRUNTIME_REPLAY_MARKDOWN")
     if path:
