@@ -72,3 +72,23 @@ def test_probation_never_opens_where_wrong_outcomes_come_early() -> None:
     for row in found:
         if row.bound < 0.05:
             assert row.ours.hits == 0
+
+
+def test_the_static_threshold_without_hindsight_is_chosen_on_the_tuning_stream() -> None:
+    import io
+
+    from rich.console import Console
+
+    from benchmarks.semantic_replay import TUNED_ON, tuned_statics
+
+    # Tuning: right at 0.97, wrong at 0.91; held out: wrong at 0.97 too. Chosen on the tuning
+    # stream, 0.97 is within every bound there, and serves 100% wrong answers on the held-out one.
+    tuning = Stream("tuning", stream(0.97, True, 50).queries + stream(0.91, False, 50).queries)
+    held_out = Stream("held out", stream(0.97, False, 50).queries)
+    streams = [tuning, tuning, tuning, held_out, tuning, held_out, held_out]
+    assert {pair[1] for pair in TUNED_ON} == {3, 5, 6}
+    output = io.StringIO()
+    tuned_statics(Console(file=output, width=300), streams, rows(held_out))
+    lines = [line for line in output.getvalue().splitlines() if "held out" in line and "%" in line]
+    assert len(lines) == 9
+    assert all("0.97" in line and "50, 50, 100.0%" in line and "FAIL" in line for line in lines)
