@@ -6,6 +6,7 @@ Real clocks and the real local model (embedding runs in worker threads).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -20,10 +21,12 @@ RESET_AGAIN = "How can I reset my password?"  # 0.99 on all-MiniLM-L6-v2
 FAR = "Resetting my password: how does it work?"  # 0.81
 
 
-def docs_tool(calls: list[str]) -> Callable[[str], Awaitable[str]]:
-    """A tool cached by meaning under the default error bound, recording what it ran."""
+def docs_tool(calls: list[str], **options: Any) -> Callable[[str], Awaitable[str]]:
+    """A tool cached by meaning (under the default error bound unless ``options`` say
+    otherwise), recording what it ran. Two tools made here share their results unless their
+    ``options`` give them different names."""
 
-    @cache(strategy="semantic")
+    @cache(strategy="semantic", **options)
     async def lookup_docs(query: str) -> str:
         calls.append(query)
         return f"docs for {query}"
@@ -78,11 +81,7 @@ def test_no_option_means_the_default_bound_and_the_answer_judge() -> None:
 
 async def test_a_chosen_bound_decides_and_keeps_its_evidence_under_its_own_key() -> None:
     calls: list[str] = []
-
-    @cache(strategy="semantic", max_error_rate=0.05)
-    async def lookup_docs(query: str) -> str:
-        calls.append(query)
-        return f"docs for {query}"
+    lookup_docs = docs_tool(calls, max_error_rate=0.05, name="docs_within_5pc")
 
     default_calls: list[str] = []
     default_tool = docs_tool(default_calls)
@@ -107,11 +106,7 @@ async def test_a_chosen_bound_decides_and_keeps_its_evidence_under_its_own_key()
 
 async def test_a_chosen_bound_learns_from_its_own_verifications() -> None:
     calls: list[str] = []
-
-    @cache(strategy="semantic", max_error_rate=0.05)
-    async def lookup_docs(query: str) -> str:
-        calls.append(query)
-        return f"docs for {query}"
+    lookup_docs = docs_tool(calls, max_error_rate=0.05, name="docs_within_5pc")
 
     async with rgruntime.open_runtime() as runtime:
         await lookup_docs(RESET)
@@ -154,16 +149,12 @@ async def test_a_lenient_judge_opens_serving_for_its_own_tools_only() -> None:
         return True  # every cached result "would have been right"
 
     lenient_calls: list[str] = []
-
-    @cache(
-        strategy="semantic",
+    lookup_docs = docs_tool(
+        lenient_calls,
         judge=lenient,
+        name="leniently_judged_docs",
         tags=lambda query: ["again"] if query == RESET_AGAIN else [],
     )
-    async def lookup_docs(query: str) -> str:
-        lenient_calls.append(query)
-        return f"docs for {query}"
-
     default_calls: list[str] = []
     default_tool = docs_tool(default_calls)
 
@@ -179,6 +170,7 @@ async def test_a_lenient_judge_opens_serving_for_its_own_tools_only() -> None:
         await default_tool(RESET)
         assert await default_tool(RESET_AGAIN) == f"docs for {RESET_AGAIN}"
         bounds = semantic_stats(runtime)["tool:minilm"].error_bound
+    assert lenient_calls == [RESET] + [RESET_AGAIN] * 100
     assert default_calls == [RESET, RESET_AGAIN]
     assert list(bounds) == ["0.02", f"0.02 judge={lenient.__qualname__}"]
     lenients = bounds[f"0.02 judge={lenient.__qualname__}"]
