@@ -150,13 +150,21 @@ def _as_for_agents(value: object, field: str) -> Any:
     return getattr(SemanticCacheConfig.from_mapping({option: value}, where), option)
 
 
-def _one_mode(similarity_threshold: object, max_error_rate: object, where: str) -> None:
-    """A threshold and a bound together are refused as for agents (naming both fields)."""
-    from rgruntime.agents.config import SemanticCacheConfig
+def _check_mode(settings: ToolCacheSettings, where: str) -> ToolCacheSettings:
+    """A threshold (the static mode) with what belongs to the error-bound mode is refused as for
+    agents (a bound: ConfigError naming both fields)."""
+    if settings.similarity_threshold is not None:
+        from rgruntime.agents.config import SemanticCacheConfig
 
-    SemanticCacheConfig.from_mapping(
-        {"similarity_threshold": similarity_threshold, "max_error_rate": max_error_rate}, where
-    )
+        SemanticCacheConfig.from_mapping(
+            {
+                "similarity_threshold": settings.similarity_threshold,
+                "max_error_rate": settings.max_error_rate,
+                "judge": settings.judge,
+            },
+            where,
+        )
+    return settings
 
 
 def _judge(value: object, field: str) -> object:
@@ -245,10 +253,7 @@ class ToolCacheSettings:
                     f"{where}.{option}", value, f"a known option: {', '.join(parsers)}"
                 )
             parsed[option] = parse(value, f"{where}.{option}")
-        threshold, bound = parsed.get("similarity_threshold"), parsed.get("max_error_rate")
-        if threshold is not None and bound is not None:
-            _one_mode(threshold, bound, where)
-        return cls(**parsed)
+        return _check_mode(cls(**parsed), where)
 
     def merged(self, where: str, **options: Any) -> ToolCacheSettings:
         """These settings with ``options`` (validated the same way) on top.
@@ -265,7 +270,7 @@ class ToolCacheSettings:
         ):
             if changes.get(mode) is not None:
                 changes.setdefault(other, None)
-        return attrs.evolve(self, **changes)
+        return _check_mode(attrs.evolve(self, **changes), where)
 
 
 def _is_context_annotation(annotation: Any) -> bool:
