@@ -149,9 +149,14 @@ def test_an_agents_override_names_its_field_and_replaces_the_tools_mode() -> Non
     bounded = tools_own.merged(where, max_error_rate=0.01, judge=judge_results)
     assert (bounded.similarity_threshold, bounded.max_error_rate) == (None, 0.01)
     assert bounded.judge is judge_results
-    # And the other way round; an override that chooses no mode keeps the tool's.
+    # And the other way round (the judge goes with the bound: the static mode judges nothing);
+    # an override that chooses no mode keeps the tool's.
     static = bounded.merged(where, similarity_threshold=0.85)
-    assert (static.similarity_threshold, static.max_error_rate) == (0.85, None)
+    assert (static.similarity_threshold, static.max_error_rate, static.judge) == (
+        0.85,
+        None,
+        "answer",
+    )
     assert bounded.merged(where, ttl=60).max_error_rate == 0.01
     with pytest.raises(ConfigError) as raised:
         tools_own.merged(where, similarity_threshold=0.8, max_error_rate=0.01)

@@ -258,18 +258,18 @@ class ToolCacheSettings:
     def merged(self, where: str, **options: Any) -> ToolCacheSettings:
         """These settings with ``options`` (validated the same way) on top.
 
-        An override that chooses a mode (a ``similarity_threshold`` or a ``max_error_rate``)
-        replaces the mode of these settings: an agent's ``tool_cache_config`` can set the bound
-        of a tool whose ``@cache`` set a threshold, and cannot unset that threshold otherwise.
+        An override that chooses a mode replaces the mode of these settings: an agent's
+        ``tool_cache_config`` can set the bound of a tool whose ``@cache`` set a threshold, and
+        cannot unset that threshold otherwise. A ``max_error_rate`` drops the threshold; a
+        ``similarity_threshold`` drops the bound and the judge (the static mode judges nothing).
         """
         overrides = ToolCacheSettings.checked(where, **options)
         changes = {option: getattr(overrides, option) for option in options}
-        for mode, other in (
-            ("similarity_threshold", "max_error_rate"),
-            ("max_error_rate", "similarity_threshold"),
-        ):
-            if changes.get(mode) is not None:
-                changes.setdefault(other, None)
+        if changes.get("max_error_rate") is not None:
+            changes.setdefault("similarity_threshold", None)
+        if changes.get("similarity_threshold") is not None:
+            changes.setdefault("max_error_rate", None)
+            changes.setdefault("judge", "answer")
         return _check_mode(attrs.evolve(self, **changes), where)
 
 
