@@ -6,12 +6,14 @@ while a thread works.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
 import rgruntime
-from rgruntime.tools import Tool, cache
+from rgruntime import ConfigError
+from rgruntime.errors import describe_value
+from rgruntime.tools import Tool, ToolCacheSettings, cache
 
 pytestmark = pytest.mark.anyio
 
@@ -75,3 +77,87 @@ async def test_the_semantic_strategy_never_crosses_instances_or_versions() -> No
         "fr:paris weather today",
         "en:paris weather today",
     ]
+
+
+# -- the error bound and the judge of a tool ----------------------------------------------------
+
+
+async def judge_results(query: str, cached_result: str, fresh_result: str) -> bool:
+    return cached_result == fresh_result
+
+
+def sync_judge(query: str, cached_result: str, fresh_result: str) -> bool:
+    return True
+
+
+async def two_argument_judge(cached_result: str, fresh_result: str) -> bool:
+    return True
+
+
+BOUND = "a share of wrong answers above 0 and at most 0.5"
+JUDGE = '"answer" or an async function (query, cached_result, fresh_result) -> bool'
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "accepted"),
+    [
+        ({"max_error_rate": 0}, "max_error_rate", BOUND),
+        ({"max_error_rate": 0.6}, "max_error_rate", BOUND),
+        ({"max_error_rate": -0.01}, "max_error_rate", BOUND),
+        ({"max_error_rate": "0.02"}, "max_error_rate", BOUND),
+        ({"max_error_rate": True}, "max_error_rate", BOUND),
+        ({"judge": sync_judge}, "judge", JUDGE),
+        ({"judge": two_argument_judge}, "judge", JUDGE),
+        ({"judge": "Answer"}, "judge", JUDGE),
+        ({"judge": None}, "judge", JUDGE),
+        # An agent's model judges its answers; a tool has no model to ask.
+        ({"judge": "model"}, "judge", "a tool has none"),
+        (
+            {"similarity_threshold": 0.9, "max_error_rate": 0.01},
+            "max_error_rate",
+            "either similarity_threshold (static) or max_error_rate, not both",
+        ),
+    ],
+)
+def test_a_bad_bound_or_judge_is_refused_at_decoration(
+    options: dict[str, Any], field: str, accepted: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        cache(strategy="semantic", **options)
+    assert raised.value.field == f"cache.{field}"
+    assert raised.value.value is options[field]
+    assert accepted in raised.value.accepted
+    assert f"cache.{field}: {describe_value(options[field])} is not accepted" in str(raised.value)
+
+
+def test_a_bound_and_a_judge_are_accepted() -> None:
+    settings = ToolCacheSettings.checked(max_error_rate=0.05, judge=judge_results)
+    assert (settings.max_error_rate, settings.judge) == (0.05, judge_results)
+    assert ToolCacheSettings.checked(max_error_rate=1 / 2, judge="answer").max_error_rate == 0.5
+
+
+def test_an_agents_override_names_its_field_and_replaces_the_tools_mode() -> None:
+    where = "tool_cache_config.web_search"
+    tools_own = ToolCacheSettings.checked(strategy="semantic", similarity_threshold=0.9)
+    with pytest.raises(ConfigError) as raised:
+        tools_own.merged(where, max_error_rate=0.7)
+    assert (raised.value.field, raised.value.value) == (f"{where}.max_error_rate", 0.7)
+    with pytest.raises(ConfigError) as raised:
+        tools_own.merged(where, judge="model")
+    assert (raised.value.field, raised.value.value) == (f"{where}.judge", "model")
+    # The tool's @cache chose a threshold; the agent's bound replaces it (it could not unset it).
+    bounded = tools_own.merged(where, max_error_rate=0.01, judge=judge_results)
+    assert (bounded.similarity_threshold, bounded.max_error_rate) == (None, 0.01)
+    assert bounded.judge is judge_results
+    # And the other way round (the judge goes with the bound: the static mode judges nothing);
+    # an override that chooses no mode keeps the tool's.
+    static = bounded.merged(where, similarity_threshold=0.85)
+    assert (static.similarity_threshold, static.max_error_rate, static.judge) == (
+        0.85,
+        None,
+        "answer",
+    )
+    assert bounded.merged(where, ttl=60).max_error_rate == 0.01
+    with pytest.raises(ConfigError) as raised:
+        tools_own.merged(where, similarity_threshold=0.8, max_error_rate=0.01)
+    assert raised.value.field == f"{where}.max_error_rate"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from rgruntime.errors import ConfigError
 from rgruntime.runtime.runtime import current_runtime, use_runtime
@@ -44,6 +44,9 @@ from rgruntime.tools.caching import (
     cached_call,
     passthrough,
 )
+
+if TYPE_CHECKING:
+    from rgruntime.semantic.judges import Judge
 
 __all__ = [
     "STRATEGIES",
@@ -100,6 +103,8 @@ def cache(
     similarity_threshold: float | None = None,
     embedder: str = "minilm",
     semantic_param: str | None = None,
+    max_error_rate: float | None = None,
+    judge: Literal["answer"] | Judge = "answer",
 ) -> Callable[[F], F]: ...
 def cache(
     ttl: Any = None,
@@ -117,6 +122,8 @@ def cache(
     similarity_threshold: float | None = None,
     embedder: str = "minilm",
     semantic_param: str | None = None,
+    max_error_rate: float | None = None,
+    judge: Literal["answer"] | Judge = "answer",
 ) -> Any:
     """Cache an ``async def`` tool's results: ``@cache(ttl=300, key_params=["location"])``.
 
@@ -142,6 +149,8 @@ def cache(
         similarity_threshold=similarity_threshold,
         embedder=embedder,
         semantic_param=semantic_param,
+        max_error_rate=max_error_rate,
+        judge=judge,
     )
 
     def decorate(function: F) -> F:

@@ -32,10 +32,12 @@ from rgruntime.runtime.runtime import current_runtime
 from rgruntime.tools.base import Tool, ToolContext
 from rgruntime.tools.scope import current_request, write_tags
 from rgruntime.units import parse_duration
+from rgruntime.validation import optional, similarity
 
 if TYPE_CHECKING:
     from rgruntime.runtime.layer import Layer
     from rgruntime.runtime.runtime import Runtime
+    from rgruntime.semantic.judges import Judge
 
 __all__ = [
     "STRATEGIES",
@@ -46,9 +48,17 @@ __all__ = [
     "passthrough",
 ]
 
-#: The error bound of ``strategy="semantic"`` without a ``similarity_threshold``: at most 2% of
-#: the results served by meaning wrong, judged by comparing results (docs/semantic.md).
+#: The error bound of ``strategy="semantic"`` without a ``similarity_threshold`` or a
+#: ``max_error_rate``: at most 2% of the results served by meaning wrong (docs/semantic.md).
 TOOL_MAX_ERROR_RATE: Final = 0.02
+
+#: What a tool's ``judge`` may be. Not ``"model"``: it asks an agent's model about its answers,
+#: and a tool has no model.
+_JUDGE_ACCEPTED: Final = (
+    '"answer" or an async function (query, cached_result, fresh_result) -> bool (async def, or '
+    'an object whose __call__ is async def); "model" judges an agent\'s answers with its model, '
+    "and a tool has none"
+)
 
 Strategy = Literal["exact", "semantic", "none"]
 
@@ -130,12 +140,41 @@ def _version(value: object, field: str) -> str | int | None:
     raise ConfigError(field, value, "a version number or string, such as 2 or '2024-06'")
 
 
-def _threshold(value: object, field: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ConfigError(field, value, "a cosine similarity between 0 and 1, such as 0.92")
-    return float(value)
+def _as_for_agents(value: object, field: str) -> Any:
+    """``value`` checked as an agent's ``semantic_cache`` checks the same option: one definition
+    of the bounds and judges accepted."""
+    # Imported here: rgruntime.agents imports this package (its loop caches tools through it).
+    from rgruntime.agents.config import SemanticCacheConfig
+
+    where, _, option = field.rpartition(".")
+    return getattr(SemanticCacheConfig.from_mapping({option: value}, where), option)
+
+
+def _check_mode(settings: ToolCacheSettings, where: str) -> ToolCacheSettings:
+    """A threshold (the static mode) with what belongs to the error-bound mode is refused as for
+    agents (a bound: ConfigError naming both fields)."""
+    if settings.similarity_threshold is not None:
+        from rgruntime.agents.config import SemanticCacheConfig
+
+        SemanticCacheConfig.from_mapping(
+            {
+                "similarity_threshold": settings.similarity_threshold,
+                "max_error_rate": settings.max_error_rate,
+                "judge": settings.judge,
+            },
+            where,
+        )
+    return settings
+
+
+def _judge(value: object, field: str) -> object:
+    # Refused here, not at the first verified candidate: the tool would have run by then.
+    if not (isinstance(value, str) and value == "model"):
+        try:
+            return _as_for_agents(value, field)
+        except ConfigError:
+            pass  # the agents' message offers "model": say what a tool accepts instead
+    raise ConfigError(field, value, _JUDGE_ACCEPTED)
 
 
 @attrs.frozen(kw_only=True)
@@ -157,7 +196,13 @@ class ToolCacheSettings:
     - ``version``: part of the key; bump it when the tool's results change meaning;
     - ``passthrough``: with no runtime open, run the tool instead of raising NoRuntimeError;
     - ``similarity_threshold``, ``embedder``, ``semantic_param``: for ``strategy="semantic"``
-      (``semantic_param``: the text parameter; default: the only ``str`` key parameter).
+      (``semantic_param``: the text parameter; default: the only ``str`` key parameter);
+    - ``max_error_rate``: for ``strategy="semantic"`` without a threshold, at most this share of
+      results served by meaning may be wrong, in (0, 0.5] (``None``: 0.02); a threshold and a
+      bound together are refused, as for agents;
+    - ``judge``: who says whether a verified candidate's result would have been right:
+      ``"answer"`` (the answer judge, comparing the two results), or an async callable
+      ``(query, cached_result_text, fresh_result_text) -> bool``; its evidence is its own.
     """
 
     enabled: bool = True
@@ -174,6 +219,8 @@ class ToolCacheSettings:
     similarity_threshold: float | None = None
     embedder: str = "minilm"
     semantic_param: str | None = None
+    max_error_rate: float | None = None
+    judge: Literal["answer"] | Judge = attrs.field(default="answer", eq=False)
 
     @classmethod
     def checked(cls, where: str = "cache", **options: Any) -> ToolCacheSettings:
@@ -190,11 +237,13 @@ class ToolCacheSettings:
             "name": _name,
             "version": _version,
             "passthrough": _flag,
-            "similarity_threshold": _threshold,
+            "similarity_threshold": optional(similarity),
             "embedder": lambda value, field: _name(value, field) or "minilm",
             "semantic_param": lambda value, field: (
                 None if value is None else (_names([value], field) or (None,))[0]
             ),
+            "max_error_rate": _as_for_agents,
+            "judge": _judge,
         }
         parsed: dict[str, Any] = {}
         for option, value in options.items():
@@ -204,12 +253,24 @@ class ToolCacheSettings:
                     f"{where}.{option}", value, f"a known option: {', '.join(parsers)}"
                 )
             parsed[option] = parse(value, f"{where}.{option}")
-        return cls(**parsed)
+        return _check_mode(cls(**parsed), where)
 
     def merged(self, where: str, **options: Any) -> ToolCacheSettings:
-        """These settings with ``options`` (validated the same way) on top."""
+        """These settings with ``options`` (validated the same way) on top.
+
+        An override that chooses a mode replaces the mode of these settings: an agent's
+        ``tool_cache_config`` can set the bound of a tool whose ``@cache`` set a threshold, and
+        cannot unset that threshold otherwise. A ``max_error_rate`` drops the threshold; a
+        ``similarity_threshold`` drops the bound and the judge (the static mode judges nothing).
+        """
         overrides = ToolCacheSettings.checked(where, **options)
-        return attrs.evolve(self, **{option: getattr(overrides, option) for option in options})
+        changes = {option: getattr(overrides, option) for option in options}
+        if changes.get("max_error_rate") is not None:
+            changes.setdefault("similarity_threshold", None)
+        if changes.get("similarity_threshold") is not None:
+            changes.setdefault("max_error_rate", None)
+            changes.setdefault("judge", "answer")
+        return _check_mode(attrs.evolve(self, **changes), where)
 
 
 def _is_context_annotation(annotation: Any) -> bool:
@@ -625,15 +686,21 @@ async def _semantic_lookup(
     index = await semantic_index(runtime, layer.name, embedder=plan.settings.embedder)
     others = {parameter: value for parameter, value in values.items() if parameter != text_param}
     partition = f"{name}:{digest(plan.function.__module__, plan.settings.version, scope, others)}"
-    threshold = plan.settings.similarity_threshold
+    settings = plan.settings
+    threshold = settings.similarity_threshold
     pending = None
     if threshold is not None:
         hit = await index.lookup(partition, text, threshold=threshold)
     else:
-        # No threshold: the error-bound mode, as for agents' answers (docs/semantic.md).
+        # No threshold: the error-bound mode, as for agents' answers (docs/semantic.md), taught
+        # by the tool's judge only (its evidence is kept apart from other judges').
         from rgruntime.semantic.bounded import bounded_lookup
+        from rgruntime.semantic.judges import judge_identity
 
-        found = await bounded_lookup(index, TOOL_MAX_ERROR_RATE, partition, text)
+        bound = settings.max_error_rate or TOOL_MAX_ERROR_RATE
+        # model="": a tool's judge is never "model" (refused by the settings).
+        judge = judge_identity(settings.judge, model="")
+        found = await bounded_lookup(index, bound, partition, text, judge)
         hit, pending = found.hit, found.pending
     if hit is not None:
         record_read_of(layer, hit.key, hit.value)
@@ -645,7 +712,8 @@ async def _semantic_lookup(
         from rgruntime.semantic.bounded import answer_text, settle
         from rgruntime.semantic.judges import AnswerJudge
 
-        judge = AnswerJudge(index.cache.embedder)
+        chosen = settings.judge
+        verdict = AnswerJudge(index.cache.embedder) if isinstance(chosen, str) else chosen
         cached = answer_text(pending.hit.value)
-        await settle(pending, lambda: judge(text, cached, answer_text(value)))
+        await settle(pending, lambda: verdict(text, cached, answer_text(value)))
     return value
