@@ -445,11 +445,20 @@ def _tool_strategy(value: object, field: str) -> str:
     return str(value)
 
 
+def _tool_judge(value: object, field: str) -> object:
+    """A tool's judge, checked as ``@cache`` checks it (``"model"`` refused: a tool has none)."""
+    from rgruntime.tools.caching import ToolCacheSettings
+
+    return ToolCacheSettings.checked(field.rpartition(".")[0], judge=value).judge
+
+
 _TOOL_CACHE_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "enabled": boolean,
     "ttl": optional_duration,
     "cache_key_params": _param_names,
     "strategy": _tool_strategy,
+    "max_error_rate": optional(_error_rate),
+    "judge": _tool_judge,
 }
 
 
@@ -465,6 +474,10 @@ class ToolCacheOverride:
     ttl: float | None = None
     cache_key_params: tuple[str, ...] | None = None
     strategy: str | None = None
+    #: ``strategy="semantic"``: the error bound (replaces a threshold the tool's ``@cache`` set).
+    max_error_rate: float | None = None
+    #: ``strategy="semantic"``: "answer" or an async callable (query, cached, fresh) -> bool.
+    judge: Any = attrs.field(default=None, eq=False)
 
     def options(self) -> dict[str, Any]:
         """The overrides as :class:`~rgruntime.tools.ToolCacheSettings` options."""
@@ -477,6 +490,10 @@ class ToolCacheOverride:
             options["key_params"] = self.cache_key_params
         if self.strategy is not None:
             options["strategy"] = self.strategy
+        if self.max_error_rate is not None:
+            options["max_error_rate"] = self.max_error_rate
+        if self.judge is not None:
+            options["judge"] = self.judge
         return options
 
 
