@@ -110,12 +110,17 @@ def _judge(value: object, field: str) -> object:
     raise ConfigError(field, value, _JUDGE_ACCEPTED)
 
 
-def _one_mode(similarity_threshold: object, max_error_rate: object, where: str) -> None:
+def _one_mode(
+    similarity_threshold: object,
+    max_error_rate: object,
+    where: str,
+    threshold_field: str = "similarity_threshold",
+) -> None:
     if similarity_threshold is not None and max_error_rate:
         raise ConfigError(
             f"{where}.max_error_rate",
             max_error_rate,
-            "one mode: either similarity_threshold (static) or max_error_rate, not both",
+            f"one mode: either {threshold_field} (static) or max_error_rate, not both",
         )
 
 
@@ -228,13 +233,12 @@ def _one_response_mode(
     # bound beside it, one of the two would be silently ignored.
     if response.similarity_threshold is not None:
         _judged_mode(response.similarity_threshold, semantic.judge, f"{where}.semantic_cache")
-    if response.similarity_threshold is not None and semantic.max_error_rate:
-        raise ConfigError(
-            f"{where}.semantic_cache.max_error_rate",
-            semantic.max_error_rate,
-            f"one mode: either {where}.response_cache.similarity_threshold (static) or "
-            "semantic_cache.max_error_rate, not both",
-        )
+    _one_mode(
+        response.similarity_threshold,
+        semantic.max_error_rate,
+        f"{where}.semantic_cache",
+        threshold_field=f"{where}.response_cache.similarity_threshold",
+    )
 
 
 @attrs.frozen(kw_only=True)

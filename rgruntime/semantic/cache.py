@@ -279,6 +279,11 @@ class SemanticCache:
             return  # removed or added again while embedding
         await self._require_mailbox().ask(_Insert(partition, key, text, vector, token))
 
+    @property
+    def embedding_failures(self) -> int:
+        """Texts the embedder failed to embed so far (as in :meth:`stats`, without the rest)."""
+        return self._embedding_failures
+
     async def _embedded(self, text: str) -> Vectors:
         try:
             vectors = await self.embedder.embed([text])

@@ -188,7 +188,7 @@ class PartitionIndex:
         if not labels:
             return
         assert vectors is not None
-        self._check_shape(labels, vectors)
+        self._check_shape(len(labels), vectors)
         if self._graph is None and len(self) + len(labels) > self.settings.exact_limit:
             # Built outside the lock (the first graph of a partition takes ~0.5 s to build):
             # searches go on in the matrix meanwhile, and no other write can run.
@@ -209,14 +209,14 @@ class PartitionIndex:
             # Its slot stays in the graph, skipped by searches, until a new label takes the row.
             self._graph.mark_deleted(row)
 
-    def _check_shape(self, labels: list[int], vectors: Vectors) -> None:
-        if vectors.shape != (len(labels), self.dimension):
+    def _check_shape(self, count: int, vectors: Vectors) -> None:
+        if vectors.shape != (count, self.dimension):
             raise InvalidArgumentError(
-                "vectors", vectors.shape, f"shape ({len(labels)}, {self.dimension})"
+                "vectors", vectors.shape, f"shape ({count}, {self.dimension})"
             )
 
     def _add(self, labels: list[int], vectors: Vectors) -> None:
-        self._check_shape(labels, vectors)
+        self._check_shape(len(labels), vectors)
         if len(set(labels)) != len(labels):
             raise InvalidArgumentError("labels", labels, "distinct labels")
         for label in labels:
@@ -257,16 +257,20 @@ class PartitionIndex:
         assert self._rows.matrix is not None
         vectors = self._rows.matrix[live]
         projection = self._fit_projection(np.concatenate([vectors, incoming]))
-        graph = self._new_graph(
-            self.dimension if projection is None else projection.shape[1],
-            capacity=2 * (len(live) + len(incoming)),
-        )
-        if len(live):
-            graph.add_items(_project(vectors, projection), np.arange(len(live)), num_threads=1)
+        graph = self._graph_of(vectors, projection, capacity=2 * (len(live) + len(incoming)))
         rows = RowTable.of(
             self.dimension, self._rows.labels[live], None if projection is None else vectors
         )
         return _GraphStart(graph, projection, rows)
+
+    def _graph_of(self, vectors: Vectors, projection: Vectors | None, capacity: int) -> Any:
+        """A new graph holding ``vectors`` (projected with ``projection``) under rows 0, 1, ..."""
+        graph = self._new_graph(
+            self.dimension if projection is None else projection.shape[1], capacity
+        )
+        if len(vectors):
+            graph.add_items(_project(vectors, projection), np.arange(len(vectors)), num_threads=1)
+        return graph
 
     def _new_graph(self, dimension: int, capacity: int) -> Any:
         hnswlib = _import_hnswlib()
@@ -439,10 +443,7 @@ class PartitionIndex:
         vectors = None
         if meta["mode"] == "exact" or meta.get("projected"):
             vectors = np.ascontiguousarray(np.load(directory / "vectors.npy"), dtype=np.float32)
-            if vectors.shape != (len(labels), index.dimension):
-                raise InvalidArgumentError(
-                    "vectors", vectors.shape, f"shape ({len(labels)}, {index.dimension})"
-                )
+            index._check_shape(len(labels), vectors)
         index._rows = RowTable.of(index.dimension, labels, vectors)
         if meta["mode"] == "graph":
             projection = None
@@ -483,7 +484,7 @@ class PartitionIndex:
                     directory / "graph.bin", index.dimension, replace_deleted=True
                 )
                 vectors = np.ascontiguousarray(old.get_items(labels), dtype=np.float32)
-        index._check_shape(labels.tolist(), vectors)
+        index._check_shape(len(labels), vectors)
         index._rebuilt(labels, vectors, projection)
         return index
 
@@ -497,12 +498,8 @@ class PartitionIndex:
     def _rebuilt(self, labels: LabelArray, vectors: Vectors, projection: Vectors | None) -> None:
         """Become a graph of ``vectors`` under ``labels``, projected with ``projection``."""
         self._rows = RowTable.of(self.dimension, labels, None if projection is None else vectors)
-        graph = self._new_graph(
-            self.dimension if projection is None else projection.shape[1], 2 * len(labels)
-        )
-        if len(labels):
-            graph.add_items(_project(vectors, projection), np.arange(len(labels)), num_threads=1)
-        self._graph, self._projection = graph, projection
+        self._graph = self._graph_of(vectors, projection, capacity=2 * len(labels))
+        self._projection = projection
 
 
 @attrs.frozen

@@ -149,7 +149,7 @@ class LayerSemanticIndex:
     def _embedding_failed(self, consequence: str, error: EmbeddingFailedError) -> None:
         # Logged at the first failure and every 100th after: an embedding server that is down
         # fails every request's lookup, and one line each would bury the log.
-        failures = self.cache.stats().embedding_failures
+        failures = self.cache.embedding_failures
         if failures % _LOG_EVERY == 1:
             logger.warning(
                 "layer %r: %s; %s (failures so far: %d; see stats().embedding_failures)",
